@@ -1,0 +1,111 @@
+"""The seam between the server core and its feature managers (channels, rooms, presence, records).
+
+The core (:mod:`mesh_server.server`) owns sockets, sessions, the command pipeline, liveness and the
+backend's lifecycle. Each feature manager plugs into it through :class:`Feature`: it contributes
+built-in ``mesh/*`` command handlers, routes for backend pub/sub messages, and cleanup / pong
+hooks. Managers see the core only through :class:`ServerCore`, so they do not depend on the
+transport and the core does not depend on any feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import logging
+
+    from mesh_sdk.contract import ContractIndex
+    from mesh_server.backends.base import Backend
+    from mesh_server.limits import Limits
+
+__all__ = [
+    "BuiltinHandler",
+    "ConnectionLike",
+    "Feature",
+    "MessageRoute",
+    "ServerCore",
+]
+
+
+@runtime_checkable
+class ConnectionLike(Protocol):
+    """What feature managers may do with a local connection."""
+
+    @property
+    def id(self) -> str:
+        """The connection id (PROTOCOL §5.2)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closing or closed (cleanup runs exactly once after)."""
+
+    def send(self, frame: bytes) -> None:
+        """Queue an encoded frame without blocking (bounded; overflow closes with 4001)."""
+
+
+BuiltinHandler = Callable[[ConnectionLike, Any], Awaitable[Any]]
+"""A built-in command: ``(connection, validated request model) -> response payload``.
+
+The core validates the payload against the built-in contract before calling it, runs the
+built-ins of one connection in arrival order (PROTOCOL §3.4), and encodes the returned value.
+Raising :class:`mesh_sdk.protocol.errors.MeshError` sends that error.
+"""
+
+MessageRoute = Callable[[str, bytes], None]
+"""Receives backend pub/sub messages ``(channel, data)`` whose channel matches a route prefix."""
+
+
+class ServerCore(Protocol):
+    """The parts of the server core that feature managers use."""
+
+    @property
+    def backend(self) -> Backend:
+        """The coordination backend (started)."""
+
+    @property
+    def namespace(self) -> str:
+        """Internal key/channel prefix (PROTOCOL §9.2)."""
+
+    @property
+    def limits(self) -> Limits:
+        """Configured limits (PROTOCOL §15)."""
+
+    @property
+    def contract(self) -> ContractIndex | None:
+        """The application contract, if any."""
+
+    @property
+    def log(self) -> logging.Logger:
+        """The server's logger."""
+
+    def local_connection(self, connection_id: str) -> ConnectionLike | None:
+        """Return the open local connection with this id, if any."""
+
+    def deliver(self, connection_ids: Iterable[str], frame: bytes) -> None:
+        """Write one encoded frame to each open local connection among ``connection_ids``."""
+
+    def now_ms(self) -> int:
+        """Current wall-clock time in integer ms (for event timestamps)."""
+
+
+class Feature(Protocol):
+    """A feature manager plugged into the core."""
+
+    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+        """Return the ``mesh/*`` commands this feature answers."""
+
+    def message_routes(self) -> Mapping[str, MessageRoute]:
+        """Return channel-prefix → handler for backend messages (longest prefix wins).
+
+        The empty prefix ``""`` receives application channels (anything not internal).
+        """
+
+    async def on_disconnect(self, connection: ConnectionLike) -> None:
+        """Release this feature's local state for a closing connection (PROTOCOL §5.3)."""
+
+    async def on_pong(self, connection: ConnectionLike) -> None:
+        """React to a pong (presence refresh, §10.3)."""
+
+    async def on_backend_recovered(self) -> None:
+        """Re-establish backend subscriptions / push current state after a backend outage."""

@@ -1,0 +1,52 @@
+"""Configurable limits and intervals (PROTOCOL §6, §10.3, §13, §15), with the protocol defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every limit of the server; each is a :class:`mesh_server.MeshServer` keyword option too.
+
+    Attributes:
+        max_message_size: Inbound frame limit in bytes → close 1009.
+        max_outbound_frames: Frames queued for one connection → close 4001 (slow consumer).
+        max_outbound_bytes: Bytes queued for one connection, transport buffer included → 4001.
+        max_inflight_requests: Requests running per connection before reading pauses.
+        max_malformed_frames: Malformed frames tolerated per ``malformed_window_ms`` → close 1008.
+        malformed_window_ms: Window of the malformed-frame count.
+        rate_limit: Token-bucket rate in requests/s (``None``: off).
+        rate_burst: Token-bucket capacity.
+        rate_abuse_rejections: Rejections in ``rate_abuse_window_ms`` that close with 1008.
+        rate_abuse_window_ms: Window of the abuse count.
+        max_subscriptions: Channels + records + presence + rooms per connection → ``ETOOLARGE``.
+        max_name_length: Longest channel/room/record name → ``EVALIDATION``.
+        max_history: History requests are clamped to this.
+        max_record_size: Serialized record value limit → ``ETOOLARGE``.
+        max_metadata_size: Client-set metadata limit → ``ETOOLARGE``.
+        max_presence_state_size: Presence state limit → ``ETOOLARGE``.
+        max_connections: Connections per instance (``None``: unlimited) → HTTP 503.
+        backend_timeout_ms: Deadline of one backend operation → ``EUNAVAILABLE``.
+    """
+
+    max_message_size: int = 1024 * 1024
+    max_outbound_frames: int = 1000
+    max_outbound_bytes: int = 8 * 1024 * 1024
+    max_inflight_requests: int = 100
+    max_malformed_frames: int = 10
+    malformed_window_ms: int = 60_000
+    rate_limit: float | None = None
+    rate_burst: int = 20
+    rate_abuse_rejections: int = 100
+    rate_abuse_window_ms: int = 10_000
+    max_subscriptions: int = 1000
+    max_name_length: int = 512
+    max_history: int = 1000
+    max_record_size: int = 1024 * 1024
+    max_metadata_size: int = 64 * 1024
+    max_presence_state_size: int = 64 * 1024
+    max_connections: int | None = None
+    backend_timeout_ms: int = 5000
