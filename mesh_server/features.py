@@ -88,6 +88,29 @@ class ServerCore(Protocol):
     def now_ms(self) -> int:
         """Current wall-clock time in integer ms (for event timestamps)."""
 
+    @property
+    def ping_interval(self) -> int:
+        """The liveness ping interval in ms (presence TTLs must exceed it, §10.3)."""
+
+    @property
+    def max_missed_pongs(self) -> int:
+        """Missed pongs tolerated before close 4000 (§6)."""
+
+    def index_join(self, room: str, connection_id: str) -> None:
+        """Record a local connection's room membership in the local room index (§13.2)."""
+
+    def index_leave(self, room: str, connection_id: str) -> None:
+        """Drop a local connection's room membership from the local room index."""
+
+    def index_clear(self, room: str) -> None:
+        """Drop a room from the local room index (room cleared)."""
+
+    def local_room_members(self, room: str) -> set[str]:
+        """Return the local connection ids that are members of ``room``."""
+
+    def resolve_connection(self, conn_or_id: ConnectionLike | str) -> str:
+        """Return the connection id of a connection object or id."""
+
 
 class Feature(Protocol):
     """A feature manager plugged into the core."""
@@ -109,3 +132,9 @@ class Feature(Protocol):
 
     async def on_backend_recovered(self) -> None:
         """Re-establish backend subscriptions / push current state after a backend outage."""
+
+    async def start(self) -> None:
+        """Start background work (e.g. the presence sweep) once the backend is started."""
+
+    async def stop(self) -> None:
+        """Stop background work; called before the backend closes."""
