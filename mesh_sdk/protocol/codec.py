@@ -21,6 +21,7 @@ from mesh_sdk.protocol.errors import MeshError, error_from_wire
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "LIVENESS_COMMANDS",
+    "ClientFrame",
     "ErrorResponse",
     "Liveness",
     "Malformed",
@@ -28,7 +29,6 @@ __all__ = [
     "Request",
     "Response",
     "ServerFrame",
-    "ClientFrame",
     "decode_client_frame",
     "decode_server_frame",
     "dumps",
@@ -69,16 +69,24 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         try:
-            text = data.decode("utf-8") if isinstance(data, bytes | bytearray | memoryview) else data
+            text = (
+                data.decode("utf-8") if isinstance(data, bytes | bytearray | memoryview) else data
+            )
             if isinstance(data, str):
                 text.encode("utf-8")  # lone surrogates are not valid UTF-8 text
-            return json.loads(text, parse_constant=_reject_constant)
+            value = json.loads(text, parse_constant=_reject_constant)
+            # orjson refuses escaped lone surrogates ("\ud800"); so do we: not valid UTF-8.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            return value
         except (ValueError, UnicodeError, RecursionError):
             raise JSONDecodeError(str(exc)) from None
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize ``value`` as compact JSON bytes (no NaN/Infinity ever emitted).
+    """Serialize ``value`` as compact JSON bytes.
+
+    NaN and ±Infinity are never emitted (PROTOCOL §2): like JavaScript's ``JSON.stringify``,
+    they become ``null``.
 
     Raises:
         TypeError: ``value`` is not representable as strict JSON.

@@ -13,8 +13,8 @@ human message, plus optional ``details``. One subclass exists per code of the co
     ├── RateLimitError             ERATELIMIT    RateLimitError    details: {"retryAfterMs"}
     ├── TooLargeError              ETOOLARGE     TooLargeError     details: {"limit"}
     ├── UnknownError               EUNKNOWN      UnknownError
-    ├── MeshTimeoutError           ETIMEOUT      TimeoutError      client side only (also TimeoutError)
-    └── MeshConnectionError        ECONNECTION   ConnectionError   client side only (also ConnectionError)
+    ├── MeshTimeoutError           ETIMEOUT      TimeoutError      client only; a TimeoutError
+    └── MeshConnectionError        ECONNECTION   ConnectionError   client only; a ConnectionError
 
 This module imports no asyncio, websockets or redis: it is part of the sans-I/O core.
 """
@@ -112,7 +112,7 @@ class MeshError(Exception):
 
     @classmethod
     def from_wire(cls, obj: Any) -> MeshError:
-        """Build the matching subclass from a wire ``error`` object (see :func:`error_from_wire`)."""
+        """Build the matching subclass from a wire ``error`` object (:func:`error_from_wire`)."""
         return error_from_wire(obj)
 
 
@@ -238,9 +238,8 @@ def error_from_wire(obj: Any) -> MeshError:
     """
     if not isinstance(obj, dict):
         return UnknownError(str(obj) if obj is not None else "Unknown error")
-    message = obj.get("error")
-    if not isinstance(message, str):
-        message = obj.get("message") if isinstance(obj.get("message"), str) else ""
+    raw_message = obj.get("error", obj.get("message"))
+    message = raw_message if isinstance(raw_message, str) else ""
     name = obj.get("name") if isinstance(obj.get("name"), str) else None
     code = obj.get("code")
     details = obj.get("details")

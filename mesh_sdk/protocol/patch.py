@@ -69,9 +69,10 @@ def diff(old: Any, new: Any) -> list[dict[str, Any]]:
     kind change at the root, is one root ``replace``. Never empty: equal values give a root
     ``replace`` (callers skip unchanged writes before diffing).
     """
-    if isinstance(old, dict) and isinstance(new, dict) or isinstance(old, list) and isinstance(
-        new, list
-    ):
+    same_kind = (isinstance(old, dict) and isinstance(new, dict)) or (
+        isinstance(old, list) and isinstance(new, list)
+    )
+    if same_kind:
         ops: list[dict[str, Any]] = []
         _diff_into(old, new, "", ops)
         if ops:

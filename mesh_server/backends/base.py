@@ -117,7 +117,7 @@ class Backend(ABC):
 
     @abstractmethod
     async def start(self, instance_id: str, on_message: MessageHandler) -> None:
-        """Connect, register the instance (heartbeat) and subscribe its inbox and broadcast channels.
+        """Connect, register the instance (heartbeat), subscribe its inbox and broadcast channels.
 
         Args:
             instance_id: Unique id of this process start (PROTOCOL §13.1).

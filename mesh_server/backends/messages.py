@@ -1,4 +1,4 @@
-"""Internal pub/sub channel names and message layouts shared by all backends and the server.
+r"""Internal pub/sub channel names and message layouts shared by all backends and the server.
 
 Every backend publishes byte-compatible messages, so the server decodes them in one place.
 
@@ -15,7 +15,7 @@ Channels (``ns`` = namespace, default ``mesh:``):
 * ``{ns}record:{record_id}`` — ``{"t":"update","recordId","version","value","patch"}`` or
   ``{"t":"deleted","recordId","version"}`` (JSON).
 
-An *envelope* is ``<compact JSON header>\\n<body bytes>``; compact JSON never holds a raw newline.
+An *envelope* is ``<compact JSON header>\n<body bytes>``; compact JSON never holds a raw newline.
 """
 
 from __future__ import annotations

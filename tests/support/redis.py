@@ -11,7 +11,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 from tests.support.timing import TIMEOUT
 
@@ -48,13 +47,20 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self._dir.name,
-                "--protected-mode", "no",
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir.name,
+                "--protected-mode",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -105,6 +111,4 @@ class RedisServer:
             stats = client.info("commandstats")
         finally:
             client.close()
-        return {
-            key.removeprefix("cmdstat_"): int(value["calls"]) for key, value in stats.items()
-        }
+        return {key.removeprefix("cmdstat_"): int(value["calls"]) for key, value in stats.items()}
