@@ -1,0 +1,122 @@
+"""Instance heartbeats, dead-instance sweeps, self-fencing and close (PROTOCOL §13.3–§13.5)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mesh_server.backends.base import DeadInstanceReport, PresenceSnapshot
+from tests.conformance.conftest import Cluster, Node
+from tests.conformance.events import presence_events, watch_presence
+
+
+async def sweep_instances(nodes: list[Node]) -> list[DeadInstanceReport]:
+    """Run ``sweep_dead_instances`` on every node concurrently; return all reports."""
+    results = await asyncio.gather(*(node.backend.sweep_dead_instances() for node in nodes))
+    return [report for reports in results for report in reports]
+
+
+async def claim_dead(cluster: Cluster, survivors: list[Node]) -> list[DeadInstanceReport]:
+    """Let short heartbeats lapse and sweep concurrently until something is claimed."""
+    cluster.lapse(cluster.short_ttl)
+    rounds = await cluster.until(lambda: sweep_instances(survivors), bool)
+    return [report for reports in rounds for report in reports]
+
+
+async def test_heartbeat_of_a_live_instance(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    assert await a.backend.heartbeat(cluster.long_ttl) is True
+    assert await a.backend.heartbeat(cluster.long_ttl) is True
+    assert await b.backend.heartbeat(cluster.long_ttl) is True
+    assert await sweep_instances([a, b]) == []
+
+
+async def test_dead_instance_is_claimed_once_and_cleaned(cluster: Cluster) -> None:
+    dead, *survivors = await cluster.start(4)
+    watcher = survivors[0]
+    await watch_presence(watcher, "t1")
+    await watch_presence(watcher, "t2")
+    for node in survivors:
+        assert await node.backend.heartbeat(cluster.long_ttl) is True
+    await dead.backend.register_connection("conn-d1", {"user": "d1"})
+    await dead.backend.register_connection("conn-d2")
+    await survivors[1].backend.register_connection("conn-live", {"user": "live"})
+    await dead.backend.join_room("t1", "conn-d1", cluster.long_ttl)
+    await dead.backend.join_room("t2", "conn-d1", cluster.long_ttl)
+    await dead.backend.join_room("plain", "conn-d2", None)
+    await survivors[1].backend.join_room("t1", "conn-live", cluster.long_ttl)
+    await dead.backend.set_presence_state("t1", "conn-d1", "busy")
+    assert await dead.backend.heartbeat(cluster.short_ttl) is True
+
+    reports = await claim_dead(cluster, survivors)
+
+    assert reports == [DeadInstanceReport(dead.instance_id, ["conn-d1", "conn-d2"])]
+    assert await sweep_instances(survivors) == []
+    assert await presence_events(watcher, "t1") == [
+        ("join", "conn-d1"),
+        ("join", "conn-live"),
+        ("state", "conn-d1", "busy"),
+        ("leave", "conn-d1"),
+    ]
+    assert await presence_events(watcher, "t2") == [("join", "conn-d1"), ("leave", "conn-d1")]
+    for node in survivors:
+        assert await node.backend.all_connection_ids() == ["conn-live"]
+        assert await node.backend.connection_instance("conn-d1") is None
+        assert await node.backend.get_connection_metadata("conn-d1") is None
+        assert await node.backend.get_all_connection_metadata() == {"conn-live": {"user": "live"}}
+        assert await node.backend.connection_rooms("conn-d1") == []
+        assert await node.backend.connection_rooms("conn-d2") == []
+        assert await node.backend.all_rooms() == ["t1"]
+        assert await node.backend.presence_snapshot("t1") == PresenceSnapshot(["conn-live"], {})
+        assert await node.backend.send_to_connection("conn-d2", b"x") is False
+
+    # PROTOCOL §13.5: the presumed-dead instance learns it from its next heartbeat.
+    assert await dead.backend.heartbeat(cluster.long_ttl) is False
+    assert await dead.backend.heartbeat(cluster.long_ttl) is True, "re-registered"
+    assert await sweep_instances(survivors) == []
+
+
+async def test_lapsed_heartbeat_fences_before_any_sweep(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    await b.backend.heartbeat(cluster.long_ttl)
+    await a.backend.register_connection("conn-a")
+    await a.backend.register_connection("conn-witness")
+    assert await a.backend.heartbeat(cluster.short_ttl) is True
+    # The witness's presence deadline is later than the heartbeat's, on the same store clock.
+    await a.backend.join_room("clock", "conn-witness", cluster.short_ttl)
+    cluster.lapse(cluster.short_ttl)
+    await cluster.until(b.backend.sweep_presence, lambda n: n > 0)
+
+    assert await a.backend.heartbeat(cluster.long_ttl) is False
+    assert await a.backend.heartbeat(cluster.long_ttl) is True
+    assert await b.backend.sweep_dead_instances() == []
+    assert await b.backend.connection_instance("conn-a") == a.instance_id
+
+
+async def test_close_deregisters_and_cleans_leftover_connections(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    await watch_presence(b, "game")
+    await b.backend.heartbeat(cluster.long_ttl)
+    await a.backend.register_connection("conn-left", {"k": 1})
+    await a.backend.join_room("game", "conn-left", cluster.long_ttl)
+    await b.backend.register_connection("conn-b")
+
+    await a.backend.close()
+
+    assert await presence_events(b, "game") == [("join", "conn-left"), ("leave", "conn-left")]
+    assert await b.backend.all_connection_ids() == ["conn-b"]
+    assert await b.backend.get_connection_metadata("conn-left") is None
+    assert await b.backend.all_rooms() == []
+    assert await b.backend.sweep_dead_instances() == []
+    assert await b.backend.send_to_connection("conn-left", b"x") is False
+
+
+async def test_closed_instance_receives_nothing(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    await a.backend.subscribe("chan")
+    await b.backend.subscribe("chan")
+    await a.backend.close()
+    await b.backend.publish("chan", b"after-close")
+    await b.backend.broadcast(b"frame")
+    assert await b.recorder.next("chan") == b"after-close"
+    await b.recorder.drain(b.backend, cluster.broadcast_channel)
+    assert [ch for ch, _ in a.recorder.log if ch in ("chan", cluster.broadcast_channel)] == []
