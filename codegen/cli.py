@@ -1,0 +1,142 @@
+"""The ``codegen`` command: generate (or ``--check``) a package from a contract directory.
+
+Exit codes: 0 success (or up to date), 1 ``--check`` found differences, 2 invalid contract or
+usage error, 3 generator not installed. Contract problems are printed one per line as
+``file: /json/pointer: message``, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Final, TextIO
+
+from codegen.loader import ContractError, load_contract
+from codegen.render import MARKER, MissingGeneratorError, render
+
+__all__ = ["codegen_command", "compare_trees", "generate"]
+
+INSTALL_HINT: Final = (
+    "codegen needs datamodel-code-generator and black: pip install 'mesh-py[codegen]'"
+)
+IGNORED: Final = frozenset({"__pycache__"})
+
+
+def _relative(path: Path) -> str:
+    """Path as written in headers: relative to the working directory when possible, POSIX."""
+    try:
+        return Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return path.name
+
+
+def generate(contract_dir: Path, out: Path) -> dict[str, str]:
+    """Load, meta-check and render ``contract_dir``; return ``{relative path: text}``.
+
+    Header paths are relative to the working directory, so run from the repository root for
+    reproducible output.
+
+    Raises:
+        ContractError: The contract is invalid.
+        MissingGeneratorError: datamodel-code-generator or black is missing.
+    """
+    contract = load_contract(contract_dir)
+    rel_contract = _relative(contract_dir)
+    command = f"python -m codegen {rel_contract} --out {_relative(out)}"
+    return render(contract, rel_contract, command)
+
+
+def _existing(out: Path) -> dict[str, str]:
+    files: dict[str, str] = {}
+    if not out.is_dir():
+        return files
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if path.is_file() and not IGNORED.intersection(rel.parts):
+            files[rel.as_posix()] = path.read_text(encoding="utf-8", errors="replace")
+    return files
+
+
+def compare_trees(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
+    """Return human-readable differences (missing, extra, changed with unified diff)."""
+    lines: list[str] = []
+    for rel in sorted(set(expected) | set(actual)):
+        if rel not in actual:
+            lines.append(f"missing: {rel}")
+        elif rel not in expected:
+            lines.append(f"extra: {rel}")
+        elif expected[rel] != actual[rel]:
+            lines.append(f"changed: {rel}")
+            lines.extend(
+                difflib.unified_diff(
+                    actual[rel].splitlines(),
+                    expected[rel].splitlines(),
+                    fromfile=f"{rel} (on disk)",
+                    tofile=f"{rel} (generated)",
+                    lineterm="",
+                )
+            )
+    return lines
+
+
+def _write(out: Path, files: dict[str, str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for rel in sorted(set(_existing(out)) - set(files)):
+        (out / rel).unlink()
+    for rel, text in files.items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != text.encode("utf-8"):
+            target.write_bytes(text.encode("utf-8"))
+    for path in sorted(out.rglob("*"), reverse=True):
+        if path.is_dir() and path.name in IGNORED:
+            shutil.rmtree(path)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def codegen_command(
+    contract_dir: Path, out: Path, check: bool, *, stdout: TextIO | None = None
+) -> int:
+    """Generate ``out`` from ``contract_dir`` (or compare with ``check``); return the exit code.
+
+    Args:
+        contract_dir: The contract directory (contract/README.md).
+        out: The package directory codegen owns entirely (it deletes stale files). A non-empty
+            directory without codegen's marker file is refused.
+        check: Compare only; exit 1 and print a diff when ``out`` is not up to date.
+        stdout: Stream for messages (default: ``sys.stdout``; problems go there too).
+
+    Returns:
+        0, 1 (check found differences), 2 (bad contract or output folder) or 3 (no generator).
+    """
+    stream = stdout if stdout is not None else sys.stdout
+    try:
+        files = generate(contract_dir, out)
+    except ContractError as exc:
+        print(f"invalid contract {contract_dir}: {len(exc.problems)} problem(s)", file=stream)
+        for problem in exc.problems:
+            print(problem, file=stream)
+        return 2
+    except MissingGeneratorError:
+        print(INSTALL_HINT, file=stream)
+        return 3
+    existing = _existing(out)
+    if check:
+        differences = compare_trees(files, existing)
+        if differences:
+            print(f"{out} is out of date with {contract_dir}:", file=stream)
+            for line in differences:
+                print(line, file=stream)
+            return 1
+        print(f"{out} is up to date", file=stream)
+        return 0
+    if existing and MARKER not in existing:
+        print(f"refusing to overwrite {out}: it has no {MARKER} marker file", file=stream)
+        return 2
+    _write(out, files)
+    print(f"generated {len(files)} files in {out}", file=stream)
+    return 0

@@ -1,0 +1,227 @@
+"""Render a loaded contract into a generated package (models, facade, contract index).
+
+Models come from datamodel-code-generator run on one *bundle* schema: every titled root and
+``$defs`` entry of the contract, keyed by title, with relative ``$ref`` rewritten to
+``#/$defs/<Title>`` and string formats replaced by references to the runtime format types of
+:mod:`mesh_sdk.contract` (via ``--type-overrides``). The facade and the contract index are Python
+string templates (:mod:`codegen.templates`). Everything iterates in sorted order; output is
+formatted with the pinned black and is byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+from codegen import templates
+from codegen.loader import FORMAT_TYPES, Contract, Entry, pascal, snake
+
+__all__ = ["DCG_OPTIONS", "MissingGeneratorError", "render"]
+
+DCG_OPTIONS: Final = (
+    "--input-file-type=jsonschema",
+    "--output-model-type=pydantic_v2.BaseModel",
+    "--use-annotated",
+    "--field-constraints",
+    "--use-union-operator",
+    "--use-standard-collections",
+    "--use-title-as-name",
+    "--enum-field-as-literal=all",
+    "--strict-nullable",
+    "--disable-timestamp",
+    "--strict-types",
+    "str",
+    "int",
+    "float",
+    "bool",
+    "--collapse-root-models",
+    "--base-class=mesh_sdk.contract.ContractModel",
+    "--use-schema-description",
+    "--use-double-quotes",
+    "--target-python-version=3.11",
+    "--formatters",
+    "black",
+    "isort",
+)
+"""datamodel-code-generator options (contract/README.md explains each choice)."""
+
+BUNDLE_TITLE: Final = "ContractRoot"
+MARKER: Final = ".mesh-codegen"
+
+
+class MissingGeneratorError(RuntimeError):
+    """datamodel-code-generator (or black) is not installed."""
+
+
+def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
+    defs: dict[str, Any] = {}
+    overrides: dict[str, str] = {}
+    by_location = {
+        key: d.title
+        for key, d in contract.definitions.items()
+        if key[1] == "" or (key[1].count("/") == 2 and key[1].startswith("/$defs/"))
+    }
+
+    def resolve(file: str, ref: str) -> str:
+        file_part, _, fragment = ref.partition("#")
+        if file_part:
+            parts: list[str] = []
+            for part in [*Path(file).parent.parts, *file_part.split("/")]:
+                if part == "..":
+                    parts.pop()
+                elif part not in ("", "."):
+                    parts.append(part)
+            target = "/".join(parts)
+        else:
+            target = file
+        return by_location[(target, fragment)]
+
+    def rewrite(node: Any, file: str, top: bool) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item, file, False) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key in sorted(node):
+            if key in ("$schema", "$id", "$comment", "examples") or key.startswith("x-mesh-"):
+                continue
+            if key == "$defs" and top:
+                continue
+            value = node[key]
+            if key == "$ref":
+                out[key] = "#/$defs/" + resolve(file, value)
+            elif key in ("properties", "$defs"):
+                out[key] = {name: rewrite(value[name], file, False) for name in sorted(value)}
+            elif key in ("enum", "const", "default", "required"):
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = rewrite(value, file, False)
+        fmt = out.get("format")
+        if isinstance(fmt, str) and fmt in FORMAT_TYPES:
+            name = "MeshFormat" + FORMAT_TYPES[fmt]
+            overrides[name] = "mesh_sdk.contract." + FORMAT_TYPES[fmt]
+            ref = {"$ref": "#/$defs/" + name}
+            types = out.get("type")
+            replaced: dict[str, Any] = (
+                {"anyOf": [ref, {"type": "null"}]}
+                if isinstance(types, list) and "null" in types
+                else dict(ref)
+            )
+            for keep in ("title", "description"):
+                if keep in out and not top:
+                    replaced[keep] = out[keep]
+            if top:
+                replaced = {"title": out["title"], "allOf": [ref]}
+            return replaced
+        return out
+
+    for (file, _pointer), title in sorted(by_location.items(), key=lambda kv: kv[1]):
+        schema = contract.definitions[(file, _pointer)].schema
+        defs[title] = rewrite(schema, file, True)
+    for name in sorted(overrides):
+        defs[name] = {"title": name, "type": "string"}
+    bundle = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": BUNDLE_TITLE,
+        "$defs": dict(sorted(defs.items())),
+    }
+    return bundle, dict(sorted(overrides.items()))
+
+
+def header(rel_contract: str, command: str) -> str:
+    """The header every generated file starts with (STYLE.md "Generated code")."""
+    return (
+        f"# @generated by codegen from {rel_contract} — DO NOT EDIT.\n"
+        f"# Regenerate with: {command}\n"
+    )
+
+
+def _run_dcg(bundle: dict[str, Any], overrides: dict[str, str], head: str) -> str:
+    try:
+        import datamodel_code_generator  # noqa: F401
+    except ImportError as exc:
+        raise MissingGeneratorError(str(exc)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "contract.json"
+        source.write_text(json.dumps(bundle, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        target = Path(tmp) / "models.py"
+        args = [
+            sys.executable,
+            "-m",
+            "datamodel_code_generator",
+            f"--input={source.name}",
+            f"--output={target.name}",
+            f"--custom-file-header={head.rstrip()}",
+            *DCG_OPTIONS,
+        ]
+        if overrides:
+            args.append("--type-overrides=" + json.dumps(overrides, sort_keys=True))
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"datamodel-code-generator failed:\n{proc.stderr}")
+        return target.read_text(encoding="utf-8")
+
+
+def _black(source: str) -> str:
+    try:
+        import black
+    except ImportError as exc:  # pragma: no cover - black is pinned with the codegen extra
+        raise MissingGeneratorError(str(exc)) from None
+    mode = black.Mode(line_length=100, target_versions={black.mode.TargetVersion.PY311})
+    return black.format_str(source, mode=mode)
+
+
+def _params(entry: Entry) -> list[str]:
+    import re
+
+    return re.findall(r"\{([^{}]*)\}", entry.template)
+
+
+def render(contract: Contract, rel_contract: str, command: str) -> dict[str, str]:
+    """Return ``{relative path: text}`` of the generated package.
+
+    Raises:
+        MissingGeneratorError: datamodel-code-generator or black is missing.
+    """
+    head = header(rel_contract, command)
+    bundle, overrides = _bundle(contract)
+    models = _run_dcg(bundle, overrides, head)
+    name = contract.name
+    ctx = templates.Context(name=name, header=head)
+    commands = contract.entries_of("commands")
+    channels = sorted(contract.entries_of("channels"), key=lambda e: e.file)
+    records = sorted(contract.entries_of("records"), key=lambda e: e.file)
+    pushes = contract.entries_of("pushes")
+    index = templates.contract_index(
+        ctx,
+        [(e.wire, e.request, e.response, e.description) for e in commands],
+        [(pascal(e.stem), e.pattern, e.template, e.title) for e in channels],
+        [(pascal(e.stem), e.pattern, e.template, e.title, e.writable) for e in records],
+        [(e.wire, e.title) for e in pushes],
+    )
+    facade = templates.facade(
+        ctx,
+        [(snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands],
+        [(snake(e.stem), e.title, _params(e), e.template) for e in channels],
+        [(snake(e.stem), e.title, _params(e), e.template) for e in records],
+    )
+    files = {
+        "models.py": models,
+        "contract_index.py": _black(index),
+        "facade.py": _black(facade),
+        "__init__.py": _black(templates.package_init(ctx)),
+        MARKER: head,
+    }
+    return {path: _normalise(text) for path, text in sorted(files.items())}
+
+
+def _normalise(text: str) -> str:
+    text = text.replace("\r\n", "\n")
+    return text.rstrip("\n") + "\n"

@@ -1,0 +1,218 @@
+"""String templates of the generated ``facade.py``, ``contract_index.py`` and ``__init__.py``.
+
+Plain ``str.format``/f-strings (no Jinja): the output is reformatted by the pinned black anyway.
+Every value is embedded with ``repr`` so escaping is Python's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Context", "contract_index", "facade", "package_init"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Values shared by all templates."""
+
+    name: str
+    header: str
+
+
+def _doc(text: str) -> str:
+    text = " ".join(text.split()).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return text.rstrip(".") + "." if text else ""
+
+
+def contract_index(
+    ctx: Context,
+    commands: list[tuple[str, str, str, str]],
+    channels: list[tuple[str, str, str, str]],
+    records: list[tuple[str, str, str, str, bool]],
+    pushes: list[tuple[str, str]],
+) -> str:
+    """Render ``contract_index.py``."""
+    cmd = "".join(
+        f"        CommandSpec({w!r}, models.{req}, models.{resp}, {d!r}),\n"
+        for w, req, resp, d in commands
+    )
+    chan = "".join(
+        f"        ChannelSpec({n!r}, re.compile({p!r}), {t!r}, models.{m}),\n"
+        for n, p, t, m in channels
+    )
+    rec = "".join(
+        f"        RecordSpec({n!r}, re.compile({p!r}), {t!r}, models.{m}, writable={w!r}),\n"
+        for n, p, t, m, w in records
+    )
+    push = "".join(f"        PushSpec({w!r}, models.{m}),\n" for w, m in pushes)
+    return f'''{ctx.header}
+"""Contract index of {ctx.name}: wire name → command/push spec, name pattern → channel/record."""
+
+from __future__ import annotations
+
+import re
+
+from mesh_sdk.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
+
+from . import models
+
+__all__ = ["CONTRACT"]
+
+CONTRACT: ContractIndex = ContractIndex(
+    name={ctx.name!r},
+    command_specs=(
+{cmd}    ),
+    channel_specs=(
+{chan}    ),
+    record_specs=(
+{rec}    ),
+    push_specs=(
+{push}    ),
+)
+"""Everything the {ctx.name} contract declares (see :class:`mesh_sdk.contract.ContractIndex`)."""
+'''
+
+
+def _kwargs(params: list[str]) -> str:
+    return "".join(f"{p}: str, " for p in params)
+
+
+def _sig(params: list[str]) -> str:
+    return "*, " + _kwargs(params) if params else ""
+
+
+def _call(params: list[str]) -> str:
+    return ", ".join(f"{p}={p}" for p in params)
+
+
+def facade(
+    ctx: Context,
+    commands: list[tuple[str, str, str, str, str]],
+    channels: list[tuple[str, str, list[str], str]],
+    records: list[tuple[str, str, list[str], str]],
+) -> str:
+    """Render ``facade.py``."""
+    n = ctx.name
+    parts: list[str] = [
+        f'''{ctx.header}
+"""Typed client facade of {n}: one delegating call per stub into :mod:`mesh_sdk.facade`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mesh_sdk.facade import (
+    ChangeHandler,
+    ChannelGroup,
+    ChannelSubscriptionLike,
+    CommandGroup,
+    FacadeClient,
+    MeshClientLike,
+    MessageHandler,
+    RecordGroup,
+    RecordSubscriptionLike,
+)
+
+from . import models
+from .contract_index import CONTRACT
+
+'''
+    ]
+    exports = [f"{n}Client", f"{n}Commands", f"{n}Channels", f"{n}Records"]
+    for index, (method, _title, params, template) in enumerate(channels):
+        exports.append(f"channel_name_{method}")
+        parts.append(
+            f'''
+def channel_name_{method}({_sig(params)}) -> str:
+    """Return the channel name ``{template}`` for the given parameters."""
+    return CONTRACT.channels[{index}].build_name({_call(params)})
+
+'''
+        )
+    for index, (method, _title, params, template) in enumerate(records):
+        exports.append(f"record_id_{method}")
+        parts.append(
+            f'''
+def record_id_{method}({_sig(params)}) -> str:
+    """Return the record id ``{template}`` for the given parameters."""
+    return CONTRACT.records[{index}].build_id({_call(params)})
+
+'''
+        )
+    parts.append(f'\nclass {n}Commands(CommandGroup):\n    """Typed commands of {n}."""\n\n')
+    parts.append("    __slots__ = ()\n\n")
+    for method, wire, req, resp, description in commands:
+        doc = f"``{wire}``: {_doc(description)}" if description else f"``{wire}``."
+        parts.append(
+            f'''    async def {method}(
+        self, request: models.{req}, *, timeout: float | None = None
+    ) -> models.{resp}:
+        """{doc}"""
+        return await self._call({wire!r}, request, models.{resp}, timeout)
+
+'''
+        )
+    parts.append(f'\nclass {n}Channels(ChannelGroup):\n    """Typed channels of {n}."""\n\n')
+    parts.append("    __slots__ = ()\n\n")
+    for method, title, params, template in channels:
+        parts.append(
+            f'''    async def {method}(
+        self,
+        *,
+        {_kwargs(params)}
+        on_message: MessageHandler[models.{title}] | None = None,
+        history_limit: int = 0,
+    ) -> ChannelSubscriptionLike[models.{title}]:
+        """Subscribe to ``{template}``."""
+        return await self._subscribe(
+            channel_name_{method}({_call(params)}), models.{title}, on_message, history_limit
+        )
+
+'''
+        )
+    parts.append(f'\nclass {n}Records(RecordGroup):\n    """Typed records of {n}."""\n\n')
+    parts.append("    __slots__ = ()\n\n")
+    for method, title, params, template in records:
+        parts.append(
+            f'''    async def {method}(
+        self,
+        *,
+        {_kwargs(params)}
+        mode: Literal["full", "patch"] = "full",
+        on_change: ChangeHandler[models.{title}] | None = None,
+    ) -> RecordSubscriptionLike[models.{title}]:
+        """Subscribe to ``{template}``."""
+        return await self._subscribe(
+            record_id_{method}({_call(params)}), models.{title}, mode, on_change
+        )
+
+'''
+        )
+    parts.append(
+        f'''
+class {n}Client(FacadeClient):
+    """Typed facade of {n} over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`)."""
+
+    def __init__(self, client: MeshClientLike) -> None:
+        super().__init__(client)
+        self.commands = {n}Commands(client)
+        self.channels = {n}Channels(client)
+        self.records = {n}Records(client)
+
+'''
+    )
+    parts.append("\n__all__ = [" + ", ".join(repr(e) for e in sorted(exports)) + "]\n")
+    return "".join(parts)
+
+
+def package_init(ctx: Context) -> str:
+    """Render ``__init__.py``."""
+    return f'''{ctx.header}
+"""Generated package of the {ctx.name} contract: models, contract index, typed facade."""
+
+from . import models
+from .contract_index import CONTRACT
+from .facade import {ctx.name}Client
+
+__all__ = ["CONTRACT", "{ctx.name}Client", "models"]
+'''

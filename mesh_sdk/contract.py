@@ -1,0 +1,442 @@
+"""Runtime contract index and validation (PROTOCOL §4, §7; contract/README.md).
+
+Codegen turns a contract directory into pydantic models plus a ``contract_index.py`` module that
+builds one :class:`ContractIndex` from the classes here. The server looks commands, channels and
+records up in it and validates payloads at the edge; the SDK uses the same specs to decode pushes.
+
+Validation approach: every generated model derives from :class:`ContractModel` and every scalar is
+a ``Strict*`` type, and validation always runs with ``strict=True`` on the already-parsed Python
+object (the ``orjson.loads`` result). That matches JSON Schema's type rules without re-encoding:
+``"1"`` is not an integer, ``true`` is not a number, ``1`` is accepted as a number. String formats
+are plain ``str`` subclasses-by-annotation (:data:`DateTimeStr` …) checked by the same rules as
+``jsonschema.FormatChecker``, so values round-trip byte-exactly (no ``datetime`` normalisation).
+
+This module imports no asyncio, websockets or redis.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import uuid as _uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Annotated, Any, Final
+
+import orjson
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
+
+from mesh_sdk.protocol.errors import ValidationError
+
+__all__ = [
+    "ChannelSpec",
+    "CommandSpec",
+    "ContractIndex",
+    "ContractModel",
+    "DateStr",
+    "DateTimeStr",
+    "EmailStr",
+    "PushSpec",
+    "RecordSpec",
+    "UriStr",
+    "UuidStr",
+    "fill_template",
+    "validation_problems",
+]
+
+
+class ContractModel(BaseModel):
+    """Base class of every generated contract model.
+
+    Strict by default (JSON Schema types, no coercion). Unknown members are ignored unless the
+    schema says ``additionalProperties: false``, in which case the generated class forbids them.
+    """
+
+    model_config = ConfigDict(strict=True)
+
+
+# --- String formats (same acceptance as jsonschema's FormatChecker) --------------------------
+
+_RFC3339: Final = re.compile(
+    r"(\d{4})-(0[1-9]|1[0-2])-(\d{2})[Tt]"
+    r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
+    re.ASCII,
+)
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# RFC 3986 ``URI`` (absolute, with scheme) at the character level.
+_URI: Final = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*:"
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?\[\]]|%[0-9A-Fa-f]{2})*"
+    r"(?:#(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?",
+    re.ASCII,
+)
+
+
+def _check_date_time(value: str) -> str:
+    match = _RFC3339.fullmatch(value)
+    if match is None or int(match[1]) == 0:
+        raise ValueError("is not a 'date-time'")
+    year, month, day = int(match[1]), int(match[2]), int(match[3])
+    try:
+        _dt.date(year, month, day)
+    except ValueError:
+        raise ValueError("is not a 'date-time'") from None
+    return value
+
+
+def _check_date(value: str) -> str:
+    if _DATE.fullmatch(value) is None:
+        raise ValueError("is not a 'date'")
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a 'date'") from None
+    return value
+
+
+def _check_email(value: str) -> str:
+    if "@" not in value:
+        raise ValueError("is not a 'email'")
+    return value
+
+
+def _check_uri(value: str) -> str:
+    if _URI.fullmatch(value) is None:
+        raise ValueError("is not a 'uri'")
+    return value
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        _uuid.UUID(value)
+    except ValueError:
+        raise ValueError("is not a 'uuid'") from None
+    if len(value) != 36 or any(value[i] != "-" for i in (8, 13, 18, 23)):
+        raise ValueError("is not a 'uuid'")
+    return value
+
+
+DateTimeStr = Annotated[StrictStr, AfterValidator(_check_date_time)]
+"""``format: date-time`` (RFC 3339, offset required); kept as the original string."""
+DateStr = Annotated[StrictStr, AfterValidator(_check_date)]
+"""``format: date`` (``YYYY-MM-DD``)."""
+EmailStr = Annotated[StrictStr, AfterValidator(_check_email)]
+"""``format: email`` (jsonschema's check: contains ``@``)."""
+UriStr = Annotated[StrictStr, AfterValidator(_check_uri)]
+"""``format: uri`` (absolute RFC 3986 URI)."""
+UuidStr = Annotated[StrictStr, AfterValidator(_check_uuid)]
+"""``format: uuid`` (hyphenated 8-4-4-4-12)."""
+
+
+# --- Validation problems (PROTOCOL §4 EVALIDATION details) -----------------------------------
+
+
+def _escape(token: str | int) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _pointer(tokens: Sequence[str | int]) -> str:
+    return "".join("/" + _escape(token) for token in tokens)
+
+
+def _walk(payload: Any, loc: Sequence[str | int]) -> tuple[list[str | int], str | int | None]:
+    """Follow ``loc`` through ``payload``; return the reached path and the unreached last key.
+
+    Pydantic locations also contain union member tags (class names, ``function-after[…]``) that
+    are not part of the payload: they are skipped because they name nothing in the document.
+    """
+    path: list[str | int] = []
+    current = payload
+    last: str | int | None = None
+    for index, token in enumerate(loc):
+        in_dict = isinstance(current, dict) and isinstance(token, str) and token in current
+        in_list = (
+            isinstance(current, list)
+            and isinstance(token, int)
+            and not isinstance(token, bool)
+            and 0 <= token < len(current)
+        )
+        if in_dict or in_list:
+            current = current[token]
+            path.append(token)
+        elif index == len(loc) - 1:
+            last = token
+    return path, last
+
+
+def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> list[dict[str, str]]:
+    """Turn a pydantic error into PROTOCOL §4 ``details``: ``[{"path", "message"}]``.
+
+    ``path`` is an RFC 6901 pointer into the payload; a missing member is reported at its parent
+    object (``{"path": "", "message": "'roomName' is a required property"}``), so is an unexpected
+    one. Pydantic's union member tags are dropped. Order follows pydantic's (deterministic),
+    duplicates removed.
+
+    Args:
+        exc: The error raised by validating ``payload``.
+        payload: The validated document; used to tell payload keys from union tags. Without it,
+            string locations are assumed to be keys.
+
+    Returns:
+        The problem list, never empty.
+    """
+    problems: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        loc = [t for t in error["loc"] if isinstance(t, str | int)]
+        kind = error["type"]
+        if payload is None:
+            path, last = list(loc[:-1]), (loc[-1] if loc else None)
+            if kind not in ("missing", "extra_forbidden") and loc:
+                path, last = list(loc), None
+        else:
+            path, last = _walk(payload, loc)
+        if kind == "missing" and last is not None:
+            message = f"'{last}' is a required property"
+        elif kind == "extra_forbidden" and last is not None:
+            path = path[:-1] if path and path[-1] == last else path
+            message = f"Additional properties are not allowed ('{last}' was unexpected)"
+        else:
+            message = str(error["msg"])
+        item = (_pointer(path), message)
+        if item not in seen:
+            seen.add(item)
+            problems.append({"path": item[0], "message": item[1]})
+    if not problems:  # pragma: no cover - pydantic always reports at least one error
+        problems.append({"path": "", "message": str(exc)})
+    return problems
+
+
+def _validate(model: type[BaseModel], obj: Any, what: str) -> Any:
+    try:
+        return model.model_validate(obj, strict=True)
+    except pydantic.ValidationError as exc:
+        error = ValidationError(f"Invalid {what}", details=validation_problems(exc, obj))
+        raise error from None
+
+
+def _dump(model: type[BaseModel], value: Any) -> Any:
+    """Dump a model to JSON-able Python; plain values pass through after validation.
+
+    ``exclude_unset`` keeps absent members absent and explicit ``null`` as ``null``, so a
+    validated payload dumps back to the same document.
+    """
+    if not isinstance(value, BaseModel):
+        value = model.model_validate(value, strict=True)
+    return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+# --- Specs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One command of a contract: wire name and request/response models."""
+
+    name: str
+    request_model: type[BaseModel]
+    response_model: type[BaseModel]
+    description: str = ""
+
+    def validate_request(self, payload: Any) -> Any:
+        """Validate a request payload (PROTOCOL §3.4 step 3) and return the typed model.
+
+        Raises:
+            ValidationError: ``EVALIDATION`` with ``Invalid payload for "<name>"`` and details.
+        """
+        try:
+            return self.request_model.model_validate(payload, strict=True)
+        except pydantic.ValidationError as exc:
+            problems = validation_problems(exc, payload)
+            raise ValidationError.for_command(self.name, problems) from None
+
+    def validate_response(self, payload: Any) -> Any:
+        """Validate a response payload and return the typed model.
+
+        Raises:
+            ValidationError: The payload violates the response schema (servers answer
+                ``ESERVER``; clients surface it).
+        """
+        return _validate(self.response_model, payload, f'response for "{self.name}"')
+
+    def dump_request(self, value: Any) -> Any:
+        """Return the JSON-able payload of a request model (or validated plain value)."""
+        return _dump(self.request_model, value)
+
+    def dump_response(self, value: Any) -> Any:
+        """Return the JSON-able payload of a response model (or validated plain value)."""
+        return _dump(self.response_model, value)
+
+
+def fill_template(template: str, pattern: re.Pattern[str], params: Mapping[str, str]) -> str:
+    """Fill ``{param}`` placeholders of a channel/record template and check the result.
+
+    Raises:
+        ValueError: A parameter is missing or the name does not fully match ``pattern``.
+    """
+    try:
+        name = template.format_map(dict(params))
+    except KeyError as exc:
+        raise ValueError(f"missing parameter {exc.args[0]!r} for {template!r}") from None
+    if pattern.fullmatch(name) is None:
+        raise ValueError(f"{name!r} does not match {pattern.pattern!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """A channel family: name pattern (full match), name template and message model."""
+
+    name: str
+    pattern: re.Pattern[str]
+    template: str
+    message_model: type[BaseModel]
+
+    def validate_message(self, obj: Any) -> Any:
+        """Validate a decoded message and return the typed model.
+
+        Raises:
+            ValidationError: The message violates the channel's schema.
+        """
+        return _validate(self.message_model, obj, f'message for channel "{self.name}"')
+
+    def dump_message(self, value: Any) -> Any:
+        """Return the JSON-able form of a message model."""
+        return _dump(self.message_model, value)
+
+    def decode_message(self, text: str) -> Any:
+        """Parse the JSON text of a ``mesh/subscription-message`` (PROTOCOL §8) and validate it.
+
+        Raises:
+            ValidationError: The text is not JSON or violates the schema.
+        """
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ValidationError(
+                f'Invalid message for channel "{self.name}"',
+                details=[{"path": "", "message": "not valid JSON"}],
+            ) from None
+        return self.validate_message(obj)
+
+    def encode_message(self, value: Any) -> str:
+        """Return the compact JSON text to publish for a message model."""
+        return orjson.dumps(self.dump_message(value)).decode()
+
+    def build_name(self, **params: str) -> str:
+        """Return the channel name for ``params`` (see :func:`fill_template`)."""
+        return fill_template(self.template, self.pattern, params)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSpec:
+    """A record family: id pattern (full match), id template, value model and writability."""
+
+    name: str
+    pattern: re.Pattern[str]
+    template: str
+    model: type[BaseModel]
+    writable: bool = False
+
+    def validate_value(self, obj: Any) -> Any:
+        """Validate a record value and return the typed model.
+
+        Raises:
+            ValidationError: The value violates the record's schema.
+        """
+        return _validate(self.model, obj, f'value for record "{self.name}"')
+
+    def dump_value(self, value: Any) -> Any:
+        """Return the JSON-able form of a record value."""
+        return _dump(self.model, value)
+
+    def build_id(self, **params: str) -> str:
+        """Return the record id for ``params`` (see :func:`fill_template`)."""
+        return fill_template(self.template, self.pattern, params)
+
+
+@dataclass(frozen=True, slots=True)
+class PushSpec:
+    """A server push: wire name and payload model (PROTOCOL §8)."""
+
+    name: str
+    model: type[BaseModel]
+
+    def validate_payload(self, obj: Any) -> Any:
+        """Validate a push payload and return the typed model.
+
+        Raises:
+            ValidationError: The payload violates the push's schema.
+        """
+        return _validate(self.model, obj, f'payload for push "{self.name}"')
+
+    def dump_payload(self, value: Any) -> Any:
+        """Return the JSON-able form of a push payload."""
+        return _dump(self.model, value)
+
+
+@dataclass(frozen=True)
+class ContractIndex:
+    """Everything a contract declares, looked up by wire name or by full-match pattern."""
+
+    name: str
+    command_specs: Iterable[CommandSpec] = ()
+    channel_specs: Iterable[ChannelSpec] = ()
+    record_specs: Iterable[RecordSpec] = ()
+    push_specs: Iterable[PushSpec] = ()
+    _commands: Mapping[str, CommandSpec] = field(init=False, repr=False)
+    _pushes: Mapping[str, PushSpec] = field(init=False, repr=False)
+    _channels: tuple[ChannelSpec, ...] = field(init=False, repr=False)
+    _records: tuple[RecordSpec, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "_commands", MappingProxyType({c.name: c for c in self.command_specs}))
+        set_(self, "_pushes", MappingProxyType({p.name: p for p in self.push_specs}))
+        set_(self, "_channels", tuple(self.channel_specs))
+        set_(self, "_records", tuple(self.record_specs))
+
+    @property
+    def commands(self) -> Mapping[str, CommandSpec]:
+        """Wire name → command spec (read-only)."""
+        return self._commands
+
+    @property
+    def pushes(self) -> Mapping[str, PushSpec]:
+        """Wire name → push spec (read-only)."""
+        return self._pushes
+
+    @property
+    def channels(self) -> Sequence[ChannelSpec]:
+        """Channel families in contract order (sorted by file name)."""
+        return self._channels
+
+    @property
+    def records(self) -> Sequence[RecordSpec]:
+        """Record families in contract order (sorted by file name)."""
+        return self._records
+
+    def command(self, name: str) -> CommandSpec | None:
+        """Return the spec of command ``name``, or ``None``."""
+        return self._commands.get(name)
+
+    def push(self, name: str) -> PushSpec | None:
+        """Return the spec of push ``name``, or ``None``."""
+        return self._pushes.get(name)
+
+    def channel_for(self, channel_name: str) -> ChannelSpec | None:
+        """Return the first channel spec whose pattern fully matches ``channel_name``."""
+        for spec in self._channels:
+            if spec.pattern.fullmatch(channel_name):
+                return spec
+        return None
+
+    def record_for(self, record_id: str) -> RecordSpec | None:
+        """Return the first record spec whose pattern fully matches ``record_id``."""
+        for spec in self._records:
+            if spec.pattern.fullmatch(record_id):
+                return spec
+        return None
