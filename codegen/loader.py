@@ -459,6 +459,17 @@ class _Checker:
             return
         if pattern is None:
             return
+        example = self.contract.documents[rel].get("x-mesh-example")
+        if example is not None:
+            shape = "".join(
+                "(.+)" if i % 2 else re.escape(part)
+                for i, part in enumerate(re.split(r"\{[^{}]*\}", template))
+            )
+            if not isinstance(example, str) or not pattern.fullmatch(example):
+                self.add(rel, "/x-mesh-example", "example must fully match x-mesh-pattern")
+            elif not re.fullmatch(shape, example):
+                self.add(rel, "/x-mesh-example", f"example does not fit template {template!r}")
+            return
         if not any(
             pattern.fullmatch(template.format_map(dict.fromkeys(names, sample)))
             for sample in SAMPLES

@@ -40,7 +40,6 @@ DCG_OPTIONS: Final = (
     "int",
     "float",
     "bool",
-    "--collapse-root-models",
     "--base-class=mesh_sdk.contract.ContractModel",
     "--use-schema-description",
     "--use-double-quotes",
@@ -67,6 +66,8 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
         for key, d in contract.definitions.items()
         if key[1] == "" or (key[1].count("/") == 2 and key[1].startswith("/$defs/"))
     }
+
+    by_title = {d.title: d for key, d in contract.definitions.items() if key in by_location}
 
     def resolve(file: str, ref: str) -> str:
         file_part, _, fragment = ref.partition("#")
@@ -95,7 +96,16 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
                 continue
             value = node[key]
             if key == "$ref":
-                out[key] = "#/$defs/" + resolve(file, value)
+                title = resolve(file, value)
+                target = by_title[title]
+                if _inlinable(target.schema):
+                    # Scalar definitions (string patterns, enums…) are inlined so fields get
+                    # plain types instead of RootModel wrappers (``--collapse-root-models``
+                    # would also drop the format type overrides).
+                    inlined = rewrite(target.schema, target.file, True)
+                    inlined.pop("title", None)
+                    return {**inlined, **{k: node[k] for k in ("description",) if k in node}}
+                out[key] = "#/$defs/" + title
             elif key in ("properties", "$defs"):
                 out[key] = {name: rewrite(value[name], file, False) for name in sorted(value)}
             elif key in ("enum", "const", "default", "required"):
@@ -132,6 +142,19 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
         "$defs": dict(sorted(defs.items())),
     }
     return bundle, dict(sorted(overrides.items()))
+
+
+def _inlinable(schema: dict[str, Any]) -> bool:
+    """A definition without objects or unions at its root can be inlined where referenced."""
+    types = schema.get("type")
+    type_list = types if isinstance(types, list) else [types]
+    return not (
+        "object" in type_list
+        or "properties" in schema
+        or "oneOf" in schema
+        or "anyOf" in schema
+        or "$ref" in schema
+    )
 
 
 def header(rel_contract: str, command: str) -> str:
