@@ -55,6 +55,27 @@ async def test_expiry_yields_exactly_one_leave_with_concurrent_sweepers(
     assert await b.backend.is_in_room("game", "conn-1") is True, "expiry keeps membership"
 
 
+async def test_many_expiries_each_yield_one_leave(cluster: Cluster) -> None:
+    nodes = await cluster.start(3)
+    a, b, c = nodes
+    await watch_presence(c, "crowd")
+    connections = [f"conn-{i:02d}" for i in range(20)]
+    for i, conn in enumerate(connections):
+        node = nodes[i % 3]
+        await node.backend.register_connection(conn)
+        await node.backend.join_room("crowd", conn, cluster.short_ttl)
+        await node.backend.set_presence_state("crowd", conn, i)
+
+    assert await sweep_until_expired(cluster, nodes, 20) == 20
+
+    events = await presence_events(c, "crowd")
+    leaves = sorted(e[1] for e in events if e[0] == "leave")
+    assert leaves == connections
+    assert [e for e in events if e[0] == "state" and e[2] is None] == []
+    assert await b.backend.presence_snapshot("crowd") == PresenceSnapshot([], {})
+    assert sorted(await a.backend.room_members("crowd")) == connections
+
+
 async def test_refresh_rejoins_after_expiry(cluster: Cluster) -> None:
     a, b = await cluster.start(2)
     await watch_presence(b, "game")
