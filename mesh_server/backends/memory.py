@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_INSTANCE_TTL_MS: Final = 15_000
 """Heartbeat TTL given to an instance by :meth:`MemoryBackend.start` (PROTOCOL §13.3)."""
 
+_MIN_COMPACT_AT: Final = 1024
 _PRESENCE: Final = 0
 _STATE: Final = 1
 
@@ -95,15 +96,18 @@ class _Store:
     history: dict[str, deque[str]] = field(default_factory=dict)
     records: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     seq: int = 0
+    compact_at: int = _MIN_COMPACT_AT
 
     def schedule(self, deadline: float, kind: int, room: str, conn: str) -> None:
         """Index a presence or state deadline (stale heap entries are skipped when popped)."""
         self.seq += 1
         heapq.heappush(self.deadlines, (deadline, self.seq, kind, room, conn))
-        live = sum(len(entries) for entries in self.presence.values()) + len(self.states)
-        if len(self.deadlines) > 4 * live + 1024:
+        if len(self.deadlines) > self.compact_at:
+            # Refreshes leave stale entries behind; rebuilding when the heap has grown 4-fold
+            # since the last rebuild keeps memory bounded at amortized O(log n) per entry.
             self.deadlines = [entry for entry in self.deadlines if self.is_current(entry)]
             heapq.heapify(self.deadlines)
+            self.compact_at = max(_MIN_COMPACT_AT, 4 * len(self.deadlines))
 
     def is_current(self, entry: tuple[float, int, int, str, str]) -> bool:
         """Whether a heap entry is still the live deadline of its presence or state."""
