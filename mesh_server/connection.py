@@ -1,0 +1,262 @@
+"""The asyncio adapter of one connection: drives a :class:`~mesh_server.session.ServerSession`.
+
+It owns what the sans-I/O session cannot: the transport, the timer, request tasks, the outbound
+bound and cleanup. There is one write path, :meth:`Connection.send`, used by responses, pushes,
+broadcasts and liveness frames alike.
+
+* Reading: the transport calls :meth:`Connection._on_message` once per inbound message (no
+  coroutine per frame). Requests run concurrently, one task each; built-in ``mesh/*`` commands of
+  one connection run one at a time in arrival order (PROTOCOL §3.4) on a per-connection FIFO.
+  Reading pauses while ``max_inflight_requests`` requests run (PROTOCOL §15).
+* Timers: one ``loop.call_at`` handle re-armed at the session's next deadline (PROTOCOL §6).
+* Writing: synchronous; beyond ``max_outbound_bytes`` buffered or ``max_outbound_frames`` pending
+  the connection is closed with 4001 and later frames are dropped (PROTOCOL §15, §16).
+* Cleanup: exactly once, in the order of PROTOCOL §5.3, retried in the background while the
+  backend is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from mesh_sdk.protocol.codec import Request
+from mesh_server.session import (
+    CLOSE_SLOW_CONSUMER,
+    Close,
+    Pong,
+    Reply,
+    ServerSession,
+)
+from mesh_server.transport.base import TransportConnection, UpgradeRequest
+
+if TYPE_CHECKING:
+    from mesh_server.server import MeshServer
+
+__all__ = ["Connection"]
+
+_log = logging.getLogger("mesh_server.connection")
+
+
+class Connection:
+    """One client connection on this instance (implements ``ConnectionLike``).
+
+    Application code receives it as ``ctx.connection`` and in connection hooks.
+
+    Attributes:
+        id: The connection id (PROTOCOL §5.2).
+        session: The sans-I/O session (liveness, limits).
+        upgrade: The HTTP upgrade request (path, query, headers, cookies, peer).
+    """
+
+    def __init__(
+        self,
+        server: MeshServer,
+        transport: TransportConnection,
+        connection_id: str,
+        session: ServerSession,
+    ) -> None:
+        self.id = connection_id
+        self.server = server
+        self.session = session
+        self._t = transport
+        self._loop = asyncio.get_running_loop()
+        self._pipeline = server.pipeline
+        limits = server.limits
+        self._max_bytes = limits.max_outbound_bytes
+        self._max_frames = limits.max_outbound_frames
+        self._started = False
+        self._closing = False
+        self._before_start: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float = 0.0
+        self._builtins: deque[Request] = deque()
+        self._builtin_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.cleanup_task: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id}{' closed' if self._closing else ''}>"
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closing or closed."""
+        return self._closing
+
+    @property
+    def upgrade(self) -> UpgradeRequest:
+        """The HTTP upgrade request (PROTOCOL §5.1)."""
+        return self._t.upgrade
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)``, when known."""
+        return self._t.upgrade.peer
+
+    @property
+    def latency(self) -> int:
+        """The last measured round trip in ms (``0`` before the first, PROTOCOL §6)."""
+        return self.session.rtt
+
+    def send(self, frame: bytes) -> None:
+        """Write one encoded frame; the single choke point of all outbound traffic.
+
+        Frames sent before ``mesh/assign-id`` (e.g. from an ``on_connection`` hook) are held back
+        until it is sent (PROTOCOL §5.2). Frames for a closing connection are dropped.
+        """
+        if self._closing:
+            return
+        if not self._started:
+            self._before_start.append(frame)
+            return
+        transport = self._t
+        transport.write_frame(frame)
+        if transport.writing_paused and (
+            transport.buffered_amount > self._max_bytes
+            or transport.pending_frames > self._max_frames
+        ):
+            # §15: bounded outbound queue → close 4001 (slow consumer); memory stays bounded.
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code`` (PROTOCOL §16) and start cleanup at once (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.close_code = code
+        self.session.close(code)
+        self._t.start_close(code, reason)
+        self._begin_cleanup()
+
+    # ------------------------------------------------------------------ opening (§5.2)
+
+    def start(self) -> None:
+        """Send ``mesh/assign-id`` first, then process client frames and arm the timers."""
+        if self._closing:
+            return
+        self._started = True
+        self._t.write_frame(self.session.start(self._now()))
+        held, self._before_start = self._before_start, []
+        for frame in held:
+            self.send(frame)
+        self._t.set_handlers(self._on_message, self._on_lost)
+        self._arm_timer()
+
+    # ------------------------------------------------------------------ inbound
+
+    def _now(self) -> int:
+        return int(self._loop.time() * 1000)
+
+    def _on_message(self, data: bytes) -> None:
+        event = self.session.receive(data, self._now())
+        if event is None:
+            return
+        if type(event) is Request:
+            self._dispatch(event)
+        elif type(event) is Reply:
+            self.send(event.frame)
+        elif type(event) is Close:
+            self.close(event.code)
+        elif type(event) is Pong:
+            self.server.notify_pong(self)
+
+    def _dispatch(self, request: Request) -> None:
+        if self.session.request_started():
+            self._t.pause_reading()  # §15: stop reading while too many requests run
+        if self._pipeline.is_builtin(request.command):
+            # §3.4: built-ins of one connection take effect in arrival order.
+            self._builtins.append(request)
+            if self._builtin_task is None:
+                self._builtin_task = self._loop.create_task(self._run_builtins())
+            return
+        self._spawn(self._run_command(request))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_command(self, request: Request) -> None:
+        frame = await self._pipeline.run_command(self, request)
+        self._finished(frame)
+
+    async def _run_builtins(self) -> None:
+        queue = self._builtins
+        try:
+            while queue and not self._closing:
+                request = queue.popleft()
+                frame = await self._pipeline.run_builtin(self, request)
+                self._finished(frame)
+        finally:
+            self._builtin_task = None
+
+    def _finished(self, frame: bytes) -> None:
+        # §5.3: responses of requests still running at close are discarded (send drops them).
+        self.send(frame)
+        if self.session.request_finished() and not self._closing:
+            self._t.resume_reading()
+
+    def _on_lost(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self.close_code = self._t.close_code or 1006
+            self.session.close(self.close_code)
+            self._begin_cleanup()
+
+    # ------------------------------------------------------------------ timers (§6)
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline
+        if deadline is None or self._closing:
+            return
+        when = deadline / 1000.0
+        if self._timer is not None:
+            if self._timer_at == when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._closing:
+            return
+        # call_at may fire up to one clock resolution early: never look earlier than the deadline.
+        now = max(self._now(), int(self._timer_at * 1000))
+        frames, close = self.session.on_timer(now)
+        if close is not None:
+            self.close(close.code, "ping timeout")
+            return
+        for frame in frames:
+            self.send(frame)
+        self._arm_timer()
+
+    # ------------------------------------------------------------------ cleanup (§5.3)
+
+    def _begin_cleanup(self) -> None:
+        # (1) stop timers and reading; unsent frames are dropped by send().
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._builtins.clear()
+        self._before_start.clear()
+        self.cleanup_task = self._loop.create_task(self.server.cleanup_connection(self))
+        self.server.track_cleanup(self.cleanup_task)
+
+    async def wait_builtins(self, limit_s: float) -> None:
+        """Wait (bounded) for the built-in command running now, so cleanup follows it."""
+        task = self._builtin_task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), limit_s)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+        except Exception:  # pragma: no cover - the pipeline never raises
+            _log.exception("built-in command failed during cleanup")

@@ -1,0 +1,154 @@
+"""Connection metadata (PROTOCOL §12.1): server API and the built-in metadata commands.
+
+Metadata is stored in the backend apart from routing data. Server code sets it (``replace`` by
+default, ``merge``/``deepMerge`` atomically); the ``authenticate`` hook's result is the initial
+value; clients may set their own only when ``client_metadata_writes`` is enabled (off by default,
+since metadata usually carries identity and permissions).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from mesh_sdk.protocol.codec import dumps
+from mesh_sdk.protocol.errors import TooLargeError
+from mesh_server.backends.base import MergeStrategy
+from mesh_server.features import BuiltinHandler, ConnectionLike
+
+if TYPE_CHECKING:
+    from mesh_server.server import MeshServer
+
+__all__ = ["ConnectionManager", "MetadataReadGuard", "MetadataWriteGuard"]
+
+MetadataReadGuard: TypeAlias = Callable[[ConnectionLike, str], "bool | Awaitable[bool]"]
+"""``(reader connection, target connection id) -> bool``: may the reader see the metadata?"""
+
+MetadataWriteGuard: TypeAlias = Callable[[ConnectionLike, Any], "bool | Awaitable[bool]"]
+"""``(connection, new metadata) -> bool``: may the client set this metadata on itself?"""
+
+_log = logging.getLogger("mesh_server.metadata")
+
+_STRATEGIES = ("replace", "merge", "deepMerge")
+
+
+async def _passes(guard: Callable[..., Any] | None, *args: Any) -> bool:
+    if guard is None:
+        return True
+    try:
+        result = guard(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception:
+        _log.exception("metadata guard raised; treating it as a denial")
+        return False
+    return bool(result)
+
+
+class ConnectionManager:
+    """Read and write connection metadata on any instance (``server.connection_manager``).
+
+    Args:
+        server: The owning server.
+        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (PROTOCOL §12.1).
+        metadata_write_guard: Optional check of client writes.
+        metadata_read_guard: Optional check of ``mesh/get-connection-metadata`` reads.
+    """
+
+    def __init__(
+        self,
+        server: MeshServer,
+        *,
+        client_metadata_writes: bool = False,
+        metadata_write_guard: MetadataWriteGuard | None = None,
+        metadata_read_guard: MetadataReadGuard | None = None,
+    ) -> None:
+        self._server = server
+        self.client_metadata_writes = client_metadata_writes
+        self.metadata_write_guard = metadata_write_guard
+        self.metadata_read_guard = metadata_read_guard
+
+    # ------------------------------------------------------------------ server API
+
+    async def set_metadata(
+        self, conn_or_id: ConnectionLike | str, value: Any, strategy: MergeStrategy = "replace"
+    ) -> Any:
+        """Set a connection's metadata, combining with the stored value per ``strategy``.
+
+        Args:
+            conn_or_id: The connection or its id (on any instance).
+            value: Any JSON value.
+            strategy: ``replace`` (default), ``merge`` or ``deepMerge`` (PROTOCOL §11.3).
+
+        Returns:
+            The stored value.
+
+        Raises:
+            ValueError: Unknown strategy.
+            UnavailableError: The backend is unreachable.
+        """
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"unknown metadata strategy {strategy!r}")
+        connection_id = self._server.resolve_connection(conn_or_id)
+        return await self._server.backend.set_connection_metadata(connection_id, value, strategy)
+
+    async def get_metadata(self, conn_or_id: ConnectionLike | str) -> Any:
+        """Return a connection's metadata, or ``None`` if it has none or is unknown."""
+        connection_id = self._server.resolve_connection(conn_or_id)
+        return await self._server.backend.get_connection_metadata(connection_id)
+
+    async def get_all_metadata(self) -> dict[str, Any]:
+        """Return connection id → metadata (``None`` for none) for every connection."""
+        return await self._server.backend.get_all_connection_metadata()
+
+    async def get_all_metadata_for_room(self, room: str) -> dict[str, Any]:
+        """Return connection id → metadata for every member of ``room``."""
+        backend = self._server.backend
+        members = await backend.room_members(room)
+        if not members:
+            return {}
+        return await backend.get_all_connection_metadata(members)
+
+    # ------------------------------------------------------------------ built-in commands (§7)
+
+    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+        """The metadata built-ins and ``mesh/noop``."""
+        commands: dict[str, BuiltinHandler] = {
+            "mesh/get-connection-metadata": self._get_connection_metadata,
+            "mesh/get-my-connection-metadata": self._get_my_connection_metadata,
+            "mesh/noop": _noop,
+        }
+        if self.client_metadata_writes:
+            # §12.1: disabled by default → ENOTFOUND (not registered at all).
+            commands["mesh/set-my-connection-metadata"] = self._set_my_connection_metadata
+        return commands
+
+    async def _get_connection_metadata(self, connection: ConnectionLike, request: Any) -> Any:
+        target = request.connectionId
+        # §12.1: unknown id, none, or read guard denied all answer {"metadata": null}.
+        if not await _passes(self.metadata_read_guard, connection, target):
+            return {"metadata": None}
+        return {"metadata": await self._server.backend.get_connection_metadata(target)}
+
+    async def _get_my_connection_metadata(self, connection: ConnectionLike, request: Any) -> Any:
+        return {"metadata": await self._server.backend.get_connection_metadata(connection.id)}
+
+    async def _set_my_connection_metadata(self, connection: ConnectionLike, request: Any) -> Any:
+        metadata = request.metadata
+        limit = self._server.limits.max_metadata_size
+        if len(dumps(metadata)) > limit:
+            raise TooLargeError("Metadata too large", details={"limit": limit})
+        if not await _passes(self.metadata_write_guard, connection, metadata):
+            return {"success": False}
+        options = request.options
+        strategy = getattr(options, "strategy", None) if options is not None else None
+        await self._server.backend.set_connection_metadata(
+            connection.id, metadata, strategy or "replace"
+        )
+        return {"success": True}
+
+
+async def _noop(connection: ConnectionLike, request: Any) -> Any:
+    return True

@@ -1,0 +1,147 @@
+"""Instance liveness in the backend: heartbeat, dead-instance sweep, self-fencing (PROTOCOL §13).
+
+* Heartbeat every ``instance_heartbeat_interval`` with TTL ``instance_ttl`` (§13.3).
+* Sweep every ``instance_sweep_interval``: the backend atomically claims each instance whose
+  heartbeat lapsed (exactly one claimer) and removes its connections' state (§13.4).
+* Self-fencing (§13.5): when the heartbeat reports that this instance had been presumed dead, or
+  the backend stayed unreachable for longer than ``backend_grace``, every local connection is
+  closed with 4002 (its backend state may be gone) and new upgrades are refused (503) until a
+  heartbeat succeeds again (the backend re-registers the instance on that heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mesh_server.backends.base import Backend
+
+__all__ = ["InstanceMonitor"]
+
+
+class InstanceMonitor:
+    """Background heartbeat and sweep tasks of one instance.
+
+    Args:
+        backend: The started backend.
+        heartbeat_interval: ms between heartbeats.
+        ttl: Heartbeat TTL in ms (must exceed the interval).
+        sweep_interval: ms between dead-instance sweeps.
+        backend_grace: ms of backend unavailability tolerated before fencing.
+        fence: Called with a reason to close every local connection with 4002.
+        log: Logger.
+        clock: Monotonic clock in seconds (the event loop's by default).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        heartbeat_interval: int,
+        ttl: int,
+        sweep_interval: int,
+        backend_grace: int,
+        fence: Callable[[str], Awaitable[None]],
+        log: logging.Logger,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if ttl <= heartbeat_interval:
+            raise ValueError("instance_ttl must exceed instance_heartbeat_interval")
+        self._backend = backend
+        self.heartbeat_interval = heartbeat_interval
+        self.ttl = ttl
+        self.sweep_interval = sweep_interval
+        self.backend_grace = backend_grace
+        self._fence = fence
+        self._log = log
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self.fenced = False
+        """``True`` while new connections must be refused (backend state lost or unreachable)."""
+        self.down_since: float | None = None
+        """Monotonic time (s) of the first failed heartbeat of the current outage, if any."""
+        self.swept: list[str] = []
+        """Ids of dead instances this instance cleaned up (most recent last, bounded)."""
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        return asyncio.get_running_loop().time()
+
+    async def start(self) -> None:
+        """Start the heartbeat and sweep loops."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._heartbeat_loop(), name="mesh-heartbeat"),
+            loop.create_task(self._sweep_loop(), name="mesh-instance-sweep"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop both loops."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def unavailable(self) -> bool:
+        """Whether the backend is currently considered unreachable."""
+        return self.down_since is not None
+
+    async def beat(self) -> None:
+        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5)."""
+        try:
+            alive = await self._backend.heartbeat(self.ttl)
+        except Exception as exc:
+            now = self._now()
+            if self.down_since is None:
+                self.down_since = now
+                self._log.warning("backend unreachable (heartbeat failed: %s)", exc)
+            elif not self.fenced and (now - self.down_since) * 1000 > self.backend_grace:
+                self.fenced = True
+                await self._fence("backend unreachable for longer than backend_grace")
+            return
+        if self.down_since is not None:
+            self._log.info("backend reachable again")
+        self.down_since = None
+        if not alive:
+            # The instance was presumed dead and cleaned up: its connections' state is gone.
+            self.fenced = True
+            await self._fence("instance heartbeat had lapsed")
+        # The heartbeat re-created the registration: accept connections again.
+        self.fenced = False
+
+    async def sweep(self) -> None:
+        """Run one dead-instance sweep (PROTOCOL §13.4)."""
+        try:
+            reports = await self._backend.sweep_dead_instances()
+        except Exception as exc:
+            self._log.debug("dead-instance sweep failed: %s", exc)
+            return
+        for report in reports:
+            self._log.info(
+                "cleaned up dead instance %s (%d connections)",
+                report.instance_id,
+                len(report.connection_ids),
+            )
+            self.swept.append(report.instance_id)
+        del self.swept[:-100]
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval / 1000)
+            try:
+                await self.beat()
+            except Exception:
+                self._log.exception("heartbeat step failed")
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval / 1000)
+            await self.sweep()

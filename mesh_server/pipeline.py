@@ -1,0 +1,277 @@
+"""The command pipeline (PROTOCOL §3.4): lookup → validation → middleware → handler → response.
+
+Rate limiting (step 1) happens earlier, in the session (:mod:`mesh_server.session`), because a
+rejected request never reaches the pipeline. Every request ends in exactly one encoded response
+frame (§3.2 step 4); the pipeline never raises for a request (only ``CancelledError`` escapes).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import BaseModel
+
+from mesh_sdk.protocol.codec import Request, dumps, encode_error_response, encode_response
+from mesh_sdk.protocol.errors import CommandNotFoundError, MeshError, ServerError, ValidationError
+from mesh_server.context import Context
+from mesh_server.features import BuiltinHandler
+from mesh_server.middleware import Handler, Middleware, check_middleware
+
+if TYPE_CHECKING:
+    from mesh_sdk.contract import CommandSpec, ContractIndex
+    from mesh_server.connection import Connection
+    from mesh_server.server import MeshServer
+
+__all__ = [
+    "RESERVED_NAMES",
+    "Pipeline",
+    "is_reserved",
+    "validate_builtin",
+]
+
+RESERVED_NAMES: Final = frozenset(
+    {"ping", "pong", "latency", "latency:request", "latency:response"}
+)
+"""Names no application command or push may use, besides every ``mesh/…`` name (§3.4)."""
+
+
+def is_reserved(name: str) -> bool:
+    """Return whether ``name`` is reserved by the protocol (PROTOCOL §3.4)."""
+    return name.startswith("mesh/") or name in RESERVED_NAMES
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in contract (PROTOCOL §7): every built-in payload is validated against it.
+
+_builtin_contract: ContractIndex | None = None
+_builtin_loaded = False
+
+
+def _load_builtin_contract() -> ContractIndex | None:
+    global _builtin_contract, _builtin_loaded
+    if not _builtin_loaded:
+        _builtin_loaded = True
+        try:
+            from mesh_sdk.protocol.generated import CONTRACT
+        except ImportError:  # pragma: no cover - only before the generated package exists
+            _builtin_contract = None
+        else:
+            _builtin_contract = CONTRACT
+    return _builtin_contract
+
+
+class _Fields(dict[str, Any]):
+    """Attribute view of a JSON object; stand-in for generated models (missing → ``None``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        value = self.get(name)
+        return _Fields(value) if isinstance(value, dict) else value
+
+
+def validate_builtin(command: str, payload: Any) -> Any:
+    """Validate a built-in request payload and return its typed model (PROTOCOL §7).
+
+    Raises:
+        ValidationError: ``EVALIDATION`` with JSON-pointer details.
+    """
+    contract = _load_builtin_contract()
+    if contract is not None:
+        spec = contract.command(command)
+        if spec is not None:
+            return spec.validate_request(payload)
+    if not isinstance(payload, dict):  # pragma: no cover - fallback without generated models
+        raise ValidationError.for_command(command, [{"path": "", "message": "must be an object"}])
+    return _Fields(payload)  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _AppCommand:
+    handler: Handler
+    middleware: tuple[Middleware, ...]
+    spec: CommandSpec | None
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return value
+
+
+def _command_text(request: Request) -> str:
+    raw = request.raw_command
+    if isinstance(raw, str):
+        return raw
+    if not request.has_command:
+        return "undefined"
+    try:
+        return dumps(raw).decode()
+    except TypeError:  # pragma: no cover - decoded JSON always re-encodes
+        return repr(raw)
+
+
+class Pipeline:
+    """Registered commands and middleware, and the code that runs one request.
+
+    Args:
+        server: The owning server (handed to every :class:`~mesh_server.context.Context`).
+        contract: The application contract; when set, commands must be defined in it and
+            their requests and responses are validated.
+        debug: Send unexpected exceptions' text to clients (never do this in production).
+        log: Logger for handler failures.
+    """
+
+    def __init__(
+        self,
+        server: MeshServer,
+        *,
+        contract: ContractIndex | None,
+        debug: bool,
+        log: logging.Logger,
+    ) -> None:
+        self._server = server
+        self.contract = contract
+        self.debug = debug
+        self._log = log
+        self._commands: dict[str, _AppCommand] = {}
+        self._builtins: dict[str, BuiltinHandler] = {}
+        self._global: tuple[Middleware, ...] = ()
+
+    # ------------------------------------------------------------------ registration
+
+    def expose(self, name: str, handler: Handler, middleware: Sequence[Middleware] = ()) -> None:
+        """Register an application command (see :meth:`MeshServer.expose_command`).
+
+        Raises:
+            ValueError: ``name`` is reserved, or a contract is set and does not define it.
+            TypeError: ``handler`` or a middleware is not callable.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError("command name must be a non-empty string")
+        if is_reserved(name):
+            raise ValueError(f'"{name}" is reserved by the Mesh protocol (PROTOCOL §3.4)')
+        if not callable(handler):
+            raise TypeError(f"handler of {name!r} must be callable")
+        spec: CommandSpec | None = None
+        if self.contract is not None:
+            spec = self.contract.command(name)
+            if spec is None:
+                raise ValueError(
+                    f'command "{name}" is not defined by contract "{self.contract.name}"'
+                )
+        self._commands[name] = _AppCommand(handler, check_middleware(middleware), spec)
+
+    def add_builtins(self, commands: Mapping[str, BuiltinHandler]) -> None:
+        """Register built-in ``mesh/*`` handlers (from the core and the feature managers)."""
+        for name, handler in commands.items():
+            if not name.startswith("mesh/"):
+                raise ValueError(f"built-in command {name!r} must start with mesh/")
+            self._builtins[name] = handler
+
+    def use(self, middleware: Sequence[Middleware]) -> None:
+        """Append global middleware (run for every command, built-ins included)."""
+        self._global = self._global + check_middleware(middleware)
+
+    def is_builtin(self, command: str | None) -> bool:
+        """Whether ``command`` is a registered built-in (those run in arrival order, §3.4)."""
+        return command in self._builtins
+
+    @property
+    def command_names(self) -> list[str]:
+        """Names of the registered application commands."""
+        return list(self._commands)
+
+    # ------------------------------------------------------------------ execution
+
+    async def run_command(self, connection: Connection, request: Request) -> bytes:
+        """Run an application command (or answer ``ENOTFOUND``) and return the response frame."""
+        command = request.command
+        if command is None or (entry := self._commands.get(command)) is None:
+            # §3.4 step 2: lookup before any middleware.
+            return encode_error_response(
+                request, CommandNotFoundError.for_command(_command_text(request))
+            )
+        try:
+            raw = request.payload
+            spec = entry.spec
+            payload = spec.validate_request(raw) if spec is not None else raw  # step 3
+            ctx = Context(command, payload, connection, self._server, request.id, raw)
+            for fn in self._global:  # step 4
+                step: Any = fn(ctx)
+                if step is not None:
+                    await _maybe_await(step)
+            for fn in entry.middleware:  # step 5
+                step = fn(ctx)
+                if step is not None:
+                    await _maybe_await(step)
+            result: Any = entry.handler(ctx)  # step 6
+            if type(result) is CoroutineType or inspect.isawaitable(result):
+                result = await result
+        except MeshError as exc:
+            return encode_error_response(request, exc)
+        except Exception as exc:
+            return encode_error_response(request, self._unexpected(command, exc))
+        return self._encode_result(request, command, result, spec)
+
+    async def run_builtin(self, connection: Connection, request: Request) -> bytes:
+        """Run a built-in command: validate (always), global middleware, handler (§3.4, §7)."""
+        command = request.command
+        if command is None or (handler := self._builtins.get(command)) is None:
+            return encode_error_response(
+                request, CommandNotFoundError.for_command(_command_text(request))
+            )
+        try:
+            raw = request.payload
+            model = validate_builtin(command, raw)
+            if self._global:
+                ctx = Context(command, model, connection, self._server, request.id, raw)
+                for fn in self._global:
+                    step: Any = fn(ctx)
+                    if step is not None:
+                        await _maybe_await(step)
+            result = await handler(connection, model)
+        except MeshError as exc:
+            return encode_error_response(request, exc)
+        except Exception as exc:
+            return encode_error_response(request, self._unexpected(command, exc))
+        return self._encode_result(request, command, result, None)
+
+    def _encode_result(
+        self, request: Request, command: str, result: Any, spec: CommandSpec | None
+    ) -> bytes:
+        try:
+            if spec is not None:
+                payload = spec.dump_response(result)
+            elif type(result) in _PLAIN:
+                payload = result
+            else:
+                payload = _to_jsonable(result)
+            return encode_response(request, payload)
+        except Exception as exc:
+            # A result that violates the response schema or is not JSON: ESERVER + log.
+            self._log.error("invalid result of command %r: %s", command, exc)
+            return encode_error_response(request, self._unexpected(command, exc, log=False))
+
+    def _unexpected(self, command: str, exc: Exception, *, log: bool = True) -> MeshError:
+        # §4: any other exception → "Internal server error"/"Error"; traceback logged; its text
+        # only with debug.
+        if log:
+            self._log.error("command %r failed", command, exc_info=exc)
+        if self.debug:
+            return ServerError(f"{type(exc).__name__}: {exc}")
+        return ServerError("Internal server error")
+
+
+_PLAIN: Final = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
+async def _maybe_await(value: Any) -> None:
+    if inspect.isawaitable(value):
+        await value

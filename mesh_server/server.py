@@ -1,0 +1,653 @@
+"""The public server: :class:`MeshServer`.
+
+``MeshServer`` owns the transport, the backend, the command pipeline, the local connection hub
+and the instance monitor, and implements :class:`mesh_server.features.ServerCore` for the feature
+managers (channels, rooms, presence, records), whose public API it re-exposes
+(:mod:`mesh_server.server_features`).
+
+Example::
+
+    server = MeshServer(port=8080)
+
+    @server.command("echo")
+    async def echo(ctx):
+        return ctx.payload
+
+    async with server:
+        await server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mesh_sdk.protocol.codec import encode_push
+from mesh_server.backends import create_backend
+from mesh_server.backends.base import Backend
+from mesh_server.connection import Connection
+from mesh_server.connection_manager import (
+    ConnectionManager,
+    MetadataReadGuard,
+    MetadataWriteGuard,
+)
+from mesh_server.errors import MeshAuthError
+from mesh_server.features import ConnectionLike, Feature
+from mesh_server.hub import Hub
+from mesh_server.instance import InstanceMonitor
+from mesh_server.limits import Limits
+from mesh_server.middleware import Handler, Middleware
+from mesh_server.pipeline import Pipeline, is_reserved
+from mesh_server.server_features import FeatureAPI
+from mesh_server.session import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_STATE_LOST,
+    ServerSession,
+)
+from mesh_server.transport.base import Rejection, Transport, TransportConnection, UpgradeRequest
+from mesh_server.transport.websockets import WebsocketsTransport
+
+if TYPE_CHECKING:
+    from mesh_sdk.contract import ContractIndex
+
+__all__ = ["ConnectionHook", "MeshServer"]
+
+ConnectionHook = Callable[[Connection], "Awaitable[None] | None"]
+"""``on_connection`` / ``on_disconnection`` callback (sync or async)."""
+
+AuthenticateHook = Callable[[UpgradeRequest], Any]
+"""``authenticate(request)``: returns initial metadata (or ``None``), sync or async; raises
+:class:`~mesh_server.MeshAuthError` to reject the upgrade (PROTOCOL §5.1)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(Limits))
+_CLEANUP_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+def _new_connection_id() -> str:
+    # §5.2: "conn-" + at least 96 random bits, [A-Za-z0-9_-], never reused.
+    return "conn-" + secrets.token_urlsafe(16)
+
+
+async def _call_hook(fn: Callable[..., Any], *args: Any) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class MeshServer(FeatureAPI):
+    """A Mesh WebSocket server (one instance; several share state through Redis).
+
+    Args:
+        host: Interface to bind.
+        port: TCP port (``0``: any free port, see :attr:`port`).
+        redis_url: ``redis://…`` to scale out; ``None`` (default) uses the environment variable
+            ``MESH_REDIS_URL`` or else the embedded single-process memory backend.
+        backend: A ready-made (unstarted) backend instead of ``redis_url``.
+        contract: Generated application contract index: commands must be defined in it and their
+            requests and responses are validated (PROTOCOL §3.4).
+        namespace: Prefix of internal backend keys and channels (PROTOCOL §9.2).
+        ping_interval: ms between pings (PROTOCOL §6).
+        latency_interval: ms between latency probes.
+        max_missed_pongs: Missed pongs tolerated before close 4000.
+        presence_sweep_interval: ms between presence expiry sweeps (PROTOCOL §10.3).
+        instance_heartbeat_interval: ms between instance heartbeats (PROTOCOL §13.3).
+        instance_ttl: Heartbeat TTL in ms.
+        instance_sweep_interval: ms between dead-instance sweeps (PROTOCOL §13.4).
+        backend_grace: ms of backend unavailability before self-fencing (PROTOCOL §13.5).
+        debug: Send unexpected exceptions' text to clients (development only).
+        authenticate: Upgrade hook (PROTOCOL §5.1).
+        allowed_origins: ``Origin`` allow-list (others get 403); ``None`` allows any.
+        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (PROTOCOL §12.1).
+        metadata_write_guard: ``(connection, metadata) -> bool`` for client metadata writes.
+        metadata_read_guard: ``(connection, target_id) -> bool`` for metadata reads.
+        compression: Enable permessage-deflate (PROTOCOL §2; off by default).
+        close_timeout: Seconds to wait for a closing handshake before dropping the socket.
+        transport: A custom transport (default: ``websockets``).
+        logger: Logger (default ``logging.getLogger("mesh_server")``).
+        **limits: Any field of :class:`mesh_server.limits.Limits` (PROTOCOL §15), e.g.
+            ``max_message_size=65536``, ``rate_limit=50``, ``max_outbound_frames=100``.
+
+    Raises:
+        TypeError: An unknown keyword option.
+        ValueError: Inconsistent intervals.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        redis_url: str | None = None,
+        backend: Backend | None = None,
+        contract: ContractIndex | None = None,
+        namespace: str = "mesh:",
+        ping_interval: int = 30_000,
+        latency_interval: int = 5_000,
+        max_missed_pongs: int = 1,
+        presence_sweep_interval: int = 1_000,
+        instance_heartbeat_interval: int = 5_000,
+        instance_ttl: int = 15_000,
+        instance_sweep_interval: int = 5_000,
+        backend_grace: int = 30_000,
+        debug: bool = False,
+        authenticate: AuthenticateHook | None = None,
+        allowed_origins: Iterable[str] | None = None,
+        client_metadata_writes: bool = False,
+        metadata_write_guard: MetadataWriteGuard | None = None,
+        metadata_read_guard: MetadataReadGuard | None = None,
+        compression: bool = False,
+        close_timeout: float = 10.0,
+        transport: Transport | None = None,
+        logger: logging.Logger | None = None,
+        **limits: Any,
+    ) -> None:
+        unknown = set(limits) - _LIMIT_FIELDS
+        if unknown:
+            raise TypeError(f"unknown MeshServer option(s): {', '.join(sorted(unknown))}")
+        if ping_interval <= 0 or latency_interval <= 0 or max_missed_pongs < 0:
+            raise ValueError("ping_interval/latency_interval must be > 0, max_missed_pongs >= 0")
+        if instance_ttl <= instance_heartbeat_interval:
+            raise ValueError("instance_ttl must exceed instance_heartbeat_interval")
+        self.host = host
+        self._port = port
+        self._limits = Limits(**limits)
+        self._namespace = namespace
+        self._contract = contract
+        self._ping_interval = ping_interval
+        self.latency_interval = latency_interval
+        self._max_missed_pongs = max_missed_pongs
+        self.presence_sweep_interval = presence_sweep_interval
+        self.instance_heartbeat_interval = instance_heartbeat_interval
+        self.instance_ttl = instance_ttl
+        self.instance_sweep_interval = instance_sweep_interval
+        self.backend_grace = backend_grace
+        self.debug = debug
+        self.authenticate = authenticate
+        self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
+        self.compression = compression
+        self.close_timeout = close_timeout
+        self._log = logger or logging.getLogger("mesh_server")
+        self.redis_url = redis_url if redis_url is not None else os.environ.get("MESH_REDIS_URL")
+        self._backend = backend
+        self._transport = transport
+        self.instance_id = uuid.uuid4().hex
+        self._hub = Hub(namespace, self.instance_id, self._log)
+        self.pipeline = Pipeline(self, contract=contract, debug=debug, log=self._log)
+        self.connection_manager = ConnectionManager(
+            self,
+            client_metadata_writes=client_metadata_writes,
+            metadata_write_guard=metadata_write_guard,
+            metadata_read_guard=metadata_read_guard,
+        )
+        self._on_connection: list[ConnectionHook] = []
+        self._on_disconnection: list[ConnectionHook] = []
+        self._instance: InstanceMonitor | None = None
+        self._started = False
+        self._closing = False
+        self._closed = asyncio.Event() if _has_loop() else None
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._conn_count = 0
+        self._features: list[Feature] = []
+        self._init_features(presence_sweep_interval)
+
+    # ------------------------------------------------------------------ ServerCore
+
+    @property
+    def backend(self) -> Backend:
+        """The coordination backend (created on first use, started by :meth:`start`)."""
+        if self._backend is None:
+            self._backend = create_backend(self.redis_url, namespace=self._namespace)
+        return self._backend
+
+    @property
+    def namespace(self) -> str:
+        """Internal key/channel prefix (PROTOCOL §9.2)."""
+        return self._namespace
+
+    @property
+    def limits(self) -> Limits:
+        """The configured limits (PROTOCOL §15)."""
+        return self._limits
+
+    @property
+    def contract(self) -> ContractIndex | None:
+        """The application contract, if any."""
+        return self._contract
+
+    @property
+    def log(self) -> logging.Logger:
+        """The server's logger."""
+        return self._log
+
+    @property
+    def ping_interval(self) -> int:
+        """The liveness ping interval in ms."""
+        return self._ping_interval
+
+    @property
+    def max_missed_pongs(self) -> int:
+        """Missed pongs tolerated before close 4000."""
+        return self._max_missed_pongs
+
+    def local_connection(self, connection_id: str) -> Connection | None:
+        """Return the open local connection with this id, if any."""
+        return self._hub.connections.get(connection_id)
+
+    @property
+    def connections(self) -> dict[str, Connection]:
+        """Open local connections by id (a copy)."""
+        return dict(self._hub.connections)
+
+    def deliver(self, connection_ids: Iterable[str], frame: bytes) -> None:
+        """Write one encoded frame to each open local connection among ``connection_ids``."""
+        self._hub.deliver(connection_ids, frame)
+
+    def now_ms(self) -> int:
+        """Wall-clock time in integer ms (event timestamps)."""
+        return int(time.time() * 1000)
+
+    def index_join(self, room: str, connection_id: str) -> None:
+        """Record a local connection's room membership (local room index, §13.2)."""
+        self._hub.index_join(room, connection_id)
+
+    def index_leave(self, room: str, connection_id: str) -> None:
+        """Drop a local connection's room membership from the local room index."""
+        self._hub.index_leave(room, connection_id)
+
+    def index_clear(self, room: str) -> None:
+        """Drop a room from the local room index."""
+        self._hub.index_clear(room)
+
+    def local_room_members(self, room: str) -> set[str]:
+        """Return the local connection ids that are members of ``room``."""
+        return self._hub.local_room_members(room)
+
+    def resolve_connection(self, conn_or_id: ConnectionLike | str) -> str:
+        """Return the id of a connection object or id."""
+        if isinstance(conn_or_id, str):
+            return conn_or_id
+        return conn_or_id.id
+
+    # ------------------------------------------------------------------ registration
+
+    def expose_command(
+        self, name: str, handler: Handler, middlewares: Sequence[Middleware] = ()
+    ) -> None:
+        """Register an application command.
+
+        Args:
+            name: Wire name (not reserved: no ``mesh/…``, ``ping``, ``pong``, ``latency…``).
+            handler: ``(ctx) -> payload`` (sync or async); its return value is the response.
+            middlewares: Command middleware, run after the global middleware (PROTOCOL §3.4).
+
+        Raises:
+            ValueError: Reserved name, or not defined by the server's contract.
+        """
+        self.pipeline.expose(name, handler, middlewares)
+
+    def command(self, name: str, middlewares: Sequence[Middleware] = ()) -> Callable[[F], F]:
+        """Decorator form of :meth:`expose_command`."""
+
+        def register(fn: F) -> F:
+            self.expose_command(name, fn, middlewares)
+            return fn
+
+        return register
+
+    def use_middleware(self, *fns: Middleware) -> None:
+        """Add global middleware, run for every command (built-ins included) in order."""
+        self.pipeline.use(fns)
+
+    def on_connection(self, fn: ConnectionHook) -> ConnectionHook:
+        """Register a hook run after a connection is registered, before ``mesh/assign-id``."""
+        self._on_connection.append(fn)
+        return fn
+
+    def on_disconnection(self, fn: ConnectionHook) -> ConnectionHook:
+        """Register a hook run after a connection's cleanup (PROTOCOL §5.3)."""
+        self._on_disconnection.append(fn)
+        return fn
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when constructed with ``port=0``)."""
+        if self._started and self._transport is not None:
+            return self._transport.port
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` of the running server."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` completed and :meth:`close` was not called."""
+        return self._started and not self._closing
+
+    async def start(self) -> None:
+        """Start the backend, the feature managers, the instance monitor and the listener."""
+        if self._started:
+            return
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        backend = self.backend
+        if hasattr(backend, "on_recovered"):
+            backend.on_recovered = self._on_backend_recovered
+        self.pipeline.add_builtins(self.connection_manager.builtin_commands())
+        for feature in self._features:
+            self.pipeline.add_builtins(feature.builtin_commands())
+            self._hub.add_routes(feature.message_routes())
+        await backend.start(self.instance_id, self._hub.on_message)
+        for feature in self._features:
+            await feature.start()
+        self._instance = InstanceMonitor(
+            backend,
+            heartbeat_interval=self.instance_heartbeat_interval,
+            ttl=self.instance_ttl,
+            sweep_interval=self.instance_sweep_interval,
+            backend_grace=self.backend_grace,
+            fence=self._fence,
+            log=self._log,
+        )
+        await self._instance.beat()
+        await self._instance.start()
+        if self._transport is None:
+            self._transport = WebsocketsTransport(
+                max_message_size=self._limits.max_message_size,
+                compression=self.compression,
+                close_timeout=self.close_timeout,
+            )
+        await self._transport.start(
+            self.host, self._port, on_upgrade=self._on_upgrade, on_connect=self._on_connect
+        )
+        self._started = True
+        self._log.info(
+            "Mesh server listening on ws://%s:%d (instance %s, %s backend)",
+            self.host,
+            self.port,
+            self.instance_id,
+            type(backend).__name__,
+        )
+
+    async def close(self) -> None:
+        """Shut down gracefully (PROTOCOL §5.3).
+
+        Stops accepting, closes every connection with 1001, waits for their cleanup, stops the
+        feature managers and deregisters the instance.
+        """
+        if self._closing or not self._started:
+            self._closing = True
+            if self._closed is not None:
+                self._closed.set()
+            return
+        self._closing = True
+        transport = self._transport
+        if transport is not None:
+            transport.stop_accepting()
+        for connection in list(self._hub.connections.values()):
+            connection.close(CLOSE_GOING_AWAY, "server shutdown")
+        await self._wait_cleanups()
+        for feature in reversed(self._features):
+            try:
+                await feature.stop()
+            except Exception:
+                self._log.exception("feature %r failed to stop", feature)
+        if self._instance is not None:
+            await self._instance.stop()
+        for task in list(self._background):
+            task.cancel()
+        try:
+            await self.backend.close()
+        except Exception:
+            self._log.exception("backend close failed")
+        if transport is not None:
+            await transport.close()
+        if self._closed is not None:
+            self._closed.set()
+        self._log.info("Mesh server closed")
+
+    async def _wait_cleanups(self) -> None:
+        pending = {task for task in self._cleanups if not task.done()}
+        if pending:
+            timeout = self._limits.backend_timeout_ms / 1000 + self.close_timeout
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def serve_forever(self) -> None:
+        """Start if needed and serve until :meth:`close` is called or the task is cancelled."""
+        await self.start()
+        closed = self._closed
+        if closed is None:  # pragma: no cover - start() creates it
+            return
+        try:
+            await closed.wait()
+        except asyncio.CancelledError:
+            await self.close()
+            raise
+
+    async def __aenter__(self) -> MeshServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ connections (§5)
+
+    async def _on_upgrade(self, request: UpgradeRequest) -> Any:
+        if self._closing or (self._instance is not None and self._instance.fenced):
+            return Rejection(503, "Service Unavailable")
+        max_connections = self._limits.max_connections
+        if max_connections is not None and self._conn_count >= max_connections:
+            return Rejection(503, "Service Unavailable")  # §15: connections per instance
+        if self.allowed_origins is not None and request.origin not in self.allowed_origins:
+            return Rejection(403, "Forbidden")  # §5.1: Origin allow-list
+        if self.authenticate is None:
+            return None
+        try:
+            return await _call_hook(self.authenticate, request)
+        except MeshAuthError as exc:
+            return Rejection(exc.status, exc.message)
+        except Exception:
+            self._log.exception("authenticate hook failed")  # §5.1: unexpected → 500, logged
+            return Rejection(500, "Internal Server Error")
+
+    async def _on_connect(self, transport: TransportConnection) -> None:
+        self._conn_count += 1
+        try:
+            await self._open(transport)
+        finally:
+            self._conn_count -= 1
+
+    async def _open(self, transport: TransportConnection) -> None:
+        connection_id = _new_connection_id()
+        session = ServerSession(
+            connection_id,
+            limits=self._limits,
+            ping_interval=self._ping_interval,
+            latency_interval=self.latency_interval,
+            max_missed_pongs=self._max_missed_pongs,
+        )
+        connection = Connection(self, transport, connection_id, session)
+        # §5.2 step 2: register (routing entry + metadata from §5.1), then hooks.
+        try:
+            await self.backend.register_connection(connection_id, transport.accepted)
+        except Exception:
+            self._log.exception("registering connection %s failed", connection_id)
+            transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
+            await transport.wait_closed()
+            return
+        self._hub.add(connection)
+        self._log.debug("connection %s opened from %s", connection_id, transport.upgrade.peer)
+        for hook in self._on_connection:
+            try:
+                await _call_hook(hook, connection)
+            except Exception:
+                self._log.exception("on_connection hook failed for %s", connection_id)
+        # §5.2 steps 3–5: assign-id first, then client frames, then liveness timers.
+        connection.start()
+        await transport.wait_closed()
+
+    def track_cleanup(self, task: asyncio.Task[None]) -> None:
+        """Keep a cleanup task until it finishes (``close`` waits for them)."""
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def cleanup_connection(self, connection: Connection) -> None:
+        """Run the §5.3 cleanup of a closing connection (called exactly once per connection)."""
+        connection_id = connection.id
+        self._hub.connections.pop(connection_id, None)
+        self._log.debug("connection %s closed (code %s)", connection_id, connection.close_code)
+        await connection.wait_builtins(self._limits.backend_timeout_ms / 1000)
+        # (2) channel, record and presence subscriptions of this connection.
+        for feature in self._features:
+            try:
+                await feature.on_disconnect(connection)
+            except Exception:
+                self._log.exception("feature cleanup failed for %s", connection_id)
+        # (3)-(5) presence (one leave each), memberships, metadata, routing entry.
+        if not await self._unregister(connection_id):
+            self._spawn(self._retry_unregister(connection_id))
+        self._hub.remove(connection_id)
+        for hook in self._on_disconnection:
+            try:
+                await _call_hook(hook, connection)
+            except Exception:
+                self._log.exception("on_disconnection hook failed for %s", connection_id)
+
+    async def _unregister(self, connection_id: str) -> bool:
+        backend = self.backend
+        try:
+            rooms = await backend.connection_rooms(connection_id)
+            tracked = self._tracked_rooms(rooms)
+            await backend.unregister_connection(connection_id, tracked)
+        except Exception as exc:
+            self._log.warning("cleanup of %s failed, will retry: %s", connection_id, exc)
+            return False
+        return True
+
+    async def _retry_unregister(self, connection_id: str) -> None:
+        # §5.3: if the backend is unreachable the instance MUST retry (if it dies first, §13).
+        attempt = 0
+        while not self._closing:
+            await asyncio.sleep(_CLEANUP_RETRY_S[min(attempt, len(_CLEANUP_RETRY_S) - 1)])
+            attempt += 1
+            if await self._unregister(connection_id):
+                return
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def notify_pong(self, connection: Connection) -> None:
+        """Forward a pong to the feature managers (presence refresh, PROTOCOL §10.3)."""
+        if self._features:
+            self._spawn(self._pong(connection))
+
+    async def _pong(self, connection: Connection) -> None:
+        for feature in self._features:
+            try:
+                await feature.on_pong(connection)
+            except Exception as exc:
+                self._log.debug("pong hook failed for %s: %s", connection.id, exc)
+
+    async def _fence(self, reason: str) -> None:
+        # §13.5: close every connection with 4002; their backend state may be gone.
+        self._log.warning(
+            "self-fencing (%s): closing %d connections", reason, len(self._hub.connections)
+        )
+        for connection in list(self._hub.connections.values()):
+            connection.close(CLOSE_STATE_LOST, "backend state lost")
+
+    async def _on_backend_recovered(self) -> None:
+        backend = self.backend
+        reregister = getattr(backend, "reregister_connections", None)
+        if reregister is not None and self._hub.connections:
+            try:
+                await reregister(dict.fromkeys(self._hub.connections))
+            except Exception:
+                self._log.exception("re-registering connections after recovery failed")
+        for feature in self._features:
+            try:
+                await feature.on_backend_recovered()
+            except Exception:
+                self._log.exception("feature recovery failed")
+
+    # ------------------------------------------------------------------ sending (§13.2)
+
+    def _push(self, command: str, payload: Any) -> bytes:
+        if not isinstance(command, str) or is_reserved(command):
+            raise ValueError(f"{command!r} is reserved by the Mesh protocol (PROTOCOL §3.4)")
+        return encode_push(command, payload)
+
+    async def send(self, conn_or_id: ConnectionLike | str, command: str, payload: Any) -> bool:
+        """Push ``{"command","payload"}`` to one connection on any instance (O(1)).
+
+        Returns:
+            ``False`` if the connection is not registered anywhere.
+        """
+        frame = self._push(command, payload)
+        connection_id = self.resolve_connection(conn_or_id)
+        local = self._hub.connections.get(connection_id)
+        if local is not None:
+            local.send(frame)
+            return True
+        return await self.backend.send_to_connection(connection_id, frame)
+
+    async def broadcast(self, command: str, payload: Any) -> None:
+        """Push to every connection on every instance (one backend message)."""
+        await self.backend.broadcast(self._push(command, payload))
+
+    async def broadcast_exclude(
+        self,
+        command: str,
+        payload: Any,
+        exclude: ConnectionLike | str | Iterable[ConnectionLike | str],
+    ) -> None:
+        """Push to every connection except ``exclude`` (connections or ids)."""
+        frame = self._push(command, payload)
+        await self.backend.broadcast(frame, exclude=self._ids(exclude))
+
+    async def broadcast_room(self, room: str, command: str, payload: Any) -> None:
+        """Push to every member of ``room`` on every instance (one backend message)."""
+        await self.backend.broadcast(self._push(command, payload), room=room)
+
+    async def broadcast_room_exclude(
+        self,
+        room: str,
+        command: str,
+        payload: Any,
+        exclude: ConnectionLike | str | Iterable[ConnectionLike | str],
+    ) -> None:
+        """Push to every member of ``room`` except ``exclude``."""
+        frame = self._push(command, payload)
+        await self.backend.broadcast(frame, room=room, exclude=self._ids(exclude))
+
+    def _ids(self, items: ConnectionLike | str | Iterable[ConnectionLike | str]) -> list[str]:
+        if isinstance(items, str | ConnectionLike):
+            return [self.resolve_connection(items)]
+        return [self.resolve_connection(item) for item in items]
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
