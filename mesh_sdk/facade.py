@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, TypeVar, cast
 
+import pydantic
 from pydantic import BaseModel
+
+from mesh_sdk.contract import validation_problems
+from mesh_sdk.protocol.errors import ValidationError
 
 __all__ = [
     "ChangeHandler",
@@ -74,7 +78,11 @@ class _Group:
 
 
 class CommandGroup(_Group):
-    """Base of generated ``<Name>Commands``: sends typed requests, validates typed responses."""
+    """Base of generated ``<Name>Commands``: sends typed requests, validates typed responses.
+
+    A response that violates its schema raises
+    :class:`mesh_sdk.protocol.errors.ValidationError` (``EVALIDATION``, with details).
+    """
 
     __slots__ = ()
 
@@ -87,7 +95,11 @@ class CommandGroup(_Group):
     ) -> R:
         payload = request.model_dump(mode="json", by_alias=True, exclude_unset=True)
         result = await self._client.command(name, payload, timeout=timeout)
-        return response_type.model_validate(result, strict=True)
+        try:
+            return response_type.model_validate(result, strict=True)
+        except pydantic.ValidationError as exc:
+            problems = validation_problems(exc, result)
+            raise ValidationError(f'Invalid response for "{name}"', details=problems) from None
 
 
 class ChannelGroup(_Group):

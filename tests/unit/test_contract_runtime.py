@@ -1,0 +1,185 @@
+"""mesh_sdk.contract: specs, index lookups, validation problems, formats; mesh_sdk.facade."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from mesh_sdk.contract import ChannelSpec, ContractIndex, RecordSpec, fill_template
+from mesh_sdk.facade import CommandGroup
+from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.protocol.generated import CONTRACT, MeshProtocolClient, models
+
+
+def _details(name: str, payload: Any) -> Any:
+    spec = CONTRACT.command(name)
+    assert spec is not None
+    with pytest.raises(ValidationError) as info:
+        spec.validate_request(payload)
+    assert info.value.message == f'Invalid payload for "{name}"'
+    return info.value.details
+
+
+def test_all_builtin_commands_are_indexed() -> None:
+    assert len(CONTRACT.commands) == 18
+    assert CONTRACT.command("nope") is None
+    assert CONTRACT.push("mesh/record-update") is not None
+
+
+def test_missing_member_reported_at_parent() -> None:
+    # PROTOCOL Appendix A.2.
+    assert _details("mesh/join-room", {}) == [
+        {"path": "", "message": "'roomName' is a required property"}
+    ]
+
+
+@pytest.mark.parametrize("payload", [[], "x", None, 1, True])
+def test_non_object_payload_reported_at_root(payload: Any) -> None:
+    details = _details("mesh/noop", payload)
+    assert [d["path"] for d in details] == [""]
+
+
+def test_unknown_members_ignored_and_null_is_absent() -> None:
+    spec = CONTRACT.command("mesh/subscribe-channel")
+    assert spec is not None
+    request = spec.validate_request({"channel": "c", "historyLimit": None, "future": 1})
+    assert request.channel == "c"
+    assert request.historyLimit is None
+    assert spec.dump_request(request) == {"channel": "c", "historyLimit": None}
+
+
+@pytest.mark.parametrize(
+    ("payload", "path"),
+    [
+        ({"channel": ""}, "/channel"),
+        ({"channel": "x" * 513}, "/channel"),
+        ({"channel": "c", "historyLimit": -1}, "/historyLimit"),
+        ({"channel": "c", "historyLimit": "1"}, "/historyLimit"),
+        ({"channel": "c", "historyLimit": True}, "/historyLimit"),
+        ({"channel": 5}, "/channel"),
+    ],
+)
+def test_builtin_request_violations(payload: Any, path: str) -> None:
+    assert path in {d["path"] for d in _details("mesh/subscribe-channel", payload)}
+
+
+def test_publish_record_update_fields() -> None:
+    spec = CONTRACT.command("mesh/publish-record-update")
+    assert spec is not None
+    request = spec.validate_request(
+        {"recordId": "r", "newValue": None, "options": {"strategy": "deepMerge"}}
+    )
+    assert request.newValue is None
+    assert request.options.strategy == "deepMerge"
+    assert "/options/strategy" in {
+        d["path"]
+        for d in _details(
+            "mesh/publish-record-update",
+            {"recordId": "r", "newValue": 1, "options": {"strategy": "x"}},
+        )
+    }
+    assert _details("mesh/publish-record-update", {"recordId": "r"}) == [
+        {"path": "", "message": "'newValue' is a required property"}
+    ]
+
+
+def test_presence_state_non_null_and_big_ints() -> None:
+    spec = CONTRACT.command("mesh/publish-presence-state")
+    assert spec is not None
+    request = spec.validate_request({"roomName": "r", "state": 5, "expireAfter": 2**80})
+    assert request.state == 5
+    assert type(request.state) is int
+    assert request.expireAfter == 2**80
+    assert {
+        d["path"] for d in _details("mesh/publish-presence-state", {"roomName": "r", "state": None})
+    } == {"/state"}
+
+
+def test_response_alternatives_and_dump_round_trip() -> None:
+    spec = CONTRACT.command("mesh/subscribe-channel")
+    assert spec is not None
+    for payload in ({"success": True, "history": ["m2"]}, {"success": False, "history": []}):
+        assert spec.dump_response(spec.validate_response(payload)) == payload
+    with pytest.raises(ValidationError):
+        spec.validate_response({"success": False, "history": ["x"]})
+    assert spec.dump_response({"success": True, "history": []}) == {
+        "success": True,
+        "history": [],
+    }
+    unsub = CONTRACT.command("mesh/unsubscribe-channel")
+    assert unsub is not None
+    assert unsub.dump_response(unsub.validate_response(True)) is True
+
+
+def test_pointer_escaping_and_nested_paths() -> None:
+    spec = CONTRACT.push("mesh/record-update")
+    assert spec is not None
+    with pytest.raises(ValidationError) as info:
+        spec.validate_payload(
+            {"recordId": "r", "version": 1, "patch": [{"op": "move", "path": ""}]}
+        )
+    assert "/patch/0/op" in {d["path"] for d in info.value.details}
+
+
+def test_index_pattern_lookup_and_templates() -> None:
+    chat = ChannelSpec("Chat", re.compile(r"^chat:[a-z~/]+$"), "chat:{room}", models.PingPush)
+    user = RecordSpec("User", re.compile(r"^user:\d+$"), "user:{id}", models.PingPush, True)
+    index = ContractIndex("X", channel_specs=[chat], record_specs=[user])
+    assert index.channel_for("chat:abc") is chat
+    assert index.channel_for("xchat:abc") is None
+    assert index.channel_for("chat:abc\n") is None
+    assert index.record_for("user:1") is user
+    assert index.record_for("admin:user:1") is None
+    assert chat.build_name(room="abc") == "chat:abc"
+    assert user.build_id(id="7") == "user:7"
+    with pytest.raises(ValueError, match="does not match"):
+        user.build_id(id="x")
+    with pytest.raises(ValueError, match="missing parameter"):
+        fill_template("user:{id}", user.pattern, {})
+    assert chat.decode_message("{}") == models.PingPush()
+    assert chat.encode_message(models.PingPush()) == "{}"
+    with pytest.raises(ValidationError):
+        chat.decode_message("not json")
+    with pytest.raises(ValidationError):
+        user.validate_value([])
+    assert user.dump_value({}) == {}
+    assert list(index.channels) == [chat]
+    assert list(index.records) == [user]
+
+
+class FakeClient:
+    """A recording stand-in for mesh_sdk.MeshClient."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def command(self, name: str, payload: Any = None, *, timeout: Any = None) -> Any:
+        self.calls.append(("command", name, payload, timeout))
+        return self.result
+
+    async def subscribe_channel(
+        self, channel: str, on_message: Any = None, *, history_limit: Any = 0, model: Any = None
+    ) -> Any:
+        self.calls.append(("channel", channel, on_message, history_limit, model))
+        return "sub"
+
+    async def subscribe_record(
+        self, record_id: str, *, mode: Any = "full", model: Any = None, on_change: Any = None
+    ) -> Any:
+        self.calls.append(("record", record_id, mode, model, on_change))
+        return "rec"
+
+
+async def test_generated_facade_delegates_and_validates() -> None:
+    fake = FakeClient({"success": True, "present": ["c1"]})
+    client = MeshProtocolClient(fake)
+    response = await client.commands.join_room(models.JoinRoomRequest(roomName="r"), timeout=2.0)
+    assert response.present == ["c1"]
+    assert fake.calls == [("command", "mesh/join-room", {"roomName": "r"}, 2.0)]
+    fake.result = {"success": "yes"}
+    with pytest.raises(ValidationError, match="Invalid response"):
+        await client.commands.leave_room(models.LeaveRoomRequest(roomName="r"))
+    assert isinstance(client.commands, CommandGroup)
