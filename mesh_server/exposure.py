@@ -1,0 +1,211 @@
+"""Who may subscribe to what: exposure patterns, guards and admission checks.
+
+Channels, records and presence share one rule set (PROTOCOL §11.1):
+
+* A pattern is an exact string or a compiled regular expression that must match the **whole**
+  name (:func:`re.fullmatch`), never a substring.
+* Patterns are evaluated in registration order; a name is allowed if **any** matching pattern's
+  guard passes (no guard = pass). Evaluation stops at the first pass.
+* A guard is ``(connection, name) -> bool`` or an awaitable of it; a guard that raises counts as
+  ``False`` and is logged.
+* A record is readable iff a matching read pattern's guard passes or a matching writable
+  pattern's guard passes, and writable iff a matching writable pattern's guard passes
+  (writable ⇒ readable).
+
+Also here: the admission checks every subscribing command shares — internal names (§9.2), name
+length (§7, §15) and the per-connection subscription quota (§15).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from mesh_sdk.protocol.errors import TooLargeError, ValidationError
+
+if TYPE_CHECKING:
+    from mesh_server.features import ConnectionLike
+
+__all__ = [
+    "Exposure",
+    "Guard",
+    "Pattern",
+    "RecordExposure",
+    "SubscriptionQuota",
+    "check_name",
+    "is_internal_name",
+]
+
+Pattern: TypeAlias = "str | re.Pattern[str]"
+"""An exact name or a compiled regular expression matched against the whole name."""
+
+Guard: TypeAlias = "Callable[[ConnectionLike, str], bool | Awaitable[bool]]"
+"""``(connection, name) -> bool`` (or awaitable); raising counts as ``False``."""
+
+_log = logging.getLogger("mesh_server.exposure")
+
+_INTERNAL_PREFIXES: Final = ("__keyspace@", "__keyevent@")
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    pattern: Pattern
+    guard: Guard | None
+
+    def matches(self, name: str) -> bool:
+        if isinstance(self.pattern, str):
+            return self.pattern == name
+        return self.pattern.fullmatch(name) is not None
+
+
+def _validate_pattern(pattern: object) -> Pattern:
+    if isinstance(pattern, str | re.Pattern):
+        return pattern
+    raise TypeError(f"pattern must be a str or a compiled re.Pattern, not {type(pattern).__name__}")
+
+
+async def _guard_passes(guard: Guard | None, connection: ConnectionLike, name: str) -> bool:
+    if guard is None:
+        return True
+    try:
+        result = guard(connection, name)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception:
+        # PROTOCOL §11.1: a guard that raises counts as false (and is logged).
+        _log.exception("exposure guard raised for %r; treating it as a denial", name)
+        return False
+    return bool(result)
+
+
+class Exposure:
+    """An ordered list of ``(pattern, guard)`` rules (PROTOCOL §11.1).
+
+    Example:
+        >>> exposure = Exposure()
+        >>> exposure.add(re.compile(r"chat:.+"))
+        >>> exposure.matches("chat:lobby"), exposure.matches("xchat:lobby")
+        (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._rules: list[_Rule] = []
+
+    def add(self, pattern: Pattern, guard: Guard | None = None) -> None:
+        """Register a pattern (after the existing ones) with an optional guard.
+
+        Raises:
+            TypeError: ``pattern`` is neither a ``str`` nor a compiled pattern, or ``guard`` is
+                not callable.
+        """
+        if guard is not None and not callable(guard):
+            raise TypeError("guard must be callable")
+        self._rules.append(_Rule(_validate_pattern(pattern), guard))
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def matches(self, name: str) -> bool:
+        """Return whether any pattern matches ``name`` (guards are not evaluated)."""
+        return any(rule.matches(name) for rule in self._rules)
+
+    def first_match(self, name: str) -> int | None:
+        """Return the registration index of the first pattern matching ``name``, if any."""
+        for index, rule in enumerate(self._rules):
+            if rule.matches(name):
+                return index
+        return None
+
+    async def allows(self, connection: ConnectionLike, name: str) -> bool:
+        """Return whether any matching pattern's guard passes for ``connection``."""
+        for rule in self._rules:
+            if rule.matches(name) and await _guard_passes(rule.guard, connection, name):
+                return True
+        return False
+
+
+class RecordExposure:
+    """Readable and writable record patterns with the §11.1 rule: writable ⇒ readable."""
+
+    def __init__(self) -> None:
+        self.readable = Exposure()
+        self.writable = Exposure()
+
+    async def can_read(self, connection: ConnectionLike, record_id: str) -> bool:
+        """A matching read pattern's guard or a matching writable pattern's guard passes."""
+        return await self.readable.allows(connection, record_id) or await self.writable.allows(
+            connection, record_id
+        )
+
+    async def can_write(self, connection: ConnectionLike, record_id: str) -> bool:
+        """A matching writable pattern's guard passes (read patterns never grant writes)."""
+        return await self.writable.allows(connection, record_id)
+
+
+# ------------------------------------------------------------------------------ admission
+
+
+def is_internal_name(name: str, namespace: str) -> bool:
+    """Return whether ``name`` is internal and so never subscribable (PROTOCOL §9.2)."""
+    return (bool(namespace) and name.startswith(namespace)) or name.startswith(_INTERNAL_PREFIXES)
+
+
+def check_name(command: str, member: str, name: str, max_length: int) -> None:
+    """Enforce the configured ``max_name_length`` on a name member (PROTOCOL §7, §15).
+
+    The built-in contract already checks the type and the default bounds; this applies the
+    server's configured limit.
+
+    Raises:
+        ValidationError: The name is empty or longer than ``max_length``.
+    """
+    if 0 < len(name) <= max_length:
+        return
+    message = "must not be empty" if not name else f"must be at most {max_length} characters long"
+    raise ValidationError.for_command(command, [{"path": f"/{member}", "message": message}])
+
+
+class SubscriptionQuota:
+    """Counts channels + records + presence + rooms per connection (PROTOCOL §15).
+
+    Callers reserve a slot for each *new* subscription (repeats do not count) and release it when
+    the subscription ends. Reservation is synchronous, so concurrent requests cannot overshoot.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    def count(self, connection_id: str) -> int:
+        """Return the number of subscriptions held by ``connection_id``."""
+        return self._counts.get(connection_id, 0)
+
+    def reserve(self, connection_id: str) -> None:
+        """Take one slot.
+
+        Raises:
+            TooLargeError: The connection already holds ``limit`` subscriptions
+                (``ETOOLARGE`` with ``{"limit": limit}``).
+        """
+        count = self._counts.get(connection_id, 0)
+        if count >= self.limit:
+            raise TooLargeError(
+                f"Subscription limit of {self.limit} reached", details={"limit": self.limit}
+            )
+        self._counts[connection_id] = count + 1
+
+    def add(self, connection_id: str) -> None:
+        """Take one slot without checking (server-side room joins)."""
+        self._counts[connection_id] = self._counts.get(connection_id, 0) + 1
+
+    def release(self, connection_id: str, count: int = 1) -> None:
+        """Give back ``count`` slots."""
+        left = self._counts.get(connection_id, 0) - count
+        if left > 0:
+            self._counts[connection_id] = left
+        else:
+            self._counts.pop(connection_id, None)

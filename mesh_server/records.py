@@ -1,0 +1,416 @@
+"""Records: versioned JSON values with full and patch subscriptions (PROTOCOL §11).
+
+Writes (server code and ``mesh/publish-record-update``) are one atomic backend step that
+publishes ``{"t":"update","recordId","version","value","patch"}`` on ``{ns}record:{id}``; each
+instance subscribed to that channel builds the ``full`` frame and the ``patch`` frame once and
+sends each subscriber the one of its mode (§11.3, §11.5).
+
+Per subscription the manager keeps the last version the client was given (its *acknowledged*
+version): the subscribe response's version, then each pushed one. Versions not above it are
+never pushed, so after a subscribe answered with version ``v`` the client gets no version ≤ ``v``
+and later versions in increasing order. A subscription being set up is pending: its events are
+held back and replayed through the same filter right after the response (§11.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from mesh_sdk.protocol.codec import encode_push, loads
+from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationError
+from mesh_server.backends.messages import record_channel
+from mesh_server.channels import BackendChannels, after_response
+from mesh_server.exposure import Guard, Pattern, RecordExposure, SubscriptionQuota, check_name
+
+if TYPE_CHECKING:
+    from mesh_server.backends.base import MergeStrategy, RecordWrite
+    from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
+
+__all__ = ["RecordManager"]
+
+RECORD_UPDATE: Final = "mesh/record-update"
+RECORD_DELETED: Final = "mesh/record-deleted"
+_STRATEGIES: Final = frozenset({"replace", "merge", "deepMerge"})
+
+
+def _wire(value: Any) -> Any:
+    """Return an enum member's value (generated models may use enums for string choices)."""
+    return getattr(value, "value", value)
+
+
+@dataclass(slots=True)
+class _Sub:
+    """One local record subscription."""
+
+    mode: str
+    acked: int = 0
+    acquired: bool = False
+    holds: int = 0
+    held: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Frames:
+    """Lazily encoded frames of one record event (each built at most once)."""
+
+    __slots__ = ("_deleted", "_event", "_full", "_patch")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self._event = event
+        self._full: bytes | None = None
+        self._patch: bytes | None = None
+        self._deleted: bytes | None = None
+
+    def update(self, mode: str) -> bytes:
+        event = self._event
+        if mode == "patch":
+            if self._patch is None:
+                self._patch = encode_push(
+                    RECORD_UPDATE,
+                    {
+                        "recordId": event["recordId"],
+                        "patch": event["patch"],
+                        "version": event["version"],
+                    },
+                )
+            return self._patch
+        if self._full is None:
+            self._full = encode_push(
+                RECORD_UPDATE,
+                {
+                    "recordId": event["recordId"],
+                    "full": event["value"],
+                    "version": event["version"],
+                },
+            )
+        return self._full
+
+    def deleted(self) -> bytes:
+        if self._deleted is None:
+            self._deleted = encode_push(
+                RECORD_DELETED,
+                {"recordId": self._event["recordId"], "version": self._event["version"]},
+            )
+        return self._deleted
+
+
+def _deletion_applies(sub: _Sub, version: int) -> bool:
+    """Whether a deletion at ``version`` ends what this subscriber holds (§11.6).
+
+    A subscriber that holds nothing (acknowledged version 0) or a newer incarnation of the
+    record (acknowledged above the deleted version) got its state after the deletion.
+    """
+    return sub.acked >= 1 and version >= sub.acked
+
+
+class RecordManager:
+    """Record exposure, subscriptions, writes and deletion."""
+
+    def __init__(self, core: ServerCore, pubsub: BackendChannels, quota: SubscriptionQuota) -> None:
+        self._core = core
+        self._pubsub = pubsub
+        self._quota = quota
+        self._exposure = RecordExposure()
+        self._subs: dict[str, dict[str, _Sub]] = {}
+        self._by_connection: dict[str, set[str]] = {}
+        self._prefix = record_channel(core.namespace, "")
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ server API
+
+    def expose(self, pattern: Pattern, guard: Guard | None = None) -> None:
+        """Let clients read (subscribe to) records matching ``pattern`` (§11.1)."""
+        self._exposure.readable.add(pattern, guard)
+
+    def expose_writable(self, pattern: Pattern, guard: Guard | None = None) -> None:
+        """Let clients write (and so read) records matching ``pattern`` (§11.1)."""
+        self._exposure.writable.add(pattern, guard)
+
+    async def publish_update(
+        self, record_id: str, value: Any, strategy: MergeStrategy = "replace"
+    ) -> RecordWrite:
+        """Write a record from server code (§11.3); pushes reach every subscriber.
+
+        Raises:
+            ValidationError: The contract's record schema rejects the combined value.
+            TooLargeError: The combined value exceeds ``max_record_size``.
+            UnavailableError: The backend is unreachable.
+        """
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"unknown merge strategy {strategy!r}")
+        return await self._write(record_id, value, strategy)
+
+    async def get(self, record_id: str) -> tuple[Any, int]:
+        """Return ``(value, version)``; ``(None, 0)`` when absent."""
+        return await self._core.backend.get_record(record_id)
+
+    async def delete(self, record_id: str) -> int | None:
+        """Delete a record (§11.6); subscribers get ``mesh/record-deleted``.
+
+        Returns:
+            The last version, or ``None`` if the record was absent.
+        """
+        return await self._core.backend.delete_record(record_id)
+
+    def subscribers(self, record_id: str) -> dict[str, str]:
+        """Return local connection id → mode for ``record_id``."""
+        return {cid: sub.mode for cid, sub in self._subs.get(record_id, {}).items()}
+
+    async def _write(self, record_id: str, value: Any, strategy: MergeStrategy) -> RecordWrite:
+        limit = self._core.limits.max_record_size
+        try:
+            return await self._core.backend.write_record(
+                record_id, value, strategy, max_size=limit, validate=self._validator(record_id)
+            )
+        except TooLargeError as exc:
+            if exc.details is None:
+                exc.details = {"limit": limit}
+            raise
+
+    def _validator(self, record_id: str) -> Callable[[Any], None] | None:
+        contract = self._core.contract
+        spec = contract.record_for(record_id) if contract is not None else None
+        if spec is None:
+            return None
+        validate = spec.validate_value
+
+        def check(value: Any) -> None:
+            validate(value)
+
+        return check
+
+    # ------------------------------------------------------------------ built-ins
+
+    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+        """Return the record built-ins (§7)."""
+        return {
+            "mesh/subscribe-record": self._subscribe,
+            "mesh/unsubscribe-record": self._unsubscribe,
+            "mesh/publish-record-update": self._publish,
+        }
+
+    def _record_id(self, command: str, request: Any) -> str:
+        record_id: str = request.recordId
+        check_name(command, "recordId", record_id, self._core.limits.max_name_length)
+        return record_id
+
+    async def _subscribe(self, connection: ConnectionLike, request: Any) -> Any:
+        record_id = self._record_id("mesh/subscribe-record", request)
+        if not await self._exposure.can_read(connection, record_id):
+            return {"success": False}
+        mode = _wire(request.mode) or "full"
+        cid = connection.id
+        subs = self._subs.get(record_id)
+        sub = subs.get(cid) if subs is not None else None
+        repeat = sub is not None
+        if sub is None:
+            self._quota.reserve(cid)
+            sub = _Sub(mode)
+            self._subs.setdefault(record_id, {})[cid] = sub
+            self._by_connection.setdefault(cid, set()).add(record_id)
+        else:
+            sub.mode = mode  # §7: repeating a record subscription replaces its mode
+        sub.holds += 1
+        channel = self._prefix + record_id
+        try:
+            if not repeat:
+                await self._pubsub.acquire(channel)
+                if self._subs.get(record_id, {}).get(cid) is sub:
+                    sub.acquired = True
+                else:  # ended meanwhile (disconnect): give the backend hold back
+                    await self._pubsub.release(channel)
+            value, version = await self._core.backend.get_record(record_id)
+        except BaseException:
+            if repeat:
+                self._unhold(record_id, cid, sub)
+            else:
+                await self._end(record_id, cid, sub)
+            raise
+        # §11.5: nothing at or below the answered version follows the response.
+        sub.acked = max(sub.acked, version)
+        after_response(connection, lambda: self._unhold(record_id, cid, sub))
+        return {"success": True, "record": value, "version": version}
+
+    async def _unsubscribe(self, connection: ConnectionLike, request: Any) -> Any:
+        record_id = self._record_id("mesh/unsubscribe-record", request)
+        sub = self._subs.get(record_id, {}).get(connection.id)
+        if sub is None:
+            return False
+        await self._end(record_id, connection.id, sub)
+        return True
+
+    async def _publish(self, connection: ConnectionLike, request: Any) -> Any:
+        command = "mesh/publish-record-update"
+        record_id = self._record_id(command, request)
+        if not await self._exposure.can_write(connection, record_id):
+            raise ForbiddenError(f'Record "{record_id}" is not writable by this connection.')
+        options = request.options
+        strategy = _wire(options.strategy) if options is not None else None
+        try:
+            await self._write(record_id, request.newValue, strategy or "replace")
+        except ValidationError as exc:
+            details = exc.details if isinstance(exc.details, list) else []
+            raise ValidationError.for_command(
+                command,
+                [
+                    {"path": "/newValue" + str(item.get("path", "")), "message": item["message"]}
+                    for item in details
+                    if isinstance(item, dict) and "message" in item
+                ]
+                or [{"path": "/newValue", "message": exc.message}],
+            ) from exc
+        # §11.3 step 4: answered only after the commit.
+        return {"success": True}
+
+    # ------------------------------------------------------------------ subscription state
+
+    def _unhold(self, record_id: str, cid: str, sub: _Sub) -> None:
+        if self._subs.get(record_id, {}).get(cid) is not sub:
+            return
+        sub.holds -= 1
+        if sub.holds > 0 or not sub.held:
+            return
+        held, sub.held = sub.held, []
+        connection = self._core.local_connection(cid)
+        for event in held:
+            frame = self._filter(record_id, cid, sub, event, _Frames(event))
+            if frame is not None and connection is not None and not connection.closed:
+                connection.send(frame)
+            if self._subs.get(record_id, {}).get(cid) is not sub:
+                break  # ended by a deletion
+
+    def _forget(self, record_id: str, cid: str, sub: _Sub) -> bool:
+        """Remove ``sub`` from the local maps; returns ``False`` if it was already gone."""
+        subs = self._subs.get(record_id)
+        if subs is None or subs.get(cid) is not sub:
+            return False
+        del subs[cid]
+        if not subs:
+            del self._subs[record_id]
+        ids = self._by_connection.get(cid)
+        if ids is not None:
+            ids.discard(record_id)
+            if not ids:
+                del self._by_connection[cid]
+        self._quota.release(cid)
+        return True
+
+    async def _end(self, record_id: str, cid: str, sub: _Sub) -> None:
+        if self._forget(record_id, cid, sub) and sub.acquired:
+            await self._pubsub.release(self._prefix + record_id)
+
+    def _filter(
+        self, record_id: str, cid: str, sub: _Sub, event: dict[str, Any], frames: _Frames
+    ) -> bytes | None:
+        """Return the frame ``sub`` gets for ``event`` (None: nothing), updating its state."""
+        version = event["version"]
+        if event.get("t") == "deleted":
+            if not _deletion_applies(sub, version):
+                return None
+            # §11.6: the subscription ends with the deletion push.
+            if self._forget(record_id, cid, sub) and sub.acquired:
+                self._release_later(record_id)
+            return frames.deleted()
+        if version <= sub.acked:
+            return None
+        sub.acked = version
+        return frames.update(sub.mode)
+
+    def _release_later(self, record_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._pubsub.release(self._prefix + record_id)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ Feature hooks
+
+    def message_routes(self) -> Mapping[str, MessageRoute]:
+        """Record events arrive on ``{ns}record:{id}``."""
+        return {self._prefix: self._on_event}
+
+    def _on_event(self, channel: str, data: bytes) -> None:
+        subs = self._subs.get(channel[len(self._prefix) :])
+        if not subs:
+            return
+        try:
+            event = loads(data)
+            version = event["version"]
+            record_id = event["recordId"]
+        except (ValueError, TypeError, KeyError):
+            self._core.log.warning("dropping malformed record event on %r", channel)
+            return
+        frames = _Frames(event)
+        deleted = event.get("t") == "deleted"
+        full: list[str] = []
+        patch: list[str] = []
+        for cid, sub in list(subs.items()):
+            if sub.holds:
+                sub.held.append(event)
+            elif deleted:
+                if self._filter(record_id, cid, sub, event, frames) is not None:
+                    full.append(cid)
+            elif version > sub.acked:
+                sub.acked = version
+                (patch if sub.mode == "patch" else full).append(cid)
+        if deleted:
+            if full:
+                self._core.deliver(full, frames.deleted())
+            return
+        if full:
+            self._core.deliver(full, frames.update("full"))
+        if patch:
+            self._core.deliver(patch, frames.update("patch"))
+
+    async def on_disconnect(self, connection: ConnectionLike) -> None:
+        """Drop the connection's record subscriptions (§5.3 step 2)."""
+        cid = connection.id
+        releases = []
+        for record_id in list(self._by_connection.get(cid, ())):
+            sub = self._subs[record_id][cid]
+            if self._forget(record_id, cid, sub) and sub.acquired:
+                releases.append(self._pubsub.release(self._prefix + record_id))
+        await asyncio.gather(*releases)
+
+    async def on_pong(self, connection: ConnectionLike) -> None:
+        """Records do not react to pongs."""
+
+    async def on_backend_recovered(self) -> None:
+        """Re-subscribe, then push each record's current value as ``full`` (§11.5).
+
+        Updates published during the outage were lost; subscribers behind the current version
+        get it (a patch-mode client accepts ``full``). A record deleted meanwhile ends its
+        subscriptions with ``mesh/record-deleted``.
+        """
+        await self._pubsub.resync(self._pubsub.channels(self._prefix))
+        for record_id in list(self._subs):
+            value, version = await self._core.backend.get_record(record_id)
+            subs = self._subs.get(record_id)
+            if not subs:
+                continue
+            for cid, sub in list(subs.items()):
+                if sub.holds:
+                    continue  # its subscribe response carries a fresh snapshot
+                if (version == 0 and sub.acked > 0) or 0 < version < sub.acked:
+                    # Deleted (maybe re-created) during the outage: the subscription ends.
+                    frame = encode_push(
+                        RECORD_DELETED, {"recordId": record_id, "version": sub.acked}
+                    )
+                    self._core.deliver((cid,), frame)
+                    await self._end(record_id, cid, sub)
+                elif version > sub.acked:
+                    sub.acked = version
+                    frame = encode_push(
+                        RECORD_UPDATE, {"recordId": record_id, "full": value, "version": version}
+                    )
+                    self._core.deliver((cid,), frame)
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Wait for pending backend releases."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
