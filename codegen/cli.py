@@ -25,10 +25,23 @@ INSTALL_HINT: Final = (
 IGNORED: Final = frozenset({"__pycache__"})
 
 
-def _relative(path: Path) -> str:
-    """Path as written in headers: relative to the working directory when possible, POSIX."""
+def project_root(start: Path) -> Path:
+    """Return the nearest ancestor of ``start`` holding ``pyproject.toml`` (else ``start``)."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return start
+
+
+def _relative(path: Path, root: Path) -> str:
+    """Path as written in headers: relative to the project root, POSIX.
+
+    Using the project root (not the working directory) keeps output byte-identical wherever
+    codegen runs from.
+    """
     try:
-        return Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()
+        return Path(os.path.relpath(path.resolve(), root)).as_posix()
     except ValueError:  # pragma: no cover - other drive on Windows
         return path.name
 
@@ -36,16 +49,17 @@ def _relative(path: Path) -> str:
 def generate(contract_dir: Path, out: Path) -> dict[str, str]:
     """Load, meta-check and render ``contract_dir``; return ``{relative path: text}``.
 
-    Header paths are relative to the working directory, so run from the repository root for
-    reproducible output.
+    Header paths are relative to the project root of the contract (the nearest ancestor with a
+    ``pyproject.toml``), so the output does not depend on the working directory.
 
     Raises:
         ContractError: The contract is invalid.
         MissingGeneratorError: datamodel-code-generator or black is missing.
     """
     contract = load_contract(contract_dir)
-    rel_contract = _relative(contract_dir)
-    command = f"python -m codegen {rel_contract} --out {_relative(out)}"
+    root = project_root(contract_dir)
+    rel_contract = _relative(contract_dir, root)
+    command = f"python -m codegen {rel_contract} --out {_relative(out, root)}"
     return render(contract, rel_contract, command)
 
 

@@ -23,8 +23,8 @@ GENERATED = Path("mesh_sdk/protocol/generated")
 
 @pytest.fixture(autouse=True)
 def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Headers name paths relative to the working directory: run from the repository root.
-    monkeypatch.chdir(ROOT)
+    # Headers name paths relative to the project root, whatever the working directory.
+    monkeypatch.chdir(ROOT.parent)
 
 
 def test_golden_contract_regenerates_to_expected_tree() -> None:
