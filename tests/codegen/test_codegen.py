@@ -15,16 +15,17 @@ from codegen.cli import _existing, codegen_command, compare_trees, generate
 from codegen.render import MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = Path("tests/codegen/golden/contract")
-EXPECTED = Path("tests/codegen/golden/expected")
-BUILTIN = Path("contract/mesh")
-GENERATED = Path("mesh_sdk/protocol/generated")
+GOLDEN = ROOT / "tests/codegen/golden/contract"
+EXPECTED = ROOT / "tests/codegen/golden/expected"
+BUILTIN = ROOT / "contract/mesh"
+GENERATED = ROOT / "mesh_sdk/protocol/generated"
 
 
 @pytest.fixture(autouse=True)
 def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Headers name paths relative to the project root, whatever the working directory.
-    monkeypatch.chdir(ROOT.parent)
+    # Headers name paths relative to the project root, whatever the working directory:
+    # run from elsewhere to prove it.
+    monkeypatch.chdir(ROOT / "tests")
 
 
 def test_golden_contract_regenerates_to_expected_tree() -> None:
@@ -41,7 +42,7 @@ def test_builtin_contract_has_not_drifted_from_generated_package() -> None:
 
 def test_check_mode_reports_missing_extra_and_changed(tmp_path: Path) -> None:
     out = tmp_path / "pkg"
-    out_rel = Path(os.path.relpath(out, ROOT))
+    out_rel = out
     assert codegen_command(GOLDEN, out_rel, check=False, stdout=io.StringIO()) == 0
     assert codegen_command(GOLDEN, out_rel, check=True, stdout=io.StringIO()) == 0
     (out / "facade.py").write_text("changed\n", encoding="utf-8")
