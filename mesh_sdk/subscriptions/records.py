@@ -1,0 +1,302 @@
+"""Record subscriptions (PROTOCOL §11): full and patch mode, version checks, resync, deletion.
+
+:class:`RecordState` is the sans-I/O core: it applies subscribe responses and
+``mesh/record-update`` pushes to a local JSON copy and says when a resync is needed.
+:class:`RecordSubscription` wraps it with typing, callbacks and iteration; the client performs
+the resync (``mesh/unsubscribe-record`` + ``mesh/subscribe-record``, same mode, §11.5).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from mesh_sdk.events import Callback, CallbackDispatcher
+from mesh_sdk.protocol.patch import apply_patch
+from mesh_sdk.subscriptions.base import (
+    DEFAULT_QUEUE_SIZE,
+    AsyncContextSubscription,
+    Fanout,
+    SubscriptionIterator,
+    SubscriptionOwner,
+)
+
+__all__ = [
+    "Outcome",
+    "RecordChange",
+    "RecordMode",
+    "RecordState",
+    "RecordSubscription",
+    "ValueDecoder",
+]
+
+logger = logging.getLogger("mesh_sdk")
+
+T = TypeVar("T")
+
+RecordMode = Literal["full", "patch"]
+ValueDecoder = Callable[[Any], T]
+"""Turns a record's JSON value (never ``None``) into the subscription's type."""
+
+
+class Outcome(enum.Enum):
+    """What :meth:`RecordState.apply_push` did with a push."""
+
+    APPLIED = "applied"
+    """The local copy changed to the pushed version."""
+    STALE = "stale"
+    """Version ≤ local: ignored (§11.5)."""
+    GAP = "gap"
+    """A patch that does not follow the local version (or does not apply): resync now."""
+    DROPPED = "dropped"
+    """A patch received while a resync is under way, or a push without a usable body."""
+
+
+class RecordState:
+    """Local copy of one record: JSON value, version and resync flag (sans-I/O).
+
+    Attributes:
+        value: The JSON value (``None`` when absent).
+        version: The version of :attr:`value` (0 = absent, §11.2).
+        resyncing: A resync was requested and its response has not arrived yet.
+    """
+
+    def __init__(self, value: Any = None, version: int = 0) -> None:
+        self.value = value
+        self.version = version
+        self.resyncing = False
+
+    def reset(self, value: Any, version: int) -> None:
+        """Take a subscribe response as the full state (§11.5), ending any resync."""
+        self.value = value
+        self.version = version
+        self.resyncing = False
+
+    def apply_push(self, payload: Any) -> tuple[Outcome, list[dict[str, Any]] | None]:
+        """Apply one ``mesh/record-update`` payload.
+
+        Full pushes replace the value when newer (JS clients accept ``full`` in patch mode
+        too). Patches apply only to ``version == local + 1``; anything further ahead, or a patch
+        that fails to apply, is a gap: the caller must resync and later call :meth:`reset`.
+
+        Returns:
+            The outcome and, for an applied patch, its operations.
+        """
+        if not isinstance(payload, dict):
+            return Outcome.DROPPED, None
+        version = payload.get("version")
+        if type(version) is not int:
+            return Outcome.DROPPED, None
+        if version <= self.version:
+            return Outcome.STALE, None
+        if "full" in payload:
+            self.reset(payload["full"], version)
+            return Outcome.APPLIED, None
+        patch = payload.get("patch")
+        if not isinstance(patch, list):
+            return Outcome.DROPPED, None
+        if self.resyncing:
+            return Outcome.DROPPED, None
+        if version != self.version + 1:
+            self.resyncing = True
+            return Outcome.GAP, None
+        try:
+            value = apply_patch(self.value, patch)
+        except ValueError:
+            self.resyncing = True
+            return Outcome.GAP, None
+        self.value = value
+        self.version = version
+        return Outcome.APPLIED, patch
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange(Generic[T]):
+    """One change of a subscribed record, as callbacks and iterators see it.
+
+    Attributes:
+        record_id: The record.
+        value: The decoded value (``None`` when the record is absent).
+        version: Its version.
+        patch: The RFC 6902 operations that produced it (patch mode), or ``None`` for a full
+            update: the subscribe response, a full-mode push, a resync or a re-subscription.
+        raw: The JSON value before decoding.
+    """
+
+    record_id: str
+    value: T | None
+    version: int
+    patch: list[dict[str, Any]] | None
+    raw: Any
+
+    @property
+    def full(self) -> bool:
+        """Whether this change carries the whole state rather than a patch."""
+        return self.patch is None
+
+
+class RecordSubscription(AsyncContextSubscription, Generic[T]):
+    """A live subscription to one record (§11.5).
+
+    ``value`` is decoded with the ``model`` given to
+    :meth:`~mesh_sdk.client.MeshClient.subscribe_record` (``model.model_validate``), else the
+    contract's record schema, else kept as JSON. A value that fails to decode is logged (counted
+    in :attr:`decode_errors`); :attr:`raw` and :attr:`version` still advance, :attr:`value`
+    keeps the last value that decoded.
+
+    Callbacks registered with :meth:`on_change` (sync or async) receive one :class:`RecordChange`
+    per change, in version order; ``async for value in subscription`` yields values and
+    :meth:`changes` yields :class:`RecordChange` objects. When the record is deleted
+    (``mesh/record-deleted``), :meth:`on_delete` callbacks get ``(record_id, version)`` and
+    iteration ends.
+
+    Attributes:
+        record_id: The record.
+        mode: ``"full"`` or ``"patch"``.
+        decode_errors: Values that failed to decode.
+    """
+
+    def __init__(
+        self,
+        owner: SubscriptionOwner,
+        record_id: str,
+        mode: RecordMode,
+        decode: ValueDecoder[T],
+        dispatcher: CallbackDispatcher,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        self.record_id = record_id
+        self.mode: RecordMode = mode
+        self.decode_errors = 0
+        self.deleted = False
+        self._confirmed = False
+        self._owner = owner
+        self._decode = decode
+        self._state = RecordState()
+        self._value: T | None = None
+        self._changes: Fanout[RecordChange[T]] = Fanout(dispatcher, queue_size)
+        self._values: Fanout[T | None] = Fanout(dispatcher, queue_size)
+        self._on_delete: list[Callback] = []
+
+    def __repr__(self) -> str:
+        state = "ended" if self.ended else "active"
+        return f"<RecordSubscription {self.record_id!r} {self.mode} v{self.version} {state}>"
+
+    # ----------------------------------------------------------------------------------------
+    # Public API
+
+    @property
+    def value(self) -> T | None:
+        """The current value, decoded (``None`` while the record is absent)."""
+        return self._value
+
+    @property
+    def raw(self) -> Any:
+        """The current value as JSON."""
+        return self._state.value
+
+    @property
+    def version(self) -> int:
+        """The current version (0 = absent)."""
+        return self._state.version
+
+    @property
+    def ended(self) -> bool:
+        """Whether the subscription is over (unsubscribed, deleted, denied, client closed)."""
+        return self._changes.ended
+
+    @property
+    def resyncing(self) -> bool:
+        """Whether a version gap was detected and the resync response is still awaited."""
+        return self._state.resyncing
+
+    def on_change(self, callback: Callable[[RecordChange[T]], Any]) -> Callable[[], None]:
+        """Call ``callback(change)`` for every change (sync or async).
+
+        Returns:
+            A function removing the callback.
+        """
+        return self._changes.add_callback(callback)
+
+    def on_delete(self, callback: Callable[[str, int], Any]) -> Callable[[], None]:
+        """Call ``callback(record_id, last_version)`` when the record is deleted (§11.6)."""
+        self._on_delete.append(callback)
+
+        def remove() -> None:
+            if callback in self._on_delete:
+                self._on_delete.remove(callback)
+
+        return remove
+
+    def __aiter__(self) -> SubscriptionIterator[T | None]:
+        return self._values.iterator()
+
+    def changes(self) -> SubscriptionIterator[RecordChange[T]]:
+        """Return a new async iterator over :class:`RecordChange` objects."""
+        return self._changes.iterator()
+
+    async def update(self, value: Any, strategy: str = "replace") -> bool:
+        """Write the record (``mesh/publish-record-update``, §11.3).
+
+        Args:
+            value: The new value (a pydantic model or JSON value).
+            strategy: ``"replace"``, ``"merge"`` or ``"deepMerge"``.
+
+        Returns:
+            ``True`` once the write committed (also when nothing changed).
+
+        Raises:
+            ForbiddenError: The record is not writable by this connection.
+            ValidationError: The value violates the contract's record schema.
+        """
+        return await self._owner.publish_record_update(self.record_id, value, strategy)
+
+    async def unsubscribe(self) -> bool:
+        """Unsubscribe (``mesh/unsubscribe-record``) and end iteration."""
+        if self.ended:
+            return False
+        return await self._owner.unsubscribe_record(self.record_id)
+
+    # ----------------------------------------------------------------------------------------
+    # Driven by the client
+
+    def _apply_snapshot(self, value: Any, version: int) -> None:
+        """Take a subscribe response (first, resync or re-subscription) as a full update."""
+        self._state.reset(value, version)
+        self._emit(None)
+
+    def _apply_push(self, payload: Any) -> Outcome:
+        outcome, patch = self._state.apply_push(payload)
+        if outcome is Outcome.APPLIED:
+            self._emit(patch)
+        return outcome
+
+    def _deleted(self, version: int) -> None:
+        self.deleted = True
+        self._changes.call(self._on_delete, self.record_id, version)
+        self._end()
+
+    def _end(self) -> None:
+        self._changes.end()
+        self._values.end()
+
+    def _emit(self, patch: list[dict[str, Any]] | None) -> None:
+        raw = self._state.value
+        if raw is None:
+            self._value = None
+        else:
+            try:
+                self._value = self._decode(raw)
+            except Exception as exc:
+                self.decode_errors += 1
+                logger.warning(
+                    "record %r v%d does not decode: %s", self.record_id, self.version, exc
+                )
+                return
+        change = RecordChange(self.record_id, self._value, self.version, patch, raw)
+        self._changes.publish(change)
+        self._values.publish(self._value)
