@@ -65,7 +65,7 @@ class _Frames:
 
     def update(self, mode: str) -> bytes:
         event = self._event
-        if mode == "patch":
+        if mode == "patch" and "patch" in event:
             if self._patch is None:
                 self._patch = encode_push(
                     RECORD_UPDATE,
@@ -390,21 +390,20 @@ class RecordManager:
             subs = self._subs.get(record_id)
             if not subs:
                 continue
+            # A synthetic update without a patch: every mode gets it as `full`.
+            update = {"t": "update", "recordId": record_id, "version": version, "value": value}
+            update_frames = _Frames(update)
             for cid, sub in list(subs.items()):
-                if sub.holds:
-                    continue  # its subscribe response carries a fresh snapshot
+                event, frames = update, update_frames
                 if (version == 0 and sub.acked > 0) or 0 < version < sub.acked:
                     # Deleted (maybe re-created) during the outage: the subscription ends.
-                    frame = encode_push(
-                        RECORD_DELETED, {"recordId": record_id, "version": sub.acked}
-                    )
-                    self._core.deliver((cid,), frame)
-                    await self._end(record_id, cid, sub)
-                elif version > sub.acked:
-                    sub.acked = version
-                    frame = encode_push(
-                        RECORD_UPDATE, {"recordId": record_id, "full": value, "version": version}
-                    )
+                    event = {"t": "deleted", "recordId": record_id, "version": sub.acked}
+                    frames = _Frames(event)
+                if sub.holds:
+                    sub.held.append(event)
+                    continue
+                frame = self._filter(record_id, cid, sub, event, frames)
+                if frame is not None:
                     self._core.deliver((cid,), frame)
 
     async def start(self) -> None:
