@@ -74,6 +74,7 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float = 0.0
         self._builtins: deque[Request] = deque()
+        self._backlog: deque[bytes] = deque()
         self._builtin_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.cleanup_task: asyncio.Task[None] | None = None
@@ -154,6 +155,13 @@ class Connection:
         return int(self._loop.time() * 1000)
 
     def _on_message(self, data: bytes) -> None:
+        if self._backlog or self.session.reading_paused:
+            # Frames already read in the same chunk wait until a request finishes (§15).
+            self._backlog.append(data)
+            return
+        self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
         event = self.session.receive(data, self._now())
         if event is None:
             return
@@ -200,7 +208,11 @@ class Connection:
         # §5.3: responses of requests still running at close are discarded (send drops them).
         self.send(frame)
         if self.session.request_finished() and not self._closing:
-            self._t.resume_reading()
+            backlog = self._backlog
+            while backlog and not self.session.reading_paused and not self._closing:
+                self._handle(backlog.popleft())
+            if not self.session.reading_paused:
+                self._t.resume_reading()
 
     def _on_lost(self) -> None:
         if not self._closing:
@@ -245,6 +257,7 @@ class Connection:
             self._timer.cancel()
             self._timer = None
         self._builtins.clear()
+        self._backlog.clear()
         self._before_start.clear()
         self.cleanup_task = self._loop.create_task(self.server.cleanup_connection(self))
         self.server.track_cleanup(self.cleanup_task)
