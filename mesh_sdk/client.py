@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
+from websockets.uri import parse_uri
 
 from mesh_sdk.errors import MeshAuthenticationError
 from mesh_sdk.events import Callback, CallbackDispatcher, EventEmitter
@@ -112,6 +119,9 @@ class MeshClient(SubscriptionAPI):
         additional_headers: Extra HTTP headers for the upgrade (e.g. an auth ticket).
         rng: Random source for the backoff jitter (``[0, 1)``), for tests.
         ws_logger: Logger for the websockets library.
+
+    Raises:
+        ValueError: ``url`` is not a ``ws://`` or ``wss://`` URL.
     """
 
     def __init__(
@@ -134,6 +144,10 @@ class MeshClient(SubscriptionAPI):
         rng: Callable[[], float] | None = None,
         ws_logger: LoggerLike | None = None,
     ) -> None:
+        try:
+            parse_uri(url)
+        except InvalidURI as exc:
+            raise ValueError(str(exc)) from None
         self.url = url
         self.contract = contract
         self._should_reconnect = should_reconnect
@@ -350,7 +364,7 @@ class MeshClient(SubscriptionAPI):
             if not should_reconnect_after_status(status):
                 raise MeshAuthenticationError(status=status) from exc
             raise MeshConnectionError(f"upgrade to {self.url} answered HTTP {status}") from exc
-        except (OSError, InvalidHandshake, TimeoutError, ValueError) as exc:
+        except (OSError, InvalidHandshake, WebSocketException, TimeoutError, ValueError) as exc:
             raise MeshConnectionError(f"cannot connect to {self.url}: {exc}") from exc
 
     # ----------------------------------------------------------------------------------------
