@@ -647,10 +647,9 @@ class MeshClient(SubscriptionAPI):
                 with the command in flight (``ECONNECTION``).
         """
         spec = self.contract.command(name) if self.contract is not None else None
+        wire_payload = _to_json({} if payload is None else payload)
         if spec is not None:
-            wire_payload = spec.dump_request({} if payload is None else payload)
-        else:
-            wire_payload = _to_json({} if payload is None else payload)
+            spec.validate_request(wire_payload)
         result = await self._call(name, wire_payload, timeout=timeout)
         if spec is not None:
             return spec.validate_response(result)

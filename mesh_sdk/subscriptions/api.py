@@ -490,10 +490,9 @@ class SubscriptionAPI:
             TooLargeError: The value exceeds the server's record size limit.
         """
         spec = self.contract.record_for(record_id) if self.contract is not None else None
+        wire_value = _dump(value)
         if spec is not None and strategy in (None, "replace"):
-            wire_value = spec.dump_value(value)
-        else:
-            wire_value = _dump(value)
+            spec.validate_value(wire_value)
         payload: dict[str, Any] = {"recordId": record_id, "newValue": wire_value}
         if strategy is not None:
             payload["options"] = {"strategy": strategy}
