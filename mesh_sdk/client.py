@@ -164,6 +164,7 @@ class MeshClient(SubscriptionAPI):
             max_missed_pings=max_missed_pings,
             backoff=Backoff(reconnect_base_delay, reconnect_max_delay, rng),
             max_message_size=max_message_size,
+            assign_timeout=open_timeout,
         )
         self._dispatcher = CallbackDispatcher()
         self._emitter = EventEmitter(self._dispatcher)
@@ -321,6 +322,8 @@ class MeshClient(SubscriptionAPI):
             await ws.close()
         supervisor = self._supervisor
         if supervisor is not None and not supervisor.done():
+            if ws is None:
+                supervisor.cancel()  # sleeping before, or opening, a reconnect attempt
             done, _ = await asyncio.wait({supervisor}, timeout=1.0)
             if not done:
                 supervisor.cancel()
@@ -389,6 +392,7 @@ class MeshClient(SubscriptionAPI):
         self._ws = ws
         self._local_abort = False
         self._session.connection_opened(self._now())
+        self._reschedule_timer()
         try:
             async for message in ws:
                 self._receive(message)
@@ -560,9 +564,10 @@ class MeshClient(SubscriptionAPI):
         ws = self._ws
         if ws is None:
             return
-        logger.warning(
-            "no ping from %s within the watchdog period; reconnecting (PROTOCOL §14)", self.url
-        )
+        if self._session.state is SessionState.CONNECTING:
+            logger.warning("no mesh/assign-id from %s in time; reconnecting", self.url)
+        else:
+            logger.warning("no ping from %s in the watchdog period; reconnecting (§14)", self.url)
         self._local_abort = True
         ws.transport.abort()
 

@@ -137,7 +137,11 @@ class LatencyChanged:
 
 @dataclass(frozen=True, slots=True)
 class WatchdogExpired:
-    """No ``ping`` arrived for ``(max_missed_pings + 1) × ping_timeout`` (§14): drop the socket."""
+    """Drop the socket: pings stopped, or ``mesh/assign-id`` did not arrive in time.
+
+    §14: no ``ping`` for ``(max_missed_pings + 1) × ping_timeout``; or no assignment within
+    ``assign_timeout`` of opening.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,8 @@ class ClientSession(Generic[H]):
         max_missed_pings: Pings that may go missing before the watchdog fires (§14).
         backoff: The reconnect delay policy.
         max_message_size: Inbound frame limit in bytes (``None``: unlimited).
+        assign_timeout: Milliseconds a new socket may stay without ``mesh/assign-id`` before
+            the watchdog fires (``None``: wait forever).
     """
 
     def __init__(
@@ -189,6 +195,7 @@ class ClientSession(Generic[H]):
         max_missed_pings: int = 1,
         backoff: Backoff | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        assign_timeout: float | None = None,
     ) -> None:
         if ping_timeout is not None and ping_timeout <= 0:
             raise ValueError("ping_timeout must be positive (or None to disable the watchdog)")
@@ -198,6 +205,7 @@ class ClientSession(Generic[H]):
         self.max_missed_pings = max_missed_pings
         self.backoff = backoff if backoff is not None else Backoff()
         self.max_message_size = max_message_size
+        self.assign_timeout = assign_timeout
         self.state = SessionState.IDLE
         self.connection_id: str | None = None
         self.latency: float | None = None
@@ -237,12 +245,16 @@ class ClientSession(Generic[H]):
     # Connection lifecycle
 
     def connection_opened(self, now: float) -> None:
-        """A new socket is open; wait for ``mesh/assign-id`` (§5.2)."""
-        del now
+        """A new socket is open; wait for ``mesh/assign-id`` (§5.2).
+
+        With ``assign_timeout``, the watchdog fires if the id does not arrive in time.
+        """
         self.state = SessionState.CONNECTING
         self.connection_id = None
         self.latency = None
         self._watchdog = _Watchdog()
+        if self.assign_timeout is not None:
+            self._watchdog.deadline = now + self.assign_timeout
         self._outbox.clear()
 
     def mark_ready(self, now: float) -> list[bytes]:
@@ -472,6 +484,7 @@ class ClientSession(Generic[H]):
             return [Ignored("mesh/assign-id without a connection id")]
         self.connection_id = payload
         self.state = SessionState.RESTORING
+        self._watchdog = _Watchdog()
         # §14: the backoff resets once mesh/assign-id arrives.
         self.reconnect_attempt = 0
         reconnected = self._assigned_before

@@ -357,6 +357,20 @@ async def test_connect_timeout_without_assign_id() -> None:
         await client.close()
 
 
+async def test_reconnect_without_assign_id_retries() -> None:
+    async with FakeServer() as fake:
+        client = MeshClient(fake.url, open_timeout=200, reconnect_base_delay=5)
+        recorder = Recorder(client)
+        await client.connect()
+        fake.assign_id = False
+        fake.connections[0].abort()
+        await fake.wait_connections(2)
+        fake.assign_id = True
+        await recorder.wait("reconnect")
+        assert len(fake.connections) == 3
+        await client.close()
+
+
 async def test_application_close_fails_pending_and_stops(
     fake: FakeServer, make_client: Factory
 ) -> None:

@@ -233,6 +233,16 @@ def test_watchdog_fires_after_missed_pings() -> None:
     assert session.next_deadline() is None
 
 
+def test_assign_timeout() -> None:
+    session: ClientSession[str] = ClientSession(ping_timeout=None, assign_timeout=100)
+    session.connection_opened(10)
+    assert session.next_deadline() == 110
+    assert session.tick(110) == [WatchdogExpired()]
+    session.connection_opened(200)
+    session.receive(frame({"command": "mesh/assign-id", "payload": "c"}), 250)
+    assert session.next_deadline() is None
+
+
 def test_watchdog_disabled() -> None:
     session: ClientSession[str] = ClientSession(ping_timeout=None)
     ready(session)
