@@ -100,8 +100,11 @@ class RedisBackend(Backend):
         sweep_batch: Most deadline entries one ``sweep_presence`` script call handles.
         reconnect_min_ms: First pub/sub reconnect delay (doubles per failure).
         reconnect_max_ms: Longest pub/sub reconnect delay.
+        max_connections: Size of the command connection pool (plus the pub/sub connection);
+            operations wait for a free connection within their deadline.
         on_recovered: Awaited after the pub/sub link was re-established.
-        **options: Passed to :func:`redis.asyncio.from_url` (e.g. ``max_connections``).
+        **options: Passed to :meth:`redis.asyncio.BlockingConnectionPool.from_url` (e.g.
+            ``ssl_cert_reqs``, ``health_check_interval``).
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class RedisBackend(Backend):
         sweep_batch: int = 1000,
         reconnect_min_ms: int = 50,
         reconnect_max_ms: int = 2000,
+        max_connections: int = 64,
         on_recovered: RecoveredCallback | None = None,
         **options: Any,
     ) -> None:
@@ -131,7 +135,12 @@ class RedisBackend(Backend):
         options.setdefault("retry", Retry(NoBackoff(), 0))
         options.setdefault("socket_connect_timeout", self._timeout_s)
         options.setdefault("socket_timeout", self._timeout_s)
-        self._client: aioredis.Redis = aioredis.from_url(url, **options)
+        # A blocking pool makes bursts of concurrent operations wait for a connection (within
+        # the operation deadline) instead of failing with "Too many connections".
+        options.setdefault("max_connections", max_connections)
+        options.setdefault("timeout", self._timeout_s)
+        pool = aioredis.BlockingConnectionPool.from_url(url, **options)
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._keys = Keys(namespace)
         self._scripts = Scripts(self._client, namespace)
         self._instance_id = ""
