@@ -312,7 +312,9 @@ class MeshClient(SubscriptionAPI):
     async def close(self) -> None:
         """Close the connection for good: no reconnect; pending commands fail with ``ECONNECTION``.
 
-        Safe to call several times and before :meth:`connect`.
+        Every subscription and room handle ends (iterators stop). The client may be connected
+        again with :meth:`connect`, as a fresh connection without subscriptions. Safe to call
+        several times and before :meth:`connect`.
         """
         self._closing = True
         if self._close_event is not None:

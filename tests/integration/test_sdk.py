@@ -22,7 +22,7 @@ from mesh_server import MeshAuthError, UpgradeRequest
 from tests.integration.sdk_support import Restartable, clients, mesh
 from tests.support.raw_client import running_server
 from tests.support.timing import eventually, wait_for
-from tests.unit.sdk.conftest import Recorder
+from tests.unit.sdk.recorder import Recorder
 
 __all__ = ["clients", "mesh"]
 

@@ -16,7 +16,7 @@ from mesh_sdk.protocol.errors import ForbiddenError
 from mesh_sdk.subscriptions import PresenceUpdate, RecordChange
 from tests.integration.sdk_support import Restartable, clients, mesh
 from tests.support.timing import eventually, wait_for
-from tests.unit.sdk.conftest import Recorder
+from tests.unit.sdk.recorder import Recorder
 
 __all__ = ["clients", "mesh"]
 

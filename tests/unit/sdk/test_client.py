@@ -20,8 +20,8 @@ from mesh_sdk.protocol.errors import (
 )
 from mesh_sdk.session import SessionState
 from tests.support.timing import wait_for
-from tests.unit.sdk.conftest import Recorder
 from tests.unit.sdk.fake_server import HOLD, FakeRequest, FakeServer
+from tests.unit.sdk.recorder import Recorder
 
 Factory = Callable[..., MeshClient]
 

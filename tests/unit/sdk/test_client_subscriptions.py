@@ -16,8 +16,8 @@ from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.protocol.errors import ForbiddenError, ValidationError
 from mesh_sdk.subscriptions import PresenceUpdate, RecordChange
 from tests.support.timing import eventually, wait_for
-from tests.unit.sdk.conftest import Recorder
 from tests.unit.sdk.fake_server import HOLD, FakeConnection, FakeRequest, FakeServer
+from tests.unit.sdk.recorder import Recorder
 
 Factory = Callable[..., MeshClient]
 
