@@ -225,7 +225,7 @@ def _dump(model: type[BaseModel], value: Any) -> Any:
     validated payload dumps back to the same document.
     """
     if not isinstance(value, BaseModel):
-        value = model.model_validate(value, strict=True)
+        value = _validate(model, value, model.__name__)
     return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 

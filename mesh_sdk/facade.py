@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 from mesh_sdk.contract import validation_problems
 from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.subscriptions.channels import ChannelSubscription
+from mesh_sdk.subscriptions.records import RecordChange, RecordSubscription
 
 __all__ = [
     "ChangeHandler",
@@ -30,27 +32,18 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 R = TypeVar("R", bound=BaseModel)
 
 MessageHandler = Callable[[T], Awaitable[None] | None]
 """Callback for channel messages (called with the validated model)."""
-ChangeHandler = Callable[[T], Awaitable[None] | None]
-"""Callback for record changes (called with the validated value)."""
+ChangeHandler = Callable[[RecordChange[T]], Awaitable[None] | None]
+"""Callback for record changes (called with a :class:`RecordChange` holding the typed value)."""
 
+ChannelSubscriptionLike = ChannelSubscription
+"""What a facade returns for a channel: the SDK's typed :class:`ChannelSubscription`."""
 
-class ChannelSubscriptionLike(Protocol[T_co]):
-    """What a facade returns for a channel subscription (``mesh_sdk`` ChannelSubscription)."""
-
-    async def unsubscribe(self) -> Any:
-        """End the subscription."""
-
-
-class RecordSubscriptionLike(Protocol[T_co]):
-    """What a facade returns for a record subscription (``mesh_sdk`` RecordSubscription)."""
-
-    async def unsubscribe(self) -> Any:
-        """End the subscription."""
+RecordSubscriptionLike = RecordSubscription
+"""What a facade returns for a record: the SDK's typed :class:`RecordSubscription`."""
 
 
 class MeshClientLike(Protocol):
@@ -93,6 +86,7 @@ class CommandGroup(_Group):
         response_type: type[R],
         timeout: float | None,  # noqa: ASYNC109
     ) -> R:
+        # ``timeout`` is in milliseconds, like every duration of the SDK.
         payload = request.model_dump(mode="json", by_alias=True, exclude_unset=True)
         result = await self._client.command(name, payload, timeout=timeout)
         try:

@@ -18,11 +18,25 @@ from typing import Any
 
 from expected import ChatAppClient, models
 from expected.facade import channel_name_chat, record_id_user_profile
+from mesh_sdk import MeshClient
 from mesh_sdk.facade import ChannelSubscriptionLike, RecordSubscriptionLike
+from mesh_sdk.subscriptions import RecordChange
 
 
 async def on_event(event: models.ChatEvent) -> None:
     print(event.root)
+
+
+def on_profile(change: RecordChange[models.UserProfile]) -> None:
+    if change.value is not None:
+        print(change.value.name.upper(), change.version + 1)
+
+
+async def use_real_client(client: MeshClient) -> None:
+    app = ChatAppClient(client)
+    rec = await app.records.user_profile(id="u1", on_change=on_profile)
+    profile: models.UserProfile | None = rec.value
+    print(profile, rec.version + 1)
 
 
 async def use(client: Any) -> None:
@@ -55,6 +69,8 @@ async def use(client: Any) -> None:
     app = ChatAppClient(client)
     await app.commands.send_message(models.GetUserMetadataRequest(userId="u1"))
     await app.records.user_profile(id="u1", mode="diff")
+    rec = await app.records.user_profile(id="u1")
+    print(rec.value.no_such_field if rec.value else None)
 """
 
 
@@ -85,3 +101,4 @@ def test_golden_facade_type_checks(tmp_path: Path) -> None:
     bad = [e for e in errors if "bad_usage.py" in e]
     assert any(":11:" in e and "GetUserMetadataRequest" in e for e in bad), proc.stdout
     assert any(":12:" in e and "mode" in e for e in bad), proc.stdout
+    assert any(":14:" in e and "no_such_field" in e for e in bad), proc.stdout
