@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [workload …]`` prints one table per workload."""
