@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: subprocess servers, a private redis-server, the load generator, tables.
+"""Shared benchmark plumbing: subprocess servers, private redis-server, load generator, tables.
 
 Every server under test runs in its own subprocess and prints ``READY <port>`` once it listens;
 the load generator (:mod:`bench.loadgen`) runs in another process. Nothing here touches the
