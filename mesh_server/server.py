@@ -323,6 +323,24 @@ class MeshServer(FeatureAPI):
 
     # ------------------------------------------------------------------ lifecycle
 
+    def configure(
+        self, *, host: str | None = None, port: int | None = None, redis_url: str | None = None
+    ) -> None:
+        """Override the listen address or the Redis URL before :meth:`start` (``mesh serve``).
+
+        Raises:
+            RuntimeError: The server was already started.
+        """
+        if self._started:
+            raise RuntimeError("configure() must be called before start()")
+        if host is not None:
+            self.host = host
+        if port is not None:
+            self._port = port
+        if redis_url is not None:
+            self.redis_url = redis_url
+            self._backend = None
+
     @property
     def port(self) -> int:
         """The bound port (the real one when constructed with ``port=0``)."""
