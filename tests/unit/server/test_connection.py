@@ -1,0 +1,245 @@
+"""Connection adapter with a fake transport: ordering, backpressure, 4001, timers, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from mesh_sdk.protocol.errors import UnavailableError
+from mesh_server import MeshServer
+from mesh_server.connection import Connection
+from mesh_server.session import ServerSession
+from mesh_server.transport.base import UpgradeRequest
+from tests.support.timing import eventually, wait_for
+
+
+class FakeTransport:
+    """Records what the connection writes; lets the test feed frames and drop the socket."""
+
+    def __init__(self) -> None:
+        self.upgrade = UpgradeRequest("/")
+        self.accepted: Any = None
+        self.written: list[bytes] = []
+        self.closed_with: int | None = None
+        self.reading = True
+        self.buffered = 0
+        self.pending = 0
+        self.paused = False
+        self.on_message: Callable[[bytes], None] | None = None
+        self.on_lost: Callable[[], None] | None = None
+        self._lost = asyncio.Event()
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_with is None
+
+    @property
+    def buffered_amount(self) -> int:
+        return self.buffered
+
+    @property
+    def pending_frames(self) -> int:
+        return self.pending
+
+    @property
+    def writing_paused(self) -> bool:
+        return self.paused
+
+    @property
+    def close_code(self) -> int | None:
+        return self.closed_with
+
+    def set_handlers(
+        self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
+    ) -> None:
+        self.on_message, self.on_lost = on_message, on_lost
+
+    def write_frame(self, frame: bytes) -> None:
+        self.written.append(frame)
+
+    def start_close(self, code: int, reason: str = "") -> None:
+        if self.closed_with is None:
+            self.closed_with = code
+
+    def abort(self) -> None:
+        self.lose()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    async def wait_closed(self) -> None:
+        await self._lost.wait()
+
+    # test helpers
+    def feed(self, obj: Any) -> None:
+        assert self.on_message is not None
+        self.on_message(json.dumps(obj).encode())
+
+    def lose(self) -> None:
+        self._lost.set()
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def frames(self) -> list[Any]:
+        return [json.loads(f) for f in self.written]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[MeshServer]:
+    srv = MeshServer(port=0, ping_interval=10_000, latency_interval=10_000)
+    await srv.backend.start(srv.instance_id, lambda channel, data: None)
+    yield srv
+    await srv.backend.close()
+
+
+async def open_connection(server: MeshServer, **session: Any) -> tuple[Connection, FakeTransport]:
+    transport = FakeTransport()
+    options: dict[str, Any] = {
+        "limits": server.limits,
+        "ping_interval": server.ping_interval,
+        "latency_interval": server.latency_interval,
+        "max_missed_pongs": server.max_missed_pongs,
+    }
+    options.update(session)
+    connection = Connection(server, transport, "conn-test", ServerSession("conn-test", **options))
+    await server.backend.register_connection("conn-test")
+    server._hub.add(connection)
+    return connection, transport
+
+
+async def test_frames_before_start_follow_assign_id(server: MeshServer) -> None:
+    connection, transport = await open_connection(server)
+    connection.send(b'{"command":"early","payload":1}')
+    assert transport.written == []
+    connection.start()
+    assert [f["command"] for f in transport.frames()] == ["mesh/assign-id", "early"]
+    assert connection.upgrade.path == "/"
+    assert connection.remote_address is None
+    assert "conn-test" in repr(connection)
+
+
+async def test_inflight_cap_backlog_and_resume(server: MeshServer) -> None:
+    server = MeshServer(port=0, max_inflight_requests=1)
+    await server.backend.start(server.instance_id, lambda c, d: None)
+    gate = asyncio.Event()
+
+    async def slow(ctx: Any) -> Any:
+        await gate.wait()
+        return ctx.payload
+
+    server.expose_command("slow", slow)
+    connection, transport = await open_connection(server)
+    connection.start()
+    transport.feed({"id": 1, "command": "slow", "payload": 1})
+    assert not transport.reading  # cap of 1 reached: stop reading
+    transport.feed({"id": 2, "command": "slow", "payload": 2})  # already read: backlogged
+    gate.set()
+    await eventually(lambda: len(transport.frames()) == 3)
+    assert [f.get("id") for f in transport.frames()[1:]] == [1, 2]
+    assert transport.reading
+    await server.backend.close()
+
+
+async def test_slow_consumer_closes_4001_and_cleans_up_once(server: MeshServer) -> None:
+    hooks: list[str] = []
+    server.on_disconnection(lambda conn: hooks.append(conn.id))
+    connection, transport = await open_connection(server)
+    connection.start()
+    transport.paused = True
+    transport.buffered = server.limits.max_outbound_bytes + 1
+    connection.send(b"{}")
+    assert transport.closed_with == 4001
+    assert connection.closed
+    count = len(transport.written)
+    connection.send(b"{}")  # dropped
+    assert len(transport.written) == count
+    connection.close(1000)  # idempotent
+    transport.lose()  # the socket going away later does not clean up twice
+    assert connection.cleanup_task is not None
+    await wait_for(connection.cleanup_task)
+    assert hooks == ["conn-test"]
+    assert await server.backend.all_connection_ids() == []
+
+
+async def test_pending_frames_limit(server: MeshServer) -> None:
+    connection, transport = await open_connection(server)
+    connection.start()
+    transport.paused = True
+    transport.pending = server.limits.max_outbound_frames + 1
+    connection.send(b"{}")
+    assert transport.closed_with == 4001
+
+
+async def test_transport_loss_cleans_up(server: MeshServer) -> None:
+    connection, transport = await open_connection(server)
+    connection.start()
+    transport.lose()
+    assert connection.closed
+    assert connection.close_code == 1006
+    assert connection.cleanup_task is not None
+    await wait_for(connection.cleanup_task)
+    assert server.local_connection("conn-test") is None
+
+
+async def test_timers_ping_then_4000(server: MeshServer) -> None:
+    connection, transport = await open_connection(
+        server, ping_interval=20, latency_interval=100_000
+    )
+    connection.start()
+    await eventually(lambda: transport.closed_with == 4000)
+    assert [f["command"] for f in transport.frames()] == ["mesh/assign-id", "ping", "ping"]
+
+
+async def test_pong_and_rate_limited_reply(server: MeshServer) -> None:
+    server = MeshServer(port=0, rate_limit=1, rate_burst=1)
+    await server.backend.start(server.instance_id, lambda c, d: None)
+    server.expose_command("echo", lambda ctx: ctx.payload)
+    connection, transport = await open_connection(server)
+    connection.start()
+    transport.feed({"id": 1, "command": "pong", "payload": {}})
+    transport.feed({"id": 1, "command": "echo", "payload": 1})
+    transport.feed({"id": 2, "command": "echo", "payload": 2})
+    await eventually(lambda: len(transport.frames()) == 3)
+    by_id = {f["id"]: f for f in transport.frames()[1:]}
+    assert by_id[1]["payload"] == 1
+    assert by_id[2]["error"]["code"] == "ERATELIMIT"
+    transport.feed({"id": 3, "command": "x", "payload": "y" * (2 * 1024 * 1024)})
+    assert transport.closed_with == 1009
+    await server.backend.close()
+
+
+async def test_cleanup_retried_while_backend_unreachable(
+    server: MeshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks: list[str] = []
+    server.on_disconnection(lambda conn: hooks.append(conn.id))
+    real = server.backend.unregister_connection
+    failures = 2
+
+    async def flaky(connection_id: str, tracked: Any) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise UnavailableError("down")
+        await real(connection_id, tracked)
+
+    monkeypatch.setattr(server.backend, "unregister_connection", flaky)
+    connection, _transport = await open_connection(server)
+    connection.start()
+    connection.close(1000)
+    assert connection.cleanup_task is not None
+    await wait_for(connection.cleanup_task)
+    assert hooks == ["conn-test"]  # hooks run after the first attempt; the retry continues
+
+    async def unregistered() -> bool:
+        return await server.backend.all_connection_ids() == []
+
+    await eventually(unregistered)
+    assert failures == 0

@@ -1,0 +1,131 @@
+"""InstanceMonitor: heartbeat, sweep and self-fencing rules (PROTOCOL §13.3–§13.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from mesh_sdk.protocol.errors import UnavailableError
+from mesh_server.backends.base import DeadInstanceReport
+from mesh_server.instance import InstanceMonitor
+from tests.support.timing import eventually
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.beats: list[Any] = []  # True/False to return, or an exception to raise
+        self.sweeps: list[Any] = []
+        self.heartbeat_calls = 0
+
+    async def heartbeat(self, ttl_ms: int) -> bool:
+        self.heartbeat_calls += 1
+        outcome = self.beats.pop(0) if self.beats else True
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return bool(outcome)
+
+    async def sweep_dead_instances(self) -> list[DeadInstanceReport]:
+        outcome = self.sweeps.pop(0) if self.sweeps else []
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(backend: FakeBackend, clock: Clock, fences: list[str], **kw: Any) -> InstanceMonitor:
+    async def fence(reason: str) -> None:
+        fences.append(reason)
+
+    options: dict[str, Any] = {
+        "heartbeat_interval": 10,
+        "ttl": 30,
+        "sweep_interval": 10,
+        "backend_grace": 1000,
+    }
+    options.update(kw)
+    return InstanceMonitor(
+        backend,  # type: ignore[arg-type]
+        fence=fence,
+        log=logging.getLogger("test.instance"),
+        clock=clock,
+        **options,
+    )
+
+
+def test_ttl_must_exceed_interval() -> None:
+    with pytest.raises(ValueError, match="instance_ttl"):
+        make(FakeBackend(), Clock(), [], ttl=10)
+
+
+async def test_lapsed_heartbeat_fences_then_accepts_again() -> None:
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences)
+    backend.beats = [True, False]
+    await monitor.beat()
+    assert fences == []
+    await monitor.beat()
+    assert fences == ["instance heartbeat had lapsed"]
+    # The heartbeat re-created the registration: new connections are accepted again.
+    assert not monitor.fenced
+
+
+async def test_backend_outage_fences_after_grace_once() -> None:
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences, backend_grace=1000)
+    down = UnavailableError("down")
+    backend.beats = [down, down, down, down]
+    await monitor.beat()
+    assert monitor.unavailable
+    assert fences == []
+    clock.now = 0.5
+    await monitor.beat()
+    assert fences == []
+    clock.now = 1.5
+    await monitor.beat()
+    assert fences == ["backend unreachable for longer than backend_grace"]
+    assert monitor.fenced
+    clock.now = 3.0
+    await monitor.beat()
+    assert len(fences) == 1  # fenced once per outage
+    backend.beats = [True]
+    await monitor.beat()
+    assert not monitor.fenced
+    assert not monitor.unavailable
+
+
+async def test_sweep_reports_and_failures() -> None:
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences)
+    backend.sweeps = [[DeadInstanceReport("dead1", ["c1", "c2"])], UnavailableError("down")]
+    await monitor.sweep()
+    await monitor.sweep()
+    assert monitor.swept == ["dead1"]
+
+
+async def test_loops_run_and_stop() -> None:
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences, heartbeat_interval=5, ttl=50, sweep_interval=5)
+    swept = asyncio.Event()
+
+    async def sweep() -> list[DeadInstanceReport]:
+        swept.set()
+        return []
+
+    backend.sweep_dead_instances = sweep  # type: ignore[method-assign]
+    await monitor.start()
+    await asyncio.wait_for(swept.wait(), 5)
+    await eventually(lambda: backend.heartbeat_calls >= 2)
+    tasks = list(monitor._tasks)
+    await monitor.stop()
+    assert all(task.done() for task in tasks)
+    assert monitor._tasks == []
