@@ -11,6 +11,8 @@ import importlib
 
 WORKLOADS = {
     "commands": "bench.commands",
+    "channels": "bench.channels",
+    "records": "bench.records",
 }
 
 

@@ -47,6 +47,7 @@ async def serve_bare(port: int) -> None:
     """The baseline: websockets ``broadcast()`` of one pre-encoded frame per publish."""
     import orjson
     from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.exceptions import ConnectionClosed
 
     subscribers: set[ServerConnection] = set()
 
@@ -65,6 +66,8 @@ async def serve_bare(port: int) -> None:
                     ).decode()
                     broadcast(subscribers, frame)
                 await ws.send(orjson.dumps({"id": request.get("id"), "payload": True}).decode())
+        except ConnectionClosed:
+            pass
         finally:
             subscribers.discard(ws)
 
@@ -113,7 +116,9 @@ def serve(kind: str, port: int, redis_url: str | None, mode: str) -> None:
 class WsClient(asyncio.Protocol):
     """A bare WebSocket client connection: hand-made upgrade, unmasked frame parsing."""
 
-    def __init__(self, host: str, path: str, on_frame: Callable[[WsClient, bytes], None]) -> None:
+    def __init__(
+        self, host: str, path: str, on_frame: Callable[[bytearray, int, int], None]
+    ) -> None:
         self.host = host
         self.path = path
         self.on_frame = on_frame
@@ -124,8 +129,7 @@ class WsClient(asyncio.Protocol):
         self.response: asyncio.Future[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write(
             (
@@ -163,12 +167,12 @@ class WsClient(asyncio.Protocol):
                 break
             start = pos + head
             if buffer[pos] & 0x0F == 0x1:
-                frame = bytes(buffer[start : start + length])
-                if self.response is not None and frame.startswith(b'{"id"'):
+                if self.response is not None and buffer.startswith(b'{"id"', start):
                     waiter, self.response = self.response, None
-                    waiter.set_result(frame)
+                    waiter.set_result(bytes(buffer[start : start + length]))
                 else:
-                    self.on_frame(self, frame)
+                    # Parsed in place: the client must stay much cheaper than the server.
+                    self.on_frame(buffer, start, start + length)
             pos = start + length
         if pos:
             del buffer[:pos]
@@ -188,7 +192,7 @@ class WsClient(asyncio.Protocol):
             self.ready.set_exception(ConnectionError("connection lost during upgrade"))
 
 
-async def open_client(url: str, on_frame: Callable[[WsClient, bytes], None]) -> WsClient:
+async def open_client(url: str, on_frame: Callable[[bytearray, int, int], None]) -> WsClient:
     split = urlsplit(url)
     host, port = split.hostname or "127.0.0.1", split.port or 80
     loop = asyncio.get_running_loop()
@@ -206,7 +210,7 @@ async def fanout(
     subscribers: int,
     setup: bytes | None,
     publish: Callable[[int], bytes],
-    extract: Callable[[bytes], int | None],
+    extract: Callable[[bytearray, int, int], int | None],
     duration: float,
     warmup: float,
     window: int,
@@ -219,9 +223,9 @@ async def fanout(
     recording = False
     slots = asyncio.Semaphore(window)
 
-    def on_frame(conn: WsClient, frame: bytes) -> None:
+    def on_frame(buffer: bytearray, start: int, end: int) -> None:
         nonlocal completed
-        seq = extract(frame)
+        seq = extract(buffer, start, end)
         if seq is None or seq not in sent:
             return
         got = counts.get(seq, 0) + 1
@@ -246,7 +250,7 @@ async def fanout(
     if setup is not None:
         for batch in range(0, subscribers, 100):
             await asyncio.gather(*(conn.request(setup) for conn in conns[batch : batch + 100]))
-    publisher = await open_client(publish_url, lambda conn, frame: None)
+    publisher = await open_client(publish_url, lambda buffer, start, end: None)
 
     async def pump() -> None:
         seq = 0
@@ -260,9 +264,11 @@ async def fanout(
     await asyncio.sleep(warmup)
     recording = True
     started = time.perf_counter()
+    cpu_started = time.process_time()
     await asyncio.sleep(duration)
     recording = False
     elapsed = time.perf_counter() - started
+    client_cpu = (time.process_time() - cpu_started) / elapsed
     task.cancel()
     for conn in [*conns, publisher]:
         if conn.transport is not None:
@@ -277,25 +283,29 @@ async def fanout(
         "p50_ms": latencies[len(latencies) // 2] / 1e6,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6,
         "mean_ms": statistics.fmean(latencies) / 1e6,
+        "client_cpu": client_cpu,
     }
 
 
-def _channel_seq(frame: bytes) -> int | None:
-    import orjson
+def number_after(marker: bytes) -> Callable[[bytearray, int, int], int | None]:
+    """Return a parser of the integer following the last ``marker`` of a frame (no JSON)."""
+    size = len(marker)
 
-    payload = orjson.loads(frame).get("payload")
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return int(payload["message"])
-    return None
+    def extract(buffer: bytearray, start: int, end: int) -> int | None:
+        at = buffer.rfind(marker, start, end)
+        if at < 0:
+            return None
+        at += size
+        stop = at
+        while stop < end and 48 <= buffer[stop] <= 57:
+            stop += 1
+        return int(buffer[at:stop]) if stop > at else None
+
+    return extract
 
 
-def _room_seq(frame: bytes) -> int | None:
-    import orjson
-
-    obj = orjson.loads(frame)
-    if obj.get("command") == "tick":
-        return int(obj["payload"]["n"])
-    return None
+_channel_seq = number_after(b'"message":"')
+_room_seq = number_after(b'"n":')
 
 
 def client_main(args: argparse.Namespace) -> None:
@@ -344,13 +354,35 @@ def _runner() -> Callable[[Any], Any]:
     return uvloop.run  # type: ignore[no-any-return]
 
 
-def run_client(module: str, kind: str, urls: list[str], **options: Any) -> dict[str, Any]:
-    """Run ``python -m <module> client`` and return its JSON result."""
-    args = [python(), "-m", module, "client", kind, "--url", ",".join(urls)]
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (Linux ``/proc``)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def run_client(
+    module: str, kind: str, servers: list[ServerProcess], **options: Any
+) -> dict[str, Any]:
+    """Run ``python -m <module> client`` against ``servers`` and return its JSON result.
+
+    Adds ``server_cpu``: the servers' CPU use over the whole client run (cores busy).
+    """
+    args = [python(), "-m", module, "client", kind, "--url", ",".join(s.url for s in servers)]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
+    pids = [s.proc.pid for s in servers if s.proc is not None]
+    cpu, wall = cpu_seconds(pids), time.perf_counter()
     out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["server_cpu"] = (cpu_seconds(pids) - cpu) / (time.perf_counter() - wall)
+    return result
 
 
 # ------------------------------------------------------------------ workload
@@ -390,15 +422,20 @@ def print_rows(title: str, rows: dict[str, list[dict[str, Any]]], baseline: str 
 
 def run(
     *,
-    connections: int = 1000,
+    connections: int | None = None,
+    subscribers: int = 1000,
     duration: float = 5.0,
     repetitions: int = 3,
     warmup: float = 1.0,
     window: int = 4,
     variants: tuple[str, ...] = VARIANTS,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Measure each variant ``repetitions`` times in rotating order and print the table."""
-    subscribers = max(connections, 1)
+    """Measure each variant ``repetitions`` times in rotating order and print the table.
+
+    ``connections`` (the command benchmark's option under ``python -m bench``) is ignored:
+    the fan-out size is ``subscribers``.
+    """
+    del connections
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     with ExitStack() as stack:
         redis = (
@@ -414,7 +451,8 @@ def run(
                 print(
                     f"  run {rep + 1}/{repetitions} {name:<14} "
                     f"{result['deliveries_per_s']:>10.0f} deliveries/s "
-                    f"p50 {result['p50_ms']:.2f} ms p99 {result['p99_ms']:.2f} ms",
+                    f"p50 {result['p50_ms']:.2f} ms p99 {result['p99_ms']:.2f} ms "
+                    f"(cpu: server {result['server_cpu']:.0%}, client {result['client_cpu']:.0%})",
                     flush=True,
                 )
     print_rows(
@@ -465,12 +503,12 @@ def _run_variant(
                 for _ in range(count)
             ]
         kind = "room" if name.startswith("room") else ("bare" if name == "bare" else "channel")
-        return run_client("bench.channels", kind, [s.url for s in servers], **options)
+        return run_client("bench.channels", kind, servers, **options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI flags of ``run``."""
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -502,7 +540,7 @@ def main(argv: list[str] | None = None) -> None:
         client_main(args)
     else:
         run(
-            connections=args.connections,
+            subscribers=args.subscribers,
             duration=args.duration,
             repetitions=args.repetitions,
             warmup=args.warmup,
