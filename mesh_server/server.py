@@ -196,7 +196,7 @@ class MeshServer(FeatureAPI):
         self._instance: InstanceMonitor | None = None
         self._started = False
         self._closing = False
-        self._closed = asyncio.Event() if _has_loop() else None
+        self._closed = asyncio.Event()
         self._cleanups: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._conn_count = 0
@@ -362,8 +362,6 @@ class MeshServer(FeatureAPI):
         """Start the backend, the feature managers, the instance monitor and the listener."""
         if self._started:
             return
-        if self._closed is None:
-            self._closed = asyncio.Event()
         backend = self.backend
         if hasattr(backend, "on_recovered"):
             backend.on_recovered = self._on_backend_recovered
@@ -411,8 +409,7 @@ class MeshServer(FeatureAPI):
         """
         if self._closing or not self._started:
             self._closing = True
-            if self._closed is not None:
-                self._closed.set()
+            self._closed.set()
             return
         self._closing = True
         transport = self._transport
@@ -436,8 +433,7 @@ class MeshServer(FeatureAPI):
             self._log.exception("backend close failed")
         if transport is not None:
             await transport.close()
-        if self._closed is not None:
-            self._closed.set()
+        self._closed.set()
         self._log.info("Mesh server closed")
 
     async def _wait_cleanups(self) -> None:
@@ -449,11 +445,8 @@ class MeshServer(FeatureAPI):
     async def serve_forever(self) -> None:
         """Start if needed and serve until :meth:`close` is called or the task is cancelled."""
         await self.start()
-        closed = self._closed
-        if closed is None:  # pragma: no cover - start() creates it
-            return
         try:
-            await closed.wait()
+            await self._closed.wait()
         except asyncio.CancelledError:
             await self.close()
             raise
@@ -661,11 +654,3 @@ class MeshServer(FeatureAPI):
         if isinstance(items, str | ConnectionLike):
             return [self.resolve_connection(items)]
         return [self.resolve_connection(item) for item in items]
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -44,6 +44,8 @@ _log = logging.getLogger("websockets.server")
 # High-water mark of asyncio's write buffer; above it, frames are counted as pending (§15).
 _WRITE_HIGH = 64 * 1024
 _WRITE_LOW = 16 * 1024
+# Frames held before the core installs its callback; reading pauses beyond this.
+_EARLY_LIMIT = 16
 _OPEN = State.OPEN
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
@@ -110,6 +112,8 @@ class MeshServerConnection(ServerConnection):
         """Install the callbacks and deliver messages that arrived before (PROTOCOL §5.2)."""
         self._on_lost = on_lost
         early, self._early = self._early, []
+        if len(early) >= _EARLY_LIMIT and not self._lost:
+            self.transport.resume_reading()
         self._on_message = on_message
         for data in early:
             if self._on_message is None:  # pragma: no cover - closed by an early message
@@ -181,7 +185,11 @@ class MeshServerConnection(ServerConnection):
     def _deliver(self, data: bytes) -> None:
         on_message = self._on_message
         if on_message is None:
+            # Before mesh/assign-id (PROTOCOL §5.2 step 4): hold frames, and stop reading so a
+            # client cannot make the server buffer without bound while hooks run.
             self._early.append(data)
+            if len(self._early) == _EARLY_LIMIT and not self._lost:
+                self.transport.pause_reading()
         else:
             on_message(data)
 

@@ -669,3 +669,20 @@ async def test_serve_forever_and_port() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not server.started
+
+
+async def test_many_frames_before_assign_id_all_answered_in_order() -> None:
+    release = asyncio.Event()
+    async with running_server() as server:
+
+        @server.on_connection
+        async def hold(connection: Any) -> None:
+            await release.wait()
+
+        async with RawClient.open(server.url, wait_id=False) as client:
+            for i in range(60):
+                await client.send({"id": i, "command": "mesh/noop", "payload": {}})
+            release.set()
+            assert (await client.next_frame())["command"] == "mesh/assign-id"
+            ids = [(await client.next_frame())["id"] for _ in range(60)]
+            assert ids == list(range(60))
