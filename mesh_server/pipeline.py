@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic import BaseModel
 
 from mesh_sdk.protocol.codec import Request, dumps, encode_error_response, encode_response
-from mesh_sdk.protocol.errors import CommandNotFoundError, MeshError, ServerError, ValidationError
+from mesh_sdk.protocol.errors import CommandNotFoundError, MeshError, ServerError
+from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
 from mesh_server.context import Context
 from mesh_server.features import BuiltinHandler
 from mesh_server.middleware import Handler, Middleware, check_middleware
@@ -48,30 +49,6 @@ def is_reserved(name: str) -> bool:
 # --------------------------------------------------------------------------------------------
 # Built-in contract (PROTOCOL §7): every built-in payload is validated against it.
 
-_builtin_contract: ContractIndex | None = None
-_builtin_loaded = False
-
-
-def _load_builtin_contract() -> ContractIndex | None:
-    global _builtin_contract, _builtin_loaded
-    if not _builtin_loaded:
-        _builtin_loaded = True
-        try:
-            from mesh_sdk.protocol.generated import CONTRACT
-        except ImportError:  # pragma: no cover - only before the generated package exists
-            _builtin_contract = None
-        else:
-            _builtin_contract = CONTRACT
-    return _builtin_contract
-
-
-class _Fields(dict[str, Any]):
-    """Attribute view of a JSON object; stand-in for generated models (missing → ``None``)."""
-
-    def __getattr__(self, name: str) -> Any:
-        value = self.get(name)
-        return _Fields(value) if isinstance(value, dict) else value
-
 
 def validate_builtin(command: str, payload: Any) -> Any:
     """Validate a built-in request payload and return its typed model (PROTOCOL §7).
@@ -79,14 +56,11 @@ def validate_builtin(command: str, payload: Any) -> Any:
     Raises:
         ValidationError: ``EVALIDATION`` with JSON-pointer details.
     """
-    contract = _load_builtin_contract()
-    if contract is not None:
-        spec = contract.command(command)
-        if spec is not None:
-            return spec.validate_request(payload)
-    if not isinstance(payload, dict):  # pragma: no cover - fallback without generated models
-        raise ValidationError.for_command(command, [{"path": "", "message": "must be an object"}])
-    return _Fields(payload)  # pragma: no cover
+    spec = BUILTIN_CONTRACT.command(command)
+    if spec is None:
+        # A built-in without a schema in the built-in contract (none today): passed as is.
+        return payload
+    return spec.validate_request(payload)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,10 +85,7 @@ def _command_text(request: Request) -> str:
         return raw
     if not request.has_command:
         return "undefined"
-    try:
-        return dumps(raw).decode()
-    except TypeError:  # pragma: no cover - decoded JSON always re-encodes
-        return repr(raw)
+    return dumps(raw).decode()  # decoded JSON always re-encodes
 
 
 class Pipeline:

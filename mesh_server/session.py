@@ -176,10 +176,8 @@ class ServerSession:
     def next_deadline(self) -> int | None:
         """When :meth:`on_timer` must run next (ms), or ``None`` when no timer is armed."""
         ping, latency = self._next_ping, self._next_latency
-        if ping is None:
-            return latency
-        if latency is None:
-            return ping
+        if ping is None or latency is None:  # both are armed by start() and cleared by close()
+            return None
         return ping if ping < latency else latency
 
     # ------------------------------------------------------------------ inbound frames

@@ -29,15 +29,19 @@ def error_of(frame: dict[str, Any]) -> dict[str, Any]:
 async def test_assign_id_first_even_when_client_sends_immediately() -> None:
     release = asyncio.Event()
     async with running_server() as server:
+        held: list[Any] = []
 
         @server.on_connection
         async def hold(connection: Any) -> None:
+            held.append(connection)
             await release.wait()
             server.deliver([connection.id], b'{"command":"welcome","payload":1}')
 
         server.expose_command("echo", lambda ctx: ctx.payload)
         async with RawClient.open(server.url, wait_id=False) as client:
             await client.send({"id": 1, "command": "echo", "payload": "early"})
+            # The frame reached the server while the hook runs, before mesh/assign-id.
+            await eventually(lambda: bool(held) and len(held[0]._t._early) == 1)
             release.set()
             first = await client.next_frame()
             assert first["command"] == "mesh/assign-id"
@@ -486,14 +490,14 @@ async def test_authenticate_sync_hook_none_and_crash() -> None:
     def authenticate(request: UpgradeRequest) -> Any:
         if request.path == "/crash":
             raise RuntimeError("bug")
-        if request.path == "/teapot":
-            raise MeshAuthError(418, "teapot")
+        if request.path == "/custom":
+            raise MeshAuthError(499, "custom status")
         return None
 
     async with running_server(authenticate=authenticate) as server:
         async with RawClient.open(server.url) as client:
             assert await client.call("mesh/get-my-connection-metadata", {}) == {"metadata": None}
-        for path, status in (("/crash", 500), ("/teapot", 418)):
+        for path, status in (("/crash", 500), ("/custom", 499)):
             with pytest.raises(InvalidStatus) as info:
                 async with connect(server.url + path):
                     pass
@@ -674,15 +678,29 @@ async def test_serve_forever_and_port() -> None:
 async def test_many_frames_before_assign_id_all_answered_in_order() -> None:
     release = asyncio.Event()
     async with running_server() as server:
+        held: list[Any] = []
 
         @server.on_connection
         async def hold(connection: Any) -> None:
+            held.append(connection)
             await release.wait()
 
         async with RawClient.open(server.url, wait_id=False) as client:
             for i in range(60):
                 await client.send({"id": i, "command": "mesh/noop", "payload": {}})
+            # The server holds what it read and stopped reading (bounded, §5.2 step 4).
+            await eventually(lambda: bool(held) and len(held[0]._t._early) >= 16)
             release.set()
             assert (await client.next_frame())["command"] == "mesh/assign-id"
             ids = [(await client.next_frame())["id"] for _ in range(60)]
             assert ids == list(range(60))
+
+
+async def test_fragmented_messages_are_joined() -> None:
+    async with running_server() as server, connect(server.url) as ws:
+        server.expose_command("echo", lambda ctx: ctx.payload)
+        json.loads(await ws.recv())
+        await ws.send(iter(['{"id":1,"command":"echo",', '"payload":"in pieces"}']))
+        assert json.loads(await ws.recv()) == {"id": 1, "command": "echo", "payload": "in pieces"}
+        await ws.send(iter([b'{"id":2,"command":"echo",', b'"payload":"binary"}']))
+        assert json.loads(await ws.recv())["payload"] == "binary"

@@ -57,6 +57,10 @@ def test_start_returns_assign_id_and_arms_timers() -> None:
         session.start(20)
 
 
+def test_pong_event_repr() -> None:
+    assert repr(PONG) == "PONG"
+
+
 def test_timer_before_start_does_nothing() -> None:
     session = make()
     assert session.on_timer(10_000) == ([], None)

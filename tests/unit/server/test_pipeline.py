@@ -1,0 +1,105 @@
+"""Pipeline edge cases without sockets (PROTOCOL §3.4, §4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from mesh_sdk.protocol.codec import Request
+from mesh_server import MeshServer
+from mesh_server.pipeline import is_reserved, validate_builtin
+
+
+class FakeConnection:
+    id = "conn-fake"
+    closed = False
+
+    def send(self, frame: bytes) -> None:
+        raise AssertionError("the pipeline returns frames, it never sends")
+
+
+def request(command: Any, payload: Any = None, has_command: bool = True) -> Request:
+    return Request(
+        1,
+        command if isinstance(command, str) else None,
+        {} if payload is None else payload,
+        has_command=has_command,
+        raw_command=command,
+    )
+
+
+async def run(server: MeshServer, req: Request) -> Any:
+    if server.pipeline.is_builtin(req.command):
+        frame = await server.pipeline.run_builtin(FakeConnection(), req)  # type: ignore[arg-type]
+    else:
+        frame = await server.pipeline.run_command(FakeConnection(), req)  # type: ignore[arg-type]
+    return json.loads(frame)
+
+
+class Point(BaseModel):
+    x: int
+    y: int = 0
+
+
+def test_reserved_names() -> None:
+    assert is_reserved("mesh/anything")
+    assert is_reserved("latency:request")
+    assert not is_reserved("meshy")
+
+
+def test_registration_errors() -> None:
+    server = MeshServer()
+    with pytest.raises(ValueError, match="non-empty"):
+        server.expose_command("", lambda ctx: None)
+    with pytest.raises(ValueError, match="must start with mesh/"):
+        server.pipeline.add_builtins({"noop": lambda c, r: None})  # type: ignore[dict-item]
+    server.expose_command("a", lambda ctx: None)
+    server.expose_command("b", lambda ctx: None)
+    assert server.pipeline.command_names == ["a", "b"]
+
+
+async def test_model_results_are_dumped_without_contract() -> None:
+    server = MeshServer()
+    server.expose_command("point", lambda ctx: Point(x=1))
+    assert (await run(server, request("point")))["payload"] == {"x": 1}
+
+
+async def test_sync_handler_returning_awaitable_and_sync_middleware() -> None:
+    server = MeshServer()
+
+    async def later() -> str:
+        return "done"
+
+    server.expose_command("later", lambda ctx: later(), middlewares=[lambda ctx: None])
+    assert (await run(server, request("later")))["payload"] == "done"
+
+
+async def test_command_text_in_enotfound_messages() -> None:
+    server = MeshServer()
+    frame = await run(server, request({"odd": 1}))
+    assert frame["error"]["error"] == 'Command "{"odd":1}" not found'
+    frame = await run(server, request(None, has_command=False))
+    assert frame["error"]["error"] == 'Command "undefined" not found'
+    frame = await server.pipeline.run_builtin(FakeConnection(), request("mesh/nope"))  # type: ignore[arg-type]
+    assert json.loads(frame)["error"]["code"] == "ENOTFOUND"
+
+
+async def test_builtin_failures() -> None:
+    server = MeshServer(debug=True)
+
+    async def broken(connection: Any, model: Any) -> Any:
+        raise KeyError("oops")
+
+    server.pipeline.add_builtins({"mesh/noop": broken})
+    frame = await run(server, request("mesh/noop"))
+    assert frame["error"]["code"] == "ESERVER"
+    assert "KeyError" in frame["error"]["error"]
+
+
+def test_validate_builtin_returns_models_and_passes_unknown() -> None:
+    model = validate_builtin("mesh/join-room", {"roomName": "r", "extra": 1})
+    assert model.roomName == "r"
+    assert validate_builtin("mesh/not-in-contract", [1]) == [1]
