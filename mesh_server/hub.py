@@ -12,7 +12,7 @@ Every encoded frame is written as the same ``bytes`` object to every recipient (
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mesh_server.backends.messages import BROADCAST, decode_envelope, inbox_channel
@@ -44,6 +44,27 @@ class Hub:
         self._inbox = inbox_channel(namespace, instance_id)
         self._broadcast = namespace + BROADCAST
         self._log = log
+        self._on_room_control: Callable[[str, str, str], None] = self._index_control
+        self._on_room_clear: Callable[[str], None] = self.index_clear
+
+    def set_room_handlers(
+        self, on_control: Callable[[str, str, str], None], on_clear: Callable[[str], None]
+    ) -> None:
+        """Route remote membership changes to the room manager instead of the bare index.
+
+        Args:
+            on_control: Called with ``(op, room, connection_id)`` for inbox ``room`` controls
+                (``op`` is ``"join"`` or ``"leave"``); it must update the index itself.
+            on_clear: Called with the room of a ``clear`` broadcast; it must update the index.
+        """
+        self._on_room_control = on_control
+        self._on_room_clear = on_clear
+
+    def _index_control(self, op: str, room: str, connection_id: str) -> None:
+        if op == "join":
+            self.index_join(room, connection_id)
+        elif op == "leave":
+            self.index_leave(room, connection_id)
 
     # ------------------------------------------------------------------ connections
 
@@ -154,7 +175,7 @@ class Hub:
         elif kind == "clear":
             room = header.get("r")
             if isinstance(room, str):
-                self.index_clear(room)
+                self._on_room_clear(room)
         else:
             self._log.warning("unknown broadcast message type %r", kind)
 
@@ -167,12 +188,9 @@ class Hub:
                 connection.send(body)
         elif kind == "room":
             room, connection_id = header.get("r"), header.get("c")
-            if not isinstance(room, str) or not isinstance(connection_id, str):
-                return
-            if header.get("op") == "join":
-                self.index_join(room, connection_id)
-            elif header.get("op") == "leave":
-                self.index_leave(room, connection_id)
+            op = header.get("op")
+            if isinstance(room, str) and isinstance(connection_id, str) and op in ("join", "leave"):
+                self._on_room_control(op, room, connection_id)
         else:
             self._log.warning("unknown inbox message type %r", kind)
 

@@ -10,10 +10,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mesh_server.backends.base import MergeStrategy
+from mesh_server.builtin_features import create_features
 from mesh_server.features import ConnectionLike, Feature
 
 if TYPE_CHECKING:
     from mesh_server.builtin_features import FeatureSet
+    from mesh_server.hub import Hub
     from mesh_server.presence import PresenceManager
     from mesh_server.rooms import RoomManager
 
@@ -27,19 +29,18 @@ class FeatureAPI:
 
     _features: list[Feature]
     _feature_set: FeatureSet | None = None
+    _hub: Hub
 
     def _init_features(self, presence_sweep_interval: int) -> None:
-        try:
-            from mesh_server.builtin_features import create_features
-        except ImportError:  # pragma: no cover - only while the feature modules are missing
-            _log.debug("mesh_server.builtin_features not available: core only")
-            return
         feature_set = create_features(
-            self,  # type: ignore[arg-type]
+            self,  # type: ignore[arg-type]  # the mixin is a ServerCore once mixed in
             presence_sweep_interval=presence_sweep_interval,
         )
         self._feature_set = feature_set
         self._features = list(feature_set.all)
+        # Remote membership changes must reach the room manager (presence refresh, quotas),
+        # not only the core's local room index.
+        self._hub.set_room_handlers(feature_set.rooms.apply_control, feature_set.rooms.apply_clear)
 
     def _require(self) -> FeatureSet:
         if self._feature_set is None:  # pragma: no cover - see _init_features

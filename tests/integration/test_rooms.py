@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from contextlib import AsyncExitStack
 
@@ -123,3 +124,46 @@ async def _read_some(client: RawClient) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def test_remote_add_to_a_tracked_room_is_refreshed_by_the_owners_pongs(
+    cluster: ServerCluster,
+) -> None:
+    # Server code on one instance adds a connection of another instance to a tracked room: the
+    # owner must learn of it (inbox control, §13.2) so that its pongs refresh the presence
+    # (§10.3); otherwise the presence expires and a false `leave` is published.
+    one, two = await cluster.start(2, ping_interval=100, presence_sweep_interval=20)
+    for server in (one, two):
+        server.track_presence(re.compile(r"live:.+"), ttl=300)
+    async with (
+        RawClient.open(one.url, auto_pong=True) as watcher,
+        RawClient.open(two.url) as member,
+    ):
+        subscribed = await watcher.call("mesh/subscribe-presence", {"roomName": "live:1"})
+        assert subscribed["success"] is True
+        assert member.connection_id is not None
+        await one.add_to_room("live:1", member.connection_id)
+        joined = await watcher.wait_push("mesh/presence-update")
+        assert (joined["type"], joined["connectionId"]) == ("join", member.connection_id)
+        reader = asyncio.create_task(_read_forever(watcher))  # it answers its own pings
+        try:
+            for pong_id in range(10):  # ten ping intervals: more than three TTLs
+                await member.wait_push("ping")
+                await member.send({"id": pong_id, "command": "pong", "payload": {}})
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        assert pushes(watcher, "mesh/presence-update") == []  # no expiry, no false leave
+        assert await one.presence_manager.get_present_connections("live:1") == [
+            member.connection_id
+        ]
+        await one.remove_from_room("live:1", member.connection_id)
+        left = await watcher.wait_push("mesh/presence-update")
+        assert (left["type"], left["connectionId"]) == ("leave", member.connection_id)
+        assert pushes(watcher, "mesh/presence-update") == []
+
+
+async def _read_forever(client: RawClient) -> None:
+    while True:
+        client.inbox.append(await client.next_frame())
