@@ -209,7 +209,10 @@ class MeshServer(FeatureAPI):
     def backend(self) -> Backend:
         """The coordination backend (created on first use, started by :meth:`start`)."""
         if self._backend is None:
-            self._backend = create_backend(self.redis_url, namespace=self._namespace)
+            options: dict[str, Any] = {"instance_ttl_ms": self.instance_ttl}
+            if self.redis_url is not None:
+                options["operation_timeout_ms"] = self._limits.backend_timeout_ms
+            self._backend = create_backend(self.redis_url, namespace=self._namespace, **options)
         return self._backend
 
     @property
@@ -363,8 +366,7 @@ class MeshServer(FeatureAPI):
         if self._started:
             return
         backend = self.backend
-        if hasattr(backend, "on_recovered"):
-            backend.on_recovered = self._on_backend_recovered
+        backend.on_recovered = self._on_backend_recovered
         self.pipeline.add_builtins(self.connection_manager.builtin_commands())
         for feature in self._features:
             self.pipeline.add_builtins(feature.builtin_commands())
@@ -587,11 +589,11 @@ class MeshServer(FeatureAPI):
             connection.close(CLOSE_STATE_LOST, "backend state lost")
 
     async def _on_backend_recovered(self) -> None:
-        backend = self.backend
-        reregister = getattr(backend, "reregister_connections", None)
-        if reregister is not None and self._hub.connections:
+        if self._hub.connections:
             try:
-                await reregister(dict.fromkeys(self._hub.connections))
+                # None keeps stored metadata; a store that lost it (empty restart) also lost
+                # the heartbeat, so the instance fences itself (§13.5) and clients reconnect.
+                await self.backend.reregister_connections(dict.fromkeys(self._hub.connections))
             except Exception:
                 self._log.exception("re-registering connections after recovery failed")
         for feature in self._features:

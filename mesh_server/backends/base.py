@@ -33,7 +33,7 @@ names are used verbatim (PROTOCOL §9.2). The layout of internal messages is def
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,10 +45,14 @@ __all__ = [
     "MessageHandler",
     "PresenceSnapshot",
     "RecordWrite",
+    "RecoveredCallback",
 ]
 
 MergeStrategy = Literal["replace", "merge", "deepMerge"]
 """How a new value combines with the stored one (PROTOCOL §11.3, §12.1)."""
+
+RecoveredCallback = Callable[[], Awaitable[None]]
+"""Awaited by a backend after it reconnected to its store and re-subscribed its channels."""
 
 MessageHandler = Callable[[str, bytes], None]
 """Called for every pub/sub message an instance receives: ``(channel, data)``.
@@ -112,6 +116,21 @@ class Backend(ABC):
 
     namespace: str
     """Prefix of every internal key and channel (PROTOCOL §9.2), e.g. ``"mesh:"``."""
+
+    on_recovered: RecoveredCallback | None = None
+    """Set by the server: awaited after the backend lost and regained its store (a Redis
+    restart), once its pub/sub channels are subscribed again. Backends that cannot lose their
+    store (memory) never call it."""
+
+    @abstractmethod
+    async def reregister_connections(self, connections: Mapping[str, Any]) -> None:
+        """Re-create the routing entries of this instance's live connections after a store loss.
+
+        Stores that cannot lose state while the instance lives (memory) do nothing.
+
+        Args:
+            connections: Connection id → metadata to restore (``None``: keep what is stored).
+        """
 
     # ------------------------------------------------------------------ lifecycle and instances
 

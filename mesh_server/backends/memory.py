@@ -13,7 +13,7 @@ import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -262,6 +262,9 @@ class MemoryBackend(Backend):
             for channel in list(endpoint.channels):
                 self.hub._unsubscribe(channel, endpoint)
             endpoint.closed = True
+
+    async def reregister_connections(self, connections: Mapping[str, Any]) -> None:
+        """Do nothing: the in-process store cannot lose state while this instance lives."""
 
     async def heartbeat(self, ttl_ms: int) -> bool:
         """Refresh the heartbeat; ``False`` if it had lapsed or was removed (re-created anyway)."""
