@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+
+from mesh_server.periodic import Periodic
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import Backend
@@ -59,7 +60,7 @@ class InstanceMonitor:
         self._fence = fence
         self._log = log
         self._clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[Periodic] = []
         self.fenced = False
         """``True`` while new connections must be refused (backend state lost or unreachable)."""
         self.down_since: float | None = None
@@ -74,20 +75,18 @@ class InstanceMonitor:
 
     async def start(self) -> None:
         """Start the heartbeat and sweep loops."""
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._heartbeat_loop(), name="mesh-heartbeat"),
-            loop.create_task(self._sweep_loop(), name="mesh-instance-sweep"),
+        self._loops = [
+            Periodic("mesh-heartbeat", self.heartbeat_interval / 1000, self.beat, self._log),
+            Periodic("mesh-instance-sweep", self.sweep_interval / 1000, self.sweep, self._log),
         ]
+        for loop in self._loops:
+            loop.start()
 
     async def stop(self) -> None:
-        """Stop both loops."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop both loops (between steps: a backend call in flight is never cancelled)."""
+        loops, self._loops = self._loops, []
+        for loop in loops:
+            await loop.stop()
 
     @property
     def unavailable(self) -> bool:
@@ -132,16 +131,3 @@ class InstanceMonitor:
             )
             self.swept.append(report.instance_id)
         del self.swept[:-100]
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_interval / 1000)
-            try:
-                await self.beat()
-            except Exception:
-                self._log.exception("heartbeat step failed")
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval / 1000)
-            await self.sweep()

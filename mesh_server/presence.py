@@ -14,7 +14,6 @@ are fanned out locally: every subscriber on every instance gets each event exact
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +22,7 @@ from mesh_sdk.protocol.errors import TooLargeError, UnavailableError, Validation
 from mesh_server.backends.messages import presence_channel
 from mesh_server.channels import BackendChannels, LocalSubscribers, after_response
 from mesh_server.exposure import Exposure, Guard, Pattern, SubscriptionQuota, check_name
+from mesh_server.periodic import Periodic
 
 if TYPE_CHECKING:
     from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
@@ -88,13 +88,14 @@ class PresenceManager:
         self._pubsub = pubsub
         self._quota = quota
         self._memberships = memberships
-        self._sweep_interval = sweep_interval
         self._exposure = Exposure()
         self._ttls: list[int] = []
         self._ttl_cache: dict[str, int | None] = {}
         self._subscribers = LocalSubscribers(core)
         self._prefix = presence_channel(core.namespace, "")
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic(
+            "mesh-presence-sweep", sweep_interval / 1000, self._sweep_once, core.log
+        )
 
     # ------------------------------------------------------------------ server API
 
@@ -294,24 +295,14 @@ class PresenceManager:
 
     async def start(self) -> None:
         """Start the expiry sweep (every ``presence_sweep_interval`` ms, §10.3)."""
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="mesh-presence-sweep")
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        """Stop the expiry sweep."""
-        task, self._sweeper = self._sweeper, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the expiry sweep (between sweeps: a backend call is never cancelled)."""
+        await self._sweeper.stop()
 
-    async def _sweep_forever(self) -> None:
-        interval = self._sweep_interval / 1000
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self._core.backend.sweep_presence()
-            except UnavailableError:
-                self._core.log.debug("presence sweep skipped: backend unavailable")
-            except Exception:
-                self._core.log.exception("presence sweep failed")
+    async def _sweep_once(self) -> None:
+        try:
+            await self._core.backend.sweep_presence()
+        except UnavailableError:
+            self._core.log.debug("presence sweep skipped: backend unavailable")

@@ -125,7 +125,8 @@ async def test_loops_run_and_stop() -> None:
     await monitor.start()
     await asyncio.wait_for(swept.wait(), 5)
     await eventually(lambda: backend.heartbeat_calls >= 2)
-    tasks = list(monitor._tasks)
+    loops = list(monitor._loops)
+    assert [loop.running for loop in loops] == [True, True]
     await monitor.stop()
-    assert all(task.done() for task in tasks)
-    assert monitor._tasks == []
+    assert [loop.running for loop in loops] == [False, False]
+    assert monitor._loops == []
