@@ -117,8 +117,7 @@ class Connection:
             self._before_start.append(frame)
             return
         transport = self._t
-        transport.write_frame(frame)
-        if transport.writing_paused and (
+        if transport.write_frame(frame) and (
             transport.buffered_amount > self._max_bytes
             or transport.pending_frames > self._max_frames
         ):

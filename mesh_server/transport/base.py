@@ -97,10 +97,6 @@ class TransportConnection(Protocol):
         """Frames written while the write buffer was above its high-water mark (approximate)."""
 
     @property
-    def writing_paused(self) -> bool:
-        """Whether the write buffer is above its high-water mark."""
-
-    @property
     def close_code(self) -> int | None:
         """The close code received or sent, once known."""
 
@@ -109,8 +105,14 @@ class TransportConnection(Protocol):
     ) -> None:
         """Install the message and connection-lost callbacks; flushes buffered messages first."""
 
-    def write_frame(self, frame: bytes) -> None:
-        """Write one encoded JSON frame as a text frame, synchronously."""
+    def write_frame(self, frame: bytes) -> bool:
+        """Write one encoded JSON frame as a text frame, synchronously.
+
+        Returns:
+            Whether writing is paused afterwards (the write buffer is above its high-water
+            mark): the caller then checks the outbound limits. Returning it here saves a
+            second call per frame on the fan-out hot path.
+        """
 
     def start_close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake with ``code``; abort the socket if it does not finish."""

@@ -101,11 +101,6 @@ class MeshServerConnection(ServerConnection):
         """Frames written since the write buffer last rose above its high-water mark."""
         return self._pending_frames if self.paused else 0
 
-    @property
-    def writing_paused(self) -> bool:
-        """Whether the write buffer is above its high-water mark."""
-        return self.paused
-
     def set_handlers(
         self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
     ) -> None:
@@ -122,15 +117,21 @@ class MeshServerConnection(ServerConnection):
         if self._lost:
             on_lost()
 
-    def write_frame(self, frame: bytes) -> None:
-        """Write one frame as a text frame, synchronously (no coroutine per frame)."""
+    def write_frame(self, frame: bytes) -> bool:
+        """Write one frame as a text frame, synchronously (no coroutine per frame).
+
+        Returns:
+            Whether writing is paused (the write buffer is above its high-water mark).
+        """
         protocol = self.protocol
         if protocol.state is not _OPEN:
-            return
+            return False
         protocol.send_text(frame)
         self.send_data()
         if self.paused:
             self._pending_frames += 1
+            return True
+        return False
 
     def start_close(self, code: int, reason: str = "") -> None:
         """Send a close frame with ``code`` now; abort the socket if the peer does not answer."""

@@ -46,10 +46,6 @@ class FakeTransport:
         return self.pending
 
     @property
-    def writing_paused(self) -> bool:
-        return self.paused
-
-    @property
     def close_code(self) -> int | None:
         return self.closed_with
 
@@ -58,8 +54,9 @@ class FakeTransport:
     ) -> None:
         self.on_message, self.on_lost = on_message, on_lost
 
-    def write_frame(self, frame: bytes) -> None:
+    def write_frame(self, frame: bytes) -> bool:
         self.written.append(frame)
+        return self.paused
 
     def start_close(self, code: int, reason: str = "") -> None:
         if self.closed_with is None:
