@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -63,7 +64,7 @@ def _ids(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
-class SubscriptionAPI:
+class SubscriptionAPI(ABC):
     """Channels, rooms, presence, records and metadata; mixed into ``MeshClient``."""
 
     # Provided by MeshClient.
@@ -73,6 +74,7 @@ class SubscriptionAPI:
     _queue_size: int
     _republish_presence_states: bool
 
+    @abstractmethod
     async def _call(
         self,
         command: str,
@@ -82,10 +84,11 @@ class SubscriptionAPI:
         internal: bool = False,
         on_result: Callable[[Any], Any] | None = None,
     ) -> Any:
-        raise NotImplementedError
+        """Send one request and return its result (implemented by the client)."""
 
+    @abstractmethod
     def _spawn(self, coro: Any, name: str) -> None:
-        raise NotImplementedError
+        """Run ``coro`` as a tracked background task (implemented by the client)."""
 
     def _init_subscriptions(self) -> None:
         self._channels: dict[str, ChannelSubscription[Any]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
@@ -168,12 +169,12 @@ class SubscriptionOwner(Protocol):
         ...
 
 
-class AsyncContextSubscription:
+class AsyncContextSubscription(ABC):
     """Mixin: ``async with`` unsubscribes on exit."""
 
+    @abstractmethod
     async def unsubscribe(self) -> bool:
         """End the subscription (implemented by subclasses)."""
-        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         return self
