@@ -101,18 +101,17 @@ class SubscriptionAPI(ABC):
     # ----------------------------------------------------------------------------------------
     # Metadata (§12)
 
-    async def get_connection_metadata(self, connection_id: str | None = None) -> Any:
+    async def get_connection_metadata(self, id: str | None = None) -> Any:
         """Return a connection's metadata (``None`` if none, unknown or denied, §12.1).
 
         Args:
-            connection_id: The connection; ``None`` reads this client's own metadata.
+            id: The connection id (the original ``getConnectionMetadata(id)``); ``None`` reads
+                this client's own metadata.
         """
-        if connection_id is None:
+        if id is None:
             result = await self._call("mesh/get-my-connection-metadata", {})
         else:
-            result = await self._call(
-                "mesh/get-connection-metadata", {"connectionId": connection_id}
-            )
+            result = await self._call("mesh/get-connection-metadata", {"connectionId": id})
         return result.get("metadata") if isinstance(result, dict) else None
 
     async def get_room_metadata(self, room: str) -> Any:
