@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -33,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.common import ROOT, RedisProcess, ServerProcess, python
-from bench.loadgen import encode_client_frame
+from bench.loadgen import RawWsProtocol
 
 VARIANTS = ("bare", "mesh-memory", "mesh-redis", "room-redis-2")
 CHANNEL = "bench:fanout"
@@ -113,83 +112,32 @@ def serve(kind: str, port: int, redis_url: str | None, mode: str) -> None:
 # ------------------------------------------------------------------ fan-out client
 
 
-class WsClient(asyncio.Protocol):
-    """A bare WebSocket client connection: hand-made upgrade, unmasked frame parsing."""
+class WsClient(RawWsProtocol):
+    """A bare WebSocket client: responses to :meth:`request` go to its waiter, the rest to
+    ``on_frame`` (parsed in place: the client must stay much cheaper than the server)."""
 
     def __init__(
         self, host: str, path: str, on_frame: Callable[[bytearray, int, int], None]
     ) -> None:
-        self.host = host
-        self.path = path
+        super().__init__(host, path)
         self.on_frame = on_frame
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.upgraded = False
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.response: asyncio.Future[bytes] | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
-            (
-                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        if not self.upgraded:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if not buffer.startswith(b"HTTP/1.1 101"):
-                self.ready.set_exception(RuntimeError(bytes(buffer[:end]).decode()))
-                return
-            del buffer[: end + 4]
-            self.upgraded = True
-            self.ready.set_result(None)
-        pos, size = 0, len(buffer)
-        while size - pos >= 2:
-            length, head = buffer[pos + 1] & 0x7F, 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
-            if size - pos < head + length:
-                break
-            start = pos + head
-            if buffer[pos] & 0x0F == 0x1:
-                if self.response is not None and buffer.startswith(b'{"id"', start):
-                    waiter, self.response = self.response, None
-                    waiter.set_result(bytes(buffer[start : start + length]))
-                else:
-                    # Parsed in place: the client must stay much cheaper than the server.
-                    self.on_frame(buffer, start, start + length)
-            pos = start + length
-        if pos:
-            del buffer[:pos]
+    def on_text(self, buffer: bytearray, start: int, end: int) -> None:
+        if self.response is not None and buffer.startswith(b'{"id"', start):
+            waiter, self.response = self.response, None
+            waiter.set_result(bytes(buffer[start:end]))
+        else:
+            self.on_frame(buffer, start, end)
 
     def send(self, payload: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(encode_client_frame(payload))
+        self.send_frame(payload)
 
     async def request(self, payload: bytes) -> bytes:
         """Send a request and wait for the next frame starting with ``{"id"``."""
         self.response = asyncio.get_running_loop().create_future()
         self.send(payload)
         return await asyncio.wait_for(self.response, 30)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("connection lost during upgrade"))
 
 
 async def open_client(url: str, on_frame: Callable[[bytearray, int, int], None]) -> WsClient:

@@ -25,7 +25,7 @@ import time
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-__all__ = ["encode_client_frame", "run"]
+__all__ = ["RawWsProtocol", "encode_client_frame", "run"]
 
 
 def encode_client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -42,18 +42,20 @@ def encode_client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     return header + mask + masked
 
 
-class _Conn(asyncio.Protocol):
-    def __init__(self, host: str, path: str, request: bytes, stats: _Stats) -> None:
+class RawWsProtocol(asyncio.Protocol):
+    """A bare WebSocket client connection: hand-made upgrade, unmasked frame parsing in place.
+
+    Subclasses get every complete text frame through :meth:`on_text` (the buffer and the body's
+    bounds, so nothing is copied) and :meth:`after_frames` once per read.
+    """
+
+    def __init__(self, host: str, path: str) -> None:
         self.host = host
         self.path = path
-        self.frame = encode_client_frame(request)
-        self.stats = stats
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.upgraded = False
-        self.sent_at = 0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.running = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -80,32 +82,59 @@ class _Conn(asyncio.Protocol):
             self.upgraded = True
             self.ready.set_result(None)
         # Parse complete server frames (unmasked).
-        pos = 0
-        size = len(buffer)
-        responses = 0
+        pos, size = 0, len(buffer)
         while size - pos >= 2:
-            length = buffer[pos + 1] & 0x7F
-            head = 2
+            length, head = buffer[pos + 1] & 0x7F, 2
             if length == 126:
                 if size - pos < 4:
                     break
-                length = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
-                head = 4
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
             elif length == 127:
                 if size - pos < 10:
                     break
-                length = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
-                head = 10
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
             if size - pos < head + length:
                 break
-            opcode = buffer[pos] & 0x0F
-            body_start = pos + head
-            # Responses carry an id; Mesh servers and the bare echo write it first.
-            if opcode == 0x1 and buffer[body_start : body_start + 5] == b'{"id"':
-                responses += 1
-            pos = body_start + length
+            start = pos + head
+            if buffer[pos] & 0x0F == 0x1:
+                self.on_text(buffer, start, start + length)
+            pos = start + length
         if pos:
             del buffer[:pos]
+        self.after_frames()
+
+    def on_text(self, buffer: bytearray, start: int, end: int) -> None:
+        """Handle one text frame whose body is ``buffer[start:end]``."""
+
+    def after_frames(self) -> None:
+        """Called after each read once its complete frames were handled."""
+
+    def send_frame(self, payload: bytes) -> None:
+        """Send ``payload`` as one masked text frame."""
+        assert self.transport is not None
+        self.transport.write(encode_client_frame(payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("connection lost during upgrade"))
+
+
+class _Conn(RawWsProtocol):
+    def __init__(self, host: str, path: str, request: bytes, stats: _Stats) -> None:
+        super().__init__(host, path)
+        self.frame = encode_client_frame(request)
+        self.stats = stats
+        self.sent_at = 0
+        self.running = False
+        self.responses = 0
+
+    def on_text(self, buffer: bytearray, start: int, end: int) -> None:
+        # Responses carry an id; Mesh servers and the bare echo write it first.
+        if buffer.startswith(b'{"id"', start):
+            self.responses += 1
+
+    def after_frames(self) -> None:
+        responses, self.responses = self.responses, 0
         if responses and self.running:
             now = time.perf_counter_ns()
             self.stats.record(now - self.sent_at)
@@ -117,8 +146,7 @@ class _Conn(asyncio.Protocol):
         self.transport.write(self.frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("connection lost during upgrade"))
+        super().connection_lost(exc)
         self.running = False
 
 
