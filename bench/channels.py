@@ -299,7 +299,7 @@ def _runner() -> Callable[[Any], Any]:
         import uvloop
     except ImportError:  # pragma: no cover
         return asyncio.run
-    return uvloop.run  # type: ignore[no-any-return]
+    return uvloop.run
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -153,7 +153,7 @@ class Row:
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     def median(self, key: str) -> float:
-        values = sorted(run[key] for run in self.runs)
+        values = sorted(float(run[key]) for run in self.runs)
         return values[len(values) // 2]
 
 
