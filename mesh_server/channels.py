@@ -16,7 +16,7 @@ share:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,26 +38,11 @@ __all__ = [
     "BackendChannels",
     "ChannelManager",
     "LocalSubscribers",
-    "after_response",
     "clamp_history",
     "to_json_text",
 ]
 
 SUBSCRIPTION_MESSAGE = "mesh/subscription-message"
-
-
-def after_response(connection: ConnectionLike, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the response of the running built-in has been queued.
-
-    A connection may offer ``after_response(callback)`` to run it right after that response is
-    passed to ``send``. Otherwise the callback runs on the next event-loop turn, which is after
-    the response as long as the core sends it without awaiting once the handler returns.
-    """
-    hook = getattr(connection, "after_response", None)
-    if callable(hook):
-        hook(callback)
-    else:
-        asyncio.get_running_loop().call_soon(callback)
 
 
 def clamp_history(limit: int | None, default: int, maximum: int) -> int:
@@ -411,7 +396,7 @@ class ChannelManager:
         except BaseException:
             await self._end_subscription(channel, cid, repeat=repeat)
             raise
-        after_response(connection, lambda: self._subscribers.unhold(channel, cid))
+        connection.after_response(lambda: self._subscribers.unhold(channel, cid))
         return {"success": True, "history": history}
 
     async def _unsubscribe(self, connection: ConnectionLike, request: Any) -> Any:

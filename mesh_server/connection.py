@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.codec import Request
@@ -74,6 +74,7 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float = 0.0
         self._builtins: deque[Request] = deque()
+        self._after_response: list[Callable[[], None]] = []
         self._backlog: deque[bytes] = deque()
         self._builtin_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -200,8 +201,30 @@ class Connection:
                 request = queue.popleft()
                 frame = await self._pipeline.run_builtin(self, request)
                 self._finished(frame)
+                self._run_after_response()
         finally:
             self._builtin_task = None
+            self._after_response.clear()
+
+    def after_response(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` right after the response of the running built-in is sent.
+
+        Subscriptions use it to release the pushes they held while being set up, so the
+        response always precedes them (PROTOCOL §9.3, §10.4, §11.5). Outside a built-in the
+        callback runs on the next event-loop turn.
+        """
+        if self._builtin_task is None or asyncio.current_task() is not self._builtin_task:
+            self._loop.call_soon(callback)
+            return
+        self._after_response.append(callback)
+
+    def _run_after_response(self) -> None:
+        callbacks, self._after_response = self._after_response, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("after-response callback failed")
 
     def _finished(self, frame: bytes) -> None:
         # §5.3: responses of requests still running at close are discarded (send drops them).

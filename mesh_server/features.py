@@ -43,6 +43,13 @@ class ConnectionLike(Protocol):
     def send(self, frame: bytes) -> None:
         """Queue an encoded frame without blocking (bounded; overflow closes with 4001)."""
 
+    def after_response(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` right after the response of the running built-in is sent.
+
+        Subscriptions release the pushes they held during set-up with it, so the response comes
+        first (PROTOCOL §9.3, §10.4, §11.5).
+        """
+
 
 BuiltinHandler = Callable[[ConnectionLike, Any], Awaitable[Any]]
 """A built-in command: ``(connection, validated request model) -> response payload``.

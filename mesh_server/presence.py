@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mesh_sdk.protocol.codec import dumps, encode_push, loads
 from mesh_sdk.protocol.errors import TooLargeError, UnavailableError, ValidationError
 from mesh_server.backends.messages import presence_channel
-from mesh_server.channels import BackendChannels, LocalSubscribers, after_response
+from mesh_server.channels import BackendChannels, LocalSubscribers
 from mesh_server.exposure import Exposure, Guard, Pattern, SubscriptionQuota, check_name
 from mesh_server.periodic import Periodic
 
@@ -195,7 +195,7 @@ class PresenceManager:
         except BaseException:
             await self._end_subscription(room, cid, repeat=repeat)
             raise
-        after_response(connection, lambda: self._subscribers.unhold(room, cid))
+        connection.after_response(lambda: self._subscribers.unhold(room, cid))
         return {"success": True, "present": snapshot.present, "states": snapshot.states}
 
     async def _end_subscription(self, room: str, cid: str, *, repeat: bool) -> None:

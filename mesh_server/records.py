@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mesh_sdk.protocol.codec import encode_push, loads
 from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationError
 from mesh_server.backends.messages import record_channel
-from mesh_server.channels import BackendChannels, after_response
+from mesh_server.channels import BackendChannels
 from mesh_server.exposure import Guard, Pattern, RecordExposure, SubscriptionQuota, check_name
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class RecordManager:
             raise
         # §11.5: nothing at or below the answered version follows the response.
         sub.acked = max(sub.acked, version)
-        after_response(connection, lambda: self._unhold(record_id, cid, sub))
+        connection.after_response(lambda: self._unhold(record_id, cid, sub))
         return {"success": True, "record": value, "version": version}
 
     async def _unsubscribe(self, connection: ConnectionLike, request: Any) -> Any:

@@ -50,6 +50,10 @@ class FakeConnection:
         self.frames.append(loads(frame))
         self._changed.set()
 
+    def after_response(self, callback: Callable[[], None]) -> None:
+        # The fake core answers by returning from the handler; release on the next turn.
+        asyncio.get_running_loop().call_soon(callback)
+
     def pushes(self, command: str) -> list[Any]:
         """Payloads of the pushes named ``command`` received so far."""
         return [f["payload"] for f in self.frames if "id" not in f and f["command"] == command]

@@ -240,3 +240,25 @@ async def test_cleanup_retried_while_backend_unreachable(
 
     await eventually(unregistered)
     assert failures == 0
+
+
+async def test_after_response_callbacks_follow_the_builtin_response(server: MeshServer) -> None:
+    # §9.3/§10.4/§11.5: pushes held during a subscribe are released right after its response.
+    connection, transport = await open_connection(server)
+    released = asyncio.Event()
+
+    async def subscribe_like(conn: Any, model: Any) -> Any:
+        conn.after_response(lambda: conn.send(b'{"command":"held","payload":1}'))
+        conn.after_response(released.set)
+        return {"success": True}
+
+    server.pipeline.add_builtins({"mesh/noop": subscribe_like})
+    connection.start()
+    transport.feed({"id": 7, "command": "mesh/noop", "payload": {}})
+    await wait_for(released.wait())
+    frames = transport.frames()
+    assert [f.get("id", f["command"]) for f in frames[1:]] == [7, "held"]
+    # Outside a built-in the callback runs on the next loop turn.
+    outside = asyncio.Event()
+    connection.after_response(outside.set)
+    await wait_for(outside.wait())
