@@ -81,9 +81,11 @@ async def test_lapsed_heartbeat_fences_before_any_sweep(cluster: Cluster) -> Non
     await a.backend.register_connection("conn-a")
     await a.backend.register_connection("conn-witness")
     assert await a.backend.heartbeat(cluster.short_ttl) is True
-    # The witness's presence deadline is later than the heartbeat's, on the same store clock.
-    await a.backend.join_room("clock", "conn-witness", cluster.short_ttl)
-    cluster.lapse(cluster.short_ttl)
+    # The witness's presence deadline is later than the heartbeat's, on the same store clock;
+    # the margin absorbs Redis rounding TIME (µs) and PX expiry (ms) differently.
+    witness_ttl = cluster.short_ttl + 50
+    await a.backend.join_room("clock", "conn-witness", witness_ttl)
+    cluster.lapse(witness_ttl)
     await cluster.until(b.backend.sweep_presence, lambda n: n > 0)
 
     assert await a.backend.heartbeat(cluster.long_ttl) is False
