@@ -1,11 +1,14 @@
-"""Render a loaded contract into a generated package (models, facade, contract index).
+"""Render a loaded contract into a generated package (models, contract index, facade).
+
+The built-in contract (``"builtin": true`` in ``contract.json``) gets no facade: its package lives
+in the pure :mod:`mesh_sdk.protocol`, which must not import the SDK's client side.
 
 Models come from datamodel-code-generator run on one *bundle* schema: every titled root and
 ``$defs`` entry of the contract, keyed by title, with relative ``$ref`` rewritten to
 ``#/$defs/<Title>`` and string formats replaced by references to the runtime format types of
-:mod:`mesh_sdk.contract` (via ``--type-overrides``). The facade and the contract index are Python
-string templates (:mod:`codegen.templates`). Everything iterates in sorted order; output is
-formatted with the pinned black and is byte-identical across runs.
+:mod:`mesh_sdk.protocol.contract` (via ``--type-overrides``). The facade and the contract index
+are Python string templates (:mod:`codegen.templates`). Everything iterates in sorted order;
+output is formatted with the pinned black and is byte-identical across runs.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ DCG_OPTIONS: Final = (
     "int",
     "float",
     "bool",
-    "--base-class=mesh_sdk.contract.ContractModel",
+    "--base-class=mesh_sdk.protocol.contract.ContractModel",
     "--use-schema-description",
     "--use-double-quotes",
     "--target-python-version=3.11",
@@ -115,7 +118,7 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
         fmt = out.get("format")
         if isinstance(fmt, str) and fmt in FORMAT_TYPES:
             name = "MeshFormat" + FORMAT_TYPES[fmt]
-            overrides[name] = "mesh_sdk.contract." + FORMAT_TYPES[fmt]
+            overrides[name] = "mesh_sdk.protocol.contract." + FORMAT_TYPES[fmt]
             ref = {"$ref": "#/$defs/" + name}
             types = out.get("type")
             replaced: dict[str, Any] = (
@@ -229,19 +232,22 @@ def render(contract: Contract, rel_contract: str, command: str) -> dict[str, str
         [(pascal(e.stem), e.pattern, e.template, e.title, e.writable) for e in records],
         [(e.wire, e.title) for e in pushes],
     )
-    facade = templates.facade(
-        ctx,
-        [(snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands],
-        [(snake(e.stem), e.title, _params(e), e.template) for e in channels],
-        [(snake(e.stem), e.title, _params(e), e.template) for e in records],
-    )
     files = {
         "models.py": models,
         "contract_index.py": _black(index),
-        "facade.py": _black(facade),
-        "__init__.py": _black(templates.package_init(ctx)),
+        "__init__.py": _black(templates.package_init(ctx, facade=not contract.builtin)),
         MARKER: head,
     }
+    # The built-in contract is generated into the shared protocol package, which the server
+    # imports too: a client facade there would pull the SDK's subscriptions into the server.
+    if not contract.builtin:
+        facade = templates.facade(
+            ctx,
+            [(snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands],
+            [(snake(e.stem), e.title, _params(e), e.template) for e in channels],
+            [(snake(e.stem), e.title, _params(e), e.template) for e in records],
+        )
+        files["facade.py"] = _black(facade)
     return {path: _normalise(text) for path, text in sorted(files.items())}
 
 

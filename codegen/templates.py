@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import re
 
-from mesh_sdk.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
+from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
@@ -69,7 +69,7 @@ CONTRACT: ContractIndex = ContractIndex(
     push_specs=(
 {push}    ),
 )
-"""Everything the {ctx.name} contract declares (see :class:`mesh_sdk.contract.ContractIndex`)."""
+"""Everything {ctx.name} declares (a :class:`mesh_sdk.protocol.contract.ContractIndex`)."""
 '''
 
 
@@ -205,8 +205,17 @@ class {n}Client(FacadeClient):
     return "".join(parts)
 
 
-def package_init(ctx: Context) -> str:
-    """Render ``__init__.py``."""
+def package_init(ctx: Context, *, facade: bool = True) -> str:
+    """Render ``__init__.py``; without ``facade`` it exports only the models and the index."""
+    if not facade:
+        return f'''{ctx.header}
+"""Generated package of the {ctx.name} contract: models and contract index (no client facade)."""
+
+from . import models
+from .contract_index import CONTRACT
+
+__all__ = ["CONTRACT", "models"]
+'''
     return f'''{ctx.header}
 """Generated package of the {ctx.name} contract: models, contract index, typed facade."""
 

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from websockets.typing import LoggerLike
 
-    from mesh_sdk.contract import ContractIndex
+    from mesh_sdk.protocol.contract import ContractIndex
 
 __all__ = ["EVENTS", "MeshClient"]
 
@@ -99,7 +99,7 @@ class MeshClient(SubscriptionAPI):
 
     Args:
         url: ``ws://`` or ``wss://`` URL of a Mesh server.
-        contract: Optional :class:`~mesh_sdk.contract.ContractIndex`: command requests are
+        contract: Optional :class:`~mesh_sdk.protocol.contract.ContractIndex`: command requests are
             validated before sending and responses after receiving (returned as models);
             channel messages, record values and push payloads are decoded with its schemas.
         ping_timeout: The server's ping interval (ms); the watchdog reconnects when no ``ping``

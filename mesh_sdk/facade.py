@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 import pydantic
 from pydantic import BaseModel
 
-from mesh_sdk.contract import validation_problems
+from mesh_sdk.protocol.contract import validation_problems
 from mesh_sdk.protocol.errors import ValidationError
 from mesh_sdk.subscriptions.channels import ChannelSubscription
 from mesh_sdk.subscriptions.records import RecordChange, RecordSubscription

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import logging
 
-    from mesh_sdk.contract import ContractIndex
+    from mesh_sdk.protocol.contract import ContractIndex
     from mesh_server.backends.base import Backend
     from mesh_server.limits import Limits
 

@@ -24,7 +24,7 @@ from mesh_server.features import BuiltinHandler
 from mesh_server.middleware import Handler, Middleware, check_middleware
 
 if TYPE_CHECKING:
-    from mesh_sdk.contract import CommandSpec, ContractIndex
+    from mesh_sdk.protocol.contract import CommandSpec, ContractIndex
     from mesh_server.connection import Connection
     from mesh_server.server import MeshServer
 

@@ -57,7 +57,7 @@ from mesh_server.transport.base import Rejection, Transport, TransportConnection
 from mesh_server.transport.websockets import WebsocketsTransport
 
 if TYPE_CHECKING:
-    from mesh_sdk.contract import ContractIndex
+    from mesh_sdk.protocol.contract import ContractIndex
 
 __all__ = ["ConnectionHook", "MeshServer"]
 

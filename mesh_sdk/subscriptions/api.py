@@ -39,7 +39,7 @@ from mesh_sdk.subscriptions.records import (
 from mesh_sdk.subscriptions.rooms import RoomHandle
 
 if TYPE_CHECKING:
-    from mesh_sdk.contract import ContractIndex
+    from mesh_sdk.protocol.contract import ContractIndex
 
 __all__ = ["SubscriptionAPI"]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import ConfigDict, Field
 
-from mesh_sdk.contract import CommandSpec, ContractIndex, ContractModel
+from mesh_sdk.protocol.contract import CommandSpec, ContractIndex, ContractModel
 from mesh_server import MeshServer
 from tests.support.raw_client import RawClient, running_server
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from mesh_sdk.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
+from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
@@ -39,4 +39,4 @@ CONTRACT: ContractIndex = ContractIndex(
     ),
     push_specs=(),
 )
-"""Everything the Chat contract declares (see :class:`mesh_sdk.contract.ContractIndex`)."""
+"""Everything Chat declares (a :class:`mesh_sdk.protocol.contract.ContractIndex`)."""

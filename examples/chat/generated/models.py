@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mesh_sdk.contract import ContractModel, DateTimeStr
+from mesh_sdk.protocol.contract import ContractModel, DateTimeStr
 from pydantic import ConfigDict, Field, RootModel, StrictInt, StrictStr
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from mesh_sdk.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
+from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
@@ -133,4 +133,4 @@ CONTRACT: ContractIndex = ContractIndex(
         PushSpec("ping", models.PingPush),
     ),
 )
-"""Everything the MeshProtocol contract declares (see :class:`mesh_sdk.contract.ContractIndex`)."""
+"""Everything MeshProtocol declares (a :class:`mesh_sdk.protocol.contract.ContractIndex`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mesh_sdk.contract import ContractModel
+from mesh_sdk.protocol.contract import ContractModel
 from pydantic import Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr
 
 

@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from mesh_sdk.client import MeshClient
-from mesh_sdk.contract import ChannelSpec, CommandSpec, ContractIndex, RecordSpec
 from mesh_sdk.errors import SubscriptionDenied
+from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, RecordSpec
 from mesh_sdk.protocol.errors import ForbiddenError, ValidationError
 from mesh_sdk.subscriptions import PresenceUpdate, RecordChange
 from tests.support.timing import eventually, wait_for

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mesh_sdk.contract import ContractIndex
 from mesh_sdk.protocol.codec import loads
+from mesh_sdk.protocol.contract import ContractIndex
 from mesh_sdk.protocol.errors import MeshError
 from mesh_sdk.protocol.generated import CONTRACT
 from mesh_server.backends.base import Backend

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from mesh_sdk.contract import ChannelSpec, ContractIndex
+from mesh_sdk.protocol.contract import ChannelSpec, ContractIndex
 from mesh_sdk.protocol.errors import TooLargeError, UnavailableError, ValidationError
 from mesh_server.backends.memory import MemoryBackend
 from mesh_server.limits import Limits

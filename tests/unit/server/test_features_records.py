@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from mesh_sdk.contract import ContractIndex, RecordSpec
+from mesh_sdk.protocol.contract import ContractIndex, RecordSpec
 from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationError
 from mesh_sdk.protocol.patch import apply_patch
 from mesh_server.backends.memory import MemoryBackend

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from mesh_sdk.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
+from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
@@ -50,4 +50,4 @@ CONTRACT: ContractIndex = ContractIndex(
     ),
     push_specs=(),
 )
-"""Everything the ChatApp contract declares (see :class:`mesh_sdk.contract.ContractIndex`)."""
+"""Everything ChatApp declares (a :class:`mesh_sdk.protocol.contract.ContractIndex`)."""

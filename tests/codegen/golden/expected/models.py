@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mesh_sdk.contract import ContractModel, DateStr, DateTimeStr, EmailStr, UriStr
+from mesh_sdk.protocol.contract import (
+    ContractModel,
+    DateStr,
+    DateTimeStr,
+    EmailStr,
+    UriStr,
+)
 from pydantic import (
     ConfigDict,
     Field,

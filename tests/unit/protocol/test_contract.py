@@ -1,4 +1,4 @@
-"""mesh_sdk.contract: specs, index lookups, validation problems, formats; mesh_sdk.facade."""
+"""The contract runtime: specs, index lookups, validation problems, formats; generated facades."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from mesh_sdk.contract import ChannelSpec, ContractIndex, RecordSpec, fill_template
+from examples.chat.generated import ChatClient
+from examples.chat.generated import models as chat_models
 from mesh_sdk.facade import CommandGroup
+from mesh_sdk.protocol.contract import ChannelSpec, ContractIndex, RecordSpec, fill_template
 from mesh_sdk.protocol.errors import ValidationError
-from mesh_sdk.protocol.generated import CONTRACT, MeshProtocolClient, models
+from mesh_sdk.protocol.generated import CONTRACT, models
 
 
 def _details(name: str, payload: Any) -> Any:
@@ -174,12 +176,14 @@ class FakeClient:
 
 
 async def test_generated_facade_delegates_and_validates() -> None:
-    fake = FakeClient({"success": True, "present": ["c1"]})
-    client = MeshProtocolClient(fake)
-    response = await client.commands.join_room(models.JoinRoomRequest(roomName="r"), timeout=2.0)
-    assert response.present == ["c1"]
-    assert fake.calls == [("command", "mesh/join-room", {"roomName": "r"}, 2.0)]
-    fake.result = {"success": "yes"}
+    # The built-in package has no facade (it is shared with the server): use an app's.
+    fake = FakeClient({"id": 7, "sentAt": "2026-01-02T03:04:05Z"})
+    client = ChatClient(fake)
+    request = chat_models.SendMessageRequest(room="r", text="hi")
+    response = await client.commands.send_message(request, timeout=2.0)
+    assert response.id == 7
+    assert fake.calls == [("command", "chat/send", {"room": "r", "text": "hi"}, 2.0)]
+    fake.result = {"id": "seven"}
     with pytest.raises(ValidationError, match="Invalid response"):
-        await client.commands.leave_room(models.LeaveRoomRequest(roomName="r"))
+        await client.commands.send_message(request)
     assert isinstance(client.commands, CommandGroup)
