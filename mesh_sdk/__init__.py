@@ -1,7 +1,8 @@
 """Python SDK for Mesh: :class:`MeshClient` and its subscriptions (PROTOCOL §14).
 
-The client pieces are imported lazily, so the server can use :mod:`mesh_sdk.protocol` (shared
-codec, errors and models) without loading the client.
+Every export is imported on first access (PEP 562), so the server can use :mod:`mesh_sdk.protocol`
+(the shared codec, errors, patch, contract runtime and built-in models) without loading the client;
+``dir(mesh_sdk)`` still lists every name of ``__all__``.
 """
 
 from __future__ import annotations
@@ -63,25 +64,45 @@ __all__ = [
     "ValidationError",
 ]
 
-_HOMES = {
-    "MeshClient": "mesh_sdk.client",
-    "MeshAuthenticationError": "mesh_sdk.errors",
-    "SubscriptionDenied": "mesh_sdk.errors",
-    "Backoff": "mesh_sdk.reconnect",
-    "SessionState": "mesh_sdk.session",
-    "ChannelSubscription": "mesh_sdk.subscriptions",
-    "PresenceSnapshot": "mesh_sdk.subscriptions",
-    "PresenceSubscription": "mesh_sdk.subscriptions",
-    "PresenceUpdate": "mesh_sdk.subscriptions",
-    "RecordChange": "mesh_sdk.subscriptions",
-    "RecordSubscription": "mesh_sdk.subscriptions",
-    "RoomHandle": "mesh_sdk.subscriptions",
+_MODULES = {
+    "mesh_sdk.client": ("MeshClient",),
+    "mesh_sdk.errors": ("MeshAuthenticationError", "SubscriptionDenied"),
+    "mesh_sdk.protocol.errors": (
+        "CommandNotFoundError",
+        "ForbiddenError",
+        "MeshConnectionError",
+        "MeshError",
+        "MeshTimeoutError",
+        "RateLimitError",
+        "ServerError",
+        "TooLargeError",
+        "UnavailableError",
+        "UnknownError",
+        "ValidationError",
+    ),
+    "mesh_sdk.reconnect": ("Backoff",),
+    "mesh_sdk.session": ("SessionState",),
+    "mesh_sdk.subscriptions": (
+        "ChannelSubscription",
+        "PresenceSnapshot",
+        "PresenceSubscription",
+        "PresenceUpdate",
+        "RecordChange",
+        "RecordSubscription",
+        "RoomHandle",
+    ),
 }
+_HOMES = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    if name in __all__:
-        return getattr(importlib.import_module("mesh_sdk.protocol.errors"), name)
-    raise AttributeError(f"module 'mesh_sdk' has no attribute {name!r}")
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mesh_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
