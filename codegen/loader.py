@@ -15,6 +15,9 @@ from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
+# Codegen runs at build time and may use the protocol package; neither package imports codegen.
+from mesh_sdk.protocol.patch import json_pointer, pointer_escape
+
 __all__ = [
     "FORMAT_TYPES",
     "Contract",
@@ -128,12 +131,8 @@ class Contract:
         return sorted((e for e in self.entries if e.kind == kind), key=lambda e: e.wire)
 
 
-def _esc(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
 def _ptr(*tokens: str | int) -> str:
-    return "".join("/" + _esc(t) for t in tokens)
+    return json_pointer(tokens)
 
 
 def pascal(stem: str) -> str:
@@ -540,7 +539,7 @@ def _is_def(path: list[str | int]) -> bool:
 
 
 def _join(pointer: str, key: str) -> str:
-    return pointer + "/" + _esc(key)
+    return pointer + "/" + pointer_escape(key)
 
 
 def snake(stem: str) -> str:

@@ -25,7 +25,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import (
@@ -39,6 +38,7 @@ from websockets.uri import parse_uri
 
 from mesh_sdk.errors import MeshAuthenticationError
 from mesh_sdk.events import Callback, CallbackDispatcher, EventEmitter
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import MeshConnectionError, MeshError
 from mesh_sdk.reconnect import Backoff, should_reconnect, should_reconnect_after_status
 from mesh_sdk.session import (
@@ -654,7 +654,7 @@ class MeshClient(SubscriptionAPI):
                 with the command in flight (``ECONNECTION``).
         """
         spec = self.contract.command(name) if self.contract is not None else None
-        wire_payload = _to_json({} if payload is None else payload)
+        wire_payload = to_jsonable({} if payload is None else payload)
         if spec is not None:
             spec.validate_request(wire_payload)
         result = await self._call(name, wire_payload, timeout=timeout)
@@ -707,10 +707,3 @@ class MeshClient(SubscriptionAPI):
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _to_json(value: Any) -> Any:
-    """Dump pydantic models as the contract runtime does; pass JSON values through."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return value

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 import pydantic
 from pydantic import BaseModel
 
-from mesh_sdk.protocol.contract import validation_problems
+from mesh_sdk.protocol.contract import to_jsonable, validation_problems
 from mesh_sdk.protocol.errors import ValidationError
 from mesh_sdk.subscriptions.channels import ChannelSubscription
 from mesh_sdk.subscriptions.records import RecordChange, RecordSubscription
@@ -87,7 +87,7 @@ class CommandGroup(_Group):
         timeout: float | None,  # noqa: ASYNC109
     ) -> R:
         # ``timeout`` is in milliseconds, like every duration of the SDK.
-        payload = request.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        payload = to_jsonable(request)
         result = await self._client.command(name, payload, timeout=timeout)
         try:
             return response_type.model_validate(result, strict=True)

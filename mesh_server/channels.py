@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.codec import dumps, encode_push
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.exposure import (
     Exposure,
@@ -53,11 +54,8 @@ def clamp_history(limit: int | None, default: int, maximum: int) -> int:
 
 
 def to_json_text(value: Any) -> str:
-    """Return ``value`` as compact JSON text (pydantic models dumped by alias)."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        value = dump(mode="json", by_alias=True, exclude_unset=True)
-    return dumps(value).decode("utf-8")
+    """Return ``value`` as compact JSON text (pydantic models dumped by :func:`to_jsonable`)."""
+    return dumps(to_jsonable(value)).decode("utf-8")
 
 
 # ------------------------------------------------------------------------------ backend channels
@@ -344,9 +342,7 @@ class ChannelManager:
             raise ValueError("history must be >= 0")
         if not isinstance(message, str):
             spec = self._core.contract.channel_for(channel) if self._core.contract else None
-            dump = getattr(message, "model_dump", None)
-            if callable(dump):
-                message = dump(mode="json", by_alias=True, exclude_unset=True)
+            message = to_jsonable(message)
             if spec is not None:
                 spec.validate_message(message)
             message = to_json_text(message)

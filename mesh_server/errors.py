@@ -39,7 +39,8 @@ class MeshAuthError(Exception):
     opens. ``MeshAuthError(401, "token expired")``.
 
     Attributes:
-        status: The HTTP status (any 4xx; 401 or 403 expected).
+        status: The HTTP status, 400 to 599 (401 or 403 expected; other values raise
+            ``ValueError``).
         message: The response body, for humans.
     """
 

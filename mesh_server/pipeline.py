@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import BaseModel
-
 from mesh_sdk.protocol.codec import Request, dumps, encode_error_response, encode_response
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import CommandNotFoundError, MeshError, ServerError
 from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
 from mesh_server.context import Context
@@ -71,12 +70,6 @@ class _AppCommand:
     handler: Handler
     middleware: tuple[Middleware, ...]
     spec: CommandSpec | None
-
-
-def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return value
 
 
 def _command_text(request: Request) -> str:
@@ -223,7 +216,7 @@ class Pipeline:
             elif type(result) in _PLAIN:
                 payload = result
             else:
-                payload = _to_jsonable(result)
+                payload = to_jsonable(result)
             return encode_response(request, payload)
         except Exception as exc:
             # A result that violates the response schema or is not JSON: ESERVER + log.

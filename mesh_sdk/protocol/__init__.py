@@ -2,7 +2,7 @@
 
 * :mod:`~mesh_sdk.protocol.codec` — envelope framing (PROTOCOL §3);
 * :mod:`~mesh_sdk.protocol.errors` — the error hierarchy and wire codes (§4);
-* :mod:`~mesh_sdk.protocol.patch` — RFC 6902 record patches (§10);
+* :mod:`~mesh_sdk.protocol.patch` — JSON equality, merges and RFC 6902 record patches (§11);
 * :mod:`~mesh_sdk.protocol.contract` — the contract runtime: specs, index, validation;
 * :mod:`~mesh_sdk.protocol.generated` — the built-in contract's models and index (no facade).
 

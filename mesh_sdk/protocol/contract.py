@@ -29,6 +29,7 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
 
 from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.protocol.patch import json_pointer
 
 __all__ = [
     "ChannelSpec",
@@ -43,6 +44,7 @@ __all__ = [
     "UriStr",
     "UuidStr",
     "fill_template",
+    "to_jsonable",
     "validation_problems",
 ]
 
@@ -134,14 +136,6 @@ UuidStr = Annotated[StrictStr, AfterValidator(_check_uuid)]
 # --- Validation problems (PROTOCOL §4 EVALIDATION details) -----------------------------------
 
 
-def _escape(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-def _pointer(tokens: Sequence[str | int]) -> str:
-    return "".join("/" + _escape(token) for token in tokens)
-
-
 def _walk(payload: Any, loc: Sequence[str | int]) -> tuple[list[str | int], str | int | None]:
     """Follow ``loc`` through ``payload``; return the reached path and the unreached last key.
 
@@ -201,7 +195,7 @@ def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> l
             message = f"Additional properties are not allowed ('{last}' was unexpected)"
         else:
             message = str(error["msg"])
-        item = (_pointer(path), message)
+        item = (json_pointer(path), message)
         if item not in seen:
             seen.add(item)
             problems.append({"path": item[0], "message": item[1]})
@@ -211,6 +205,11 @@ def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> l
 
 
 def _validate(model: type[BaseModel], obj: Any, what: str) -> Any:
+    """Validate ``obj`` strictly against ``model``: the one implementation every spec uses.
+
+    Raises:
+        ValidationError: ``EVALIDATION`` ``Invalid <what>`` with the §4 problem list.
+    """
     try:
         return model.model_validate(obj, strict=True)
     except pydantic.ValidationError as exc:
@@ -218,15 +217,22 @@ def _validate(model: type[BaseModel], obj: Any, what: str) -> Any:
         raise error from None
 
 
-def _dump(model: type[BaseModel], value: Any) -> Any:
-    """Dump a model to JSON-able Python; plain values pass through after validation.
+def to_jsonable(value: Any) -> Any:
+    """Return a pydantic model as JSON-able Python, the one way both sides dump; others as is.
 
-    ``exclude_unset`` keeps absent members absent and explicit ``null`` as ``null``, so a
-    validated payload dumps back to the same document.
+    Wire names (``by_alias``); ``exclude_unset`` keeps absent members absent and explicit
+    ``null`` as ``null``, so a validated payload dumps back to the same document.
     """
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return value
+
+
+def _dump(model: type[BaseModel], value: Any) -> Any:
+    """Dump a model to JSON-able Python; plain values are validated against ``model`` first."""
     if not isinstance(value, BaseModel):
         value = _validate(model, value, model.__name__)
-    return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return to_jsonable(value)
 
 
 # --- Specs -----------------------------------------------------------------------------------
@@ -247,11 +253,8 @@ class CommandSpec:
         Raises:
             ValidationError: ``EVALIDATION`` with ``Invalid payload for "<name>"`` and details.
         """
-        try:
-            return self.request_model.model_validate(payload, strict=True)
-        except pydantic.ValidationError as exc:
-            problems = validation_problems(exc, payload)
-            raise ValidationError.for_command(self.name, problems) from None
+        # The same message as ValidationError.for_command (PROTOCOL §4).
+        return _validate(self.request_model, payload, f'payload for "{self.name}"')
 
     def validate_response(self, payload: Any) -> Any:
         """Validate a response payload and return the typed model.

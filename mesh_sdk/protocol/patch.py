@@ -6,11 +6,20 @@ patches in patch-mode record subscriptions). No I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import jsonpatch
 
-__all__ = ["apply_patch", "combine", "deep_merge", "diff", "json_equal", "pointer_escape"]
+__all__ = [
+    "apply_patch",
+    "combine",
+    "deep_merge",
+    "diff",
+    "json_equal",
+    "json_pointer",
+    "pointer_escape",
+]
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -56,9 +65,14 @@ def combine(
     return new
 
 
-def pointer_escape(token: str) -> str:
-    """Escape one RFC 6901 reference token (``~`` → ``~0``, ``/`` → ``~1``)."""
-    return token.replace("~", "~0").replace("/", "~1")
+def pointer_escape(token: str | int) -> str:
+    """Escape one RFC 6901 reference token (``~`` → ``~0``, ``/`` → ``~1``; ints are indexes)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def json_pointer(tokens: Iterable[str | int]) -> str:
+    """Return the RFC 6901 pointer made of ``tokens`` (``""``, the whole document, for none)."""
+    return "".join("/" + pointer_escape(token) for token in tokens)
 
 
 def diff(old: Any, new: Any) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.events import CallbackDispatcher, EventEmitter
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import MeshConnectionError, MeshError
 from mesh_sdk.subscriptions.channels import ChannelSubscription, MessageDecoder
 from mesh_sdk.subscriptions.presence import (
@@ -132,7 +133,7 @@ class SubscriptionAPI(ABC):
         Raises:
             CommandNotFoundError: Client metadata writes are disabled on the server (default).
         """
-        payload: dict[str, Any] = {"metadata": _dump(metadata)}
+        payload: dict[str, Any] = {"metadata": to_jsonable(metadata)}
         if strategy is not None:
             payload["options"] = {"strategy": strategy}
         return _succeeded(await self._call("mesh/set-my-connection-metadata", payload))
@@ -346,7 +347,7 @@ class SubscriptionAPI(ABC):
             ``False`` if the room is not tracked, the guard denied, or this connection is not
             present there.
         """
-        value = _dump(state)
+        value = to_jsonable(state)
         payload: dict[str, Any] = {"roomName": room, "state": value}
         if expire_after:
             payload["expireAfter"] = expire_after
@@ -492,7 +493,7 @@ class SubscriptionAPI(ABC):
             TooLargeError: The value exceeds the server's record size limit.
         """
         spec = self.contract.record_for(record_id) if self.contract is not None else None
-        wire_value = _dump(value)
+        wire_value = to_jsonable(value)
         if spec is not None and strategy in (None, "replace"):
             spec.validate_value(wire_value)
         payload: dict[str, Any] = {"recordId": record_id, "newValue": wire_value}
@@ -677,9 +678,3 @@ class SubscriptionAPI(ABC):
             handle.joined = False
         self._rooms.clear()
         self._presence_states.clear()
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return value

@@ -10,7 +10,13 @@ import pytest
 from examples.chat.generated import ChatClient
 from examples.chat.generated import models as chat_models
 from mesh_sdk.facade import CommandGroup
-from mesh_sdk.protocol.contract import ChannelSpec, ContractIndex, RecordSpec, fill_template
+from mesh_sdk.protocol.contract import (
+    ChannelSpec,
+    ContractIndex,
+    RecordSpec,
+    fill_template,
+    to_jsonable,
+)
 from mesh_sdk.protocol.errors import ValidationError
 from mesh_sdk.protocol.generated import CONTRACT, models
 
@@ -187,3 +193,13 @@ async def test_generated_facade_delegates_and_validates() -> None:
     with pytest.raises(ValidationError, match="Invalid response"):
         await client.commands.send_message(request)
     assert isinstance(client.commands, CommandGroup)
+
+
+def test_to_jsonable_dumps_models_by_alias_and_keeps_unset_absent() -> None:
+    wire = {"from": "ann", "id": 1, "text": "hi", "sentAt": "2026-01-02T03:04:05Z"}
+    assert to_jsonable(chat_models.ChatMessage.model_validate(wire, strict=True)) == wire
+    assert to_jsonable(models.SubscribeRecordRequest(recordId="r")) == {"recordId": "r"}
+    explicit = models.SubscribeRecordRequest(recordId="r", mode=None)
+    assert to_jsonable(explicit) == {"recordId": "r", "mode": None}
+    plain = {"a": [1, None]}
+    assert to_jsonable(plain) is plain
