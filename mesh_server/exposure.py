@@ -157,8 +157,8 @@ def is_internal_name(name: str, namespace: str) -> bool:
 def check_name(command: str, member: str, name: str, max_length: int) -> None:
     """Enforce the configured ``max_name_length`` on a name member (PROTOCOL §7, §15).
 
-    The built-in contract already checks the type and the default bounds; this applies the
-    server's configured limit.
+    The built-in contract checks only the type and the lower bound: this check is the one source
+    of the upper bound, so a configured limit above the default takes effect.
 
     Raises:
         ValidationError: The name is empty or longer than ``max_length``.

@@ -27,8 +27,7 @@ class ClearPresenceStateRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -83,8 +82,7 @@ class GetChannelHistoryRequest(ContractModel):
     channel: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -135,8 +133,7 @@ class GetPresenceStateRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -155,8 +152,7 @@ class GetRoomMetadataRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -172,8 +168,7 @@ class JoinRoomRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -205,8 +200,7 @@ class LeaveRoomRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -285,8 +279,7 @@ class PublishPresenceStateRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -416,8 +409,7 @@ class SubscribeChannelRequest(ContractModel):
     channel: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -452,8 +444,7 @@ class SubscribePresenceRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -484,8 +475,7 @@ class SubscribeRecordRequest(ContractModel):
     recordId: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -512,8 +502,7 @@ class UnsubscribeChannelRequest(ContractModel):
     channel: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -533,8 +522,7 @@ class UnsubscribePresenceRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -554,8 +542,7 @@ class UnsubscribeRecordRequest(ContractModel):
     recordId: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
@@ -597,8 +584,7 @@ class PublishRecordUpdateRequest(ContractModel):
     recordId: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length (512) characters (PROTOCOL §7).",
-            max_length=512,
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
             min_length=1,
         ),
     ]
