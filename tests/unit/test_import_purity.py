@@ -3,8 +3,9 @@
 Each check runs in a fresh interpreter, because this test process has long since imported
 asyncio, websockets and the SDK. The child imports the module under test, *uses* it (lazy imports
 inside pydantic or our code would otherwise hide), and prints the forbidden modules it finds in
-``sys.modules``. No dependency imports asyncio on these paths today: pydantic, pydantic-core and
-orjson import neither asyncio nor websockets, so the assertions are exact, with no allow-list.
+``sys.modules``. No dependency imports asyncio on these paths today (pydantic and pydantic-core,
+orjson, jsonpatch/jsonpointer: checked by this test), so the assertions are exact, with no
+allow-list.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ response = CONTRACT.command("mesh/join-room").dump_response(
     models.JoinRoomResponse(success=True, present=[])
 )
 codec.encode_response(frame, response)
-patch.diff({"a": 1}, {"a": 2})
+patch.apply_patch({"a": 1}, patch.diff({"a": 1}, {"a": 2}))
 """
 
 _USE_SESSION = """
