@@ -40,6 +40,14 @@ def test_builtin_contract_has_not_drifted_from_generated_package() -> None:
     assert compare_trees(generate(BUILTIN, GENERATED), _existing(GENERATED)) == []
 
 
+def test_builtin_contract_is_generated_without_a_client_facade() -> None:
+    # mesh_sdk.protocol.generated is shared with the server: no client code in it.
+    files = generate(BUILTIN, GENERATED)
+    assert sorted(files) == [MARKER, "__init__.py", "contract_index.py", "models.py"]
+    assert "facade" not in files["__init__.py"]
+    assert "facade.py" in generate(GOLDEN, EXPECTED)
+
+
 def test_check_mode_reports_missing_extra_and_changed(tmp_path: Path) -> None:
     out = tmp_path / "pkg"
     out_rel = out
