@@ -44,7 +44,7 @@ def test_builtin_contract_is_generated_without_a_client_facade() -> None:
     # mesh_sdk.protocol.generated is shared with the server: no client code in it.
     files = generate(BUILTIN, GENERATED)
     assert sorted(files) == [MARKER, "__init__.py", "contract_index.py", "models.py"]
-    assert "facade" not in files["__init__.py"]
+    assert ".facade" not in files["__init__.py"]
     assert "facade.py" in generate(GOLDEN, EXPECTED)
 
 
