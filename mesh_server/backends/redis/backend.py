@@ -10,11 +10,13 @@ Everything in :mod:`mesh_server.backends.base`'s Guarantees, implemented as foll
   Events are published from inside the script that changes the state, so their order is the
   order of the changes. Presence expiry is one script over a sorted set of deadlines, so with any
   number of sweeping instances each expiry yields exactly one event (PROTOCOL §10.3).
-* **Records.** Optimistic concurrency (PROTOCOL §11.3): read value and version (``HMGET``),
-  combine/compare/diff/size-check/validate in Python, then one ``record_commit`` script stores
-  the value with version n + 1 and publishes the update iff the version is still n; on conflict
-  the write is recomputed until the operation deadline (→ ``UnavailableError``). An uncontended
-  write costs two commands; an unchanged one costs one and publishes nothing. Merge strategies
+* **Records.** Optimistic concurrency (PROTOCOL §11.3), see
+  :mod:`mesh_server.backends.redis.records`: writes of one record are serialised per instance,
+  combine/compare/diff/size-check/validate run in Python on the cached last known state, and
+  one ``record_commit`` script stores version n + 1 and publishes the update iff the record is
+  still at version n (same incarnation); a conflict returns the current state and the write is
+  recomputed after a jittered pause, until the operation deadline (→ ``UnavailableError``). An
+  uncontended write costs one command; an unchanged one publishes nothing. Merge strategies
   of metadata use the same scheme (``metadata_cas``); ``replace`` is a single ``HSET``.
 * **Costs.** ``send_to_connection`` is one script call (route lookup + publish);
   ``broadcast`` is one ``PUBLISH`` that every instance resolves locally (PROTOCOL §13.2).
@@ -55,8 +57,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from mesh_sdk.protocol.codec import dumps, loads
-from mesh_sdk.protocol.errors import TooLargeError, UnavailableError
-from mesh_sdk.protocol.patch import combine, diff, json_equal
+from mesh_sdk.protocol.errors import UnavailableError
+from mesh_sdk.protocol.patch import combine
 from mesh_server.backends.base import (
     Backend,
     DeadInstanceReport,
@@ -75,6 +77,7 @@ from mesh_server.backends.messages import (
 from mesh_server.backends.redis.errors import unavailable_on_failure
 from mesh_server.backends.redis.keys import Keys
 from mesh_server.backends.redis.pubsub import Subscriber
+from mesh_server.backends.redis.records import RecordWriter
 from mesh_server.backends.redis.scripts import Scripts
 
 __all__ = ["RedisBackend"]
@@ -102,6 +105,12 @@ class RedisBackend(Backend):
         reconnect_max_ms: Longest pub/sub reconnect delay.
         max_connections: Size of the command connection pool (plus the pub/sub connection);
             operations wait for a free connection within their deadline.
+        record_cache_entries: Records whose last known state this instance caches so that a
+            write is one command (0: no cache, every write reads first).
+        record_cache_bytes: Most bytes of cached record values.
+        record_retry_base_ms: First jittered pause after a record write conflict.
+        record_retry_max_ms: Longest pause between conflicting record writes; also how long
+            after a conflict writes of that record pause briefly first (fairness).
         on_recovered: Awaited after the pub/sub link was re-established.
         **options: Passed to :meth:`redis.asyncio.BlockingConnectionPool.from_url` (e.g.
             ``ssl_cert_reqs``, ``health_check_interval``).
@@ -119,6 +128,10 @@ class RedisBackend(Backend):
         reconnect_min_ms: int = 50,
         reconnect_max_ms: int = 2000,
         max_connections: int = 64,
+        record_cache_entries: int = 4096,
+        record_cache_bytes: int = 16 * 1024 * 1024,
+        record_retry_base_ms: float = 1.0,
+        record_retry_max_ms: float = 32.0,
         on_recovered: RecoveredCallback | None = None,
         **options: Any,
     ) -> None:
@@ -143,6 +156,15 @@ class RedisBackend(Backend):
         self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._keys = Keys(namespace)
         self._scripts = Scripts(self._client, namespace)
+        self._records = RecordWriter(
+            self._client,
+            self._scripts,
+            self._keys,
+            cache_entries=record_cache_entries,
+            cache_bytes=record_cache_bytes,
+            retry_base_s=record_retry_base_ms / 1000,
+            retry_max_s=record_retry_max_ms / 1000,
+        )
         self._instance_id = ""
         self._subscriber: Subscriber | None = None
         self._registration_lost = False
@@ -173,9 +195,15 @@ class RedisBackend(Backend):
         async with self._guard("start"):
             await self._scripts.load_all()
             await self._register_instance(self._instance_ttl_ms)
+        observe = self._records.observe
+
+        def dispatch(channel: str, data: bytes) -> None:
+            observe(channel, data)
+            on_message(channel, data)
+
         self._subscriber = Subscriber(
             self._client,
-            on_message,
+            dispatch,
             timeout_s=self._timeout_s,
             backoff_min_s=self._reconnect_min_s,
             backoff_max_s=self._reconnect_max_s,
@@ -221,6 +249,8 @@ class RedisBackend(Backend):
 
     async def _recover(self) -> None:
         """After a pub/sub reconnect: re-register the instance, then call ``on_recovered``."""
+        # The store may have been lost: cached record states would only cost conflicts.
+        self._records.clear()
         try:
             async with self._guard("re-register"):
                 if not await self._register_instance(self._instance_ttl_ms):
@@ -594,52 +624,16 @@ class RedisBackend(Backend):
         max_size: int | None = None,
         validate: Callable[[Any], None] | None = None,
     ) -> RecordWrite:
-        """Read, compute, then commit iff the version is unchanged; retry until the deadline."""
-        key = self._keys.record(record_id)
-        channel = record_channel(self.namespace, record_id)
-        record_json = dumps(record_id)
+        """Commit with one script call when uncontended (see :mod:`.records`)."""
         async with self._guard("write record"):
-            deadline = self._deadline()
-            while True:
-                self._check_deadline(deadline, "write record")
-                raw_value, raw_version = await self._client.hmget(key, ["v", "n"])
-                version = int(raw_version) if raw_version is not None else 0
-                old = loads(raw_value or b"null") if raw_version is not None else None
-                # Encoding and decoding the combined value shares nothing with the caller's
-                # value; the size limit and validate apply to unchanged writes too.
-                encoded = dumps(combine(old, value, strategy))
-                if max_size is not None and len(encoded) > max_size:
-                    raise TooLargeError(
-                        f"record {record_id!r} would exceed {max_size} bytes",
-                        details={"limit": max_size},
-                    )
-                new = loads(encoded)
-                if validate is not None:
-                    validate(loads(encoded))
-                if json_equal(old, new):
-                    return RecordWrite(False, version, old)
-                patch = diff(old, new)
-                # Same bytes as dumps({"t","recordId","version","value","patch"}), value not
-                # encoded twice.
-                event = b"".join(
-                    (
-                        b'{"t":"update","recordId":',
-                        record_json,
-                        b',"version":',
-                        str(version + 1).encode(),
-                        b',"value":',
-                        encoded,
-                        b',"patch":',
-                        dumps(patch),
-                        b"}",
-                    )
-                )
-                committed = await self._scripts.run(
-                    "record_commit", [key], version, encoded, channel, event
-                )
-                if committed:
-                    return RecordWrite(True, version + 1, new, patch)
-                await asyncio.sleep(0)
+            return await self._records.write(
+                record_id,
+                value,
+                strategy,
+                max_size=max_size,
+                validate=validate,
+                deadline=self._deadline(),
+            )
 
     async def delete_record(self, record_id: str) -> int | None:
         """Delete value and version and publish the deletion (``None`` if absent)."""
@@ -650,4 +644,5 @@ class RedisBackend(Backend):
                 record_channel(self.namespace, record_id),
                 dumps(record_id),
             )
+        self._records.forget(record_id)
         return int(version) if version is not None else None

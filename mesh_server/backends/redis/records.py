@@ -1,0 +1,367 @@
+"""Record writes on Redis: one writer per record per instance, a state cache, one-command commits.
+
+A write (PROTOCOL §11.3) combines the new value with the stored one in Python (merge strategies,
+size limit, validation, diff), then commits with the ``record_commit`` script, which stores
+version n + 1 and publishes the update iff the record is still at version n of the same
+*incarnation* (a random token set at creation, so a deleted and re-created record never matches
+an older state). How many commands that takes:
+
+* **Serialised per instance.** Writes of one record on one instance wait for each other
+  (an :class:`asyncio.Lock` per record that is being written), so tasks of one instance never
+  race each other into conflicts.
+* **Cached state.** The instance keeps the last known ``(incarnation, version, value)`` of
+  recently written records (a bounded LRU cache). An uncontended write is the commit script
+  alone: **one command**. The cache is refreshed by every commit and conflict reply, dropped
+  when this instance deletes the record, and dropped when a record event this instance
+  receives shows a newer version or a deletion (:meth:`RecordWriter.observe`).
+* **Conflicts re-read once.** A failed commit returns the current state, so the retry needs no
+  read: a write that loses one race costs two commands. The first write of a record on an
+  instance (nothing cached) reads it once first (``HMGET``).
+* **Fair under contention.** After a conflict, retries wait a jittered, exponentially growing
+  pause, and for ``retry_max_s`` after any conflict each write of that record on this instance
+  first waits a jittered pause of up to ``retry_base_s``: instances that keep winning leave
+  gaps for the others, so no instance starves and a write costs about as many commands as
+  there are instances writing the record at the same time.
+* **Stale state never decides an outcome.** A write found unchanged, too large or invalid
+  against *cached* state re-reads the record and recomputes before it answers so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from mesh_sdk.protocol.codec import dumps, loads
+from mesh_sdk.protocol.errors import TooLargeError, UnavailableError
+from mesh_sdk.protocol.patch import combine, diff, json_equal
+from mesh_server.backends.base import MergeStrategy, RecordWrite
+from mesh_server.backends.messages import record_channel
+from mesh_server.backends.redis.keys import Keys
+from mesh_server.backends.redis.scripts import Scripts
+
+__all__ = ["RecordWriter"]
+
+_DELETED_PREFIX: Final = b'{"t":"deleted"'
+_VERSION_KEY: Final = b',"version":'
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """What a record held at one moment: ``version`` 0 means absent."""
+
+    incarnation: bytes
+    version: int
+    encoded: bytes | None
+
+    @classmethod
+    def from_raw(cls, raw_value: Any, raw_version: Any, raw_incarnation: Any) -> _State:
+        if raw_version is None:
+            return cls(b"", 0, None)
+        return cls(bytes(raw_incarnation or b""), int(raw_version), bytes(raw_value or b"null"))
+
+    def same(self, other: _State) -> bool:
+        """Whether both describe the same stored value (same incarnation and version)."""
+        return self.version == other.version and self.incarnation == other.incarnation
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded or b"") + len(self.incarnation)
+
+
+@dataclass(slots=True)
+class _Slot:
+    """The writers of one record on this instance."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    contended_until: float = 0.0
+
+
+class _StateCache:
+    """A bounded LRU map record id → :class:`_State` (by entry count and stored bytes)."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._entries: OrderedDict[str, _State] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    def get(self, record_id: str) -> _State | None:
+        state = self._entries.get(record_id)
+        if state is not None:
+            self._entries.move_to_end(record_id)
+        return state
+
+    def put(self, record_id: str, state: _State) -> None:
+        self.drop(record_id)
+        if state.size > self._max_bytes or self._max_entries <= 0:
+            return
+        self._entries[record_id] = state
+        self._bytes += state.size
+        while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= evicted.size
+
+    def drop(self, record_id: str) -> None:
+        state = self._entries.pop(record_id, None)
+        if state is not None:
+            self._bytes -= state.size
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A computed write: the combined value and, if it changed, its commit arguments."""
+
+    old: Any
+    new: Any
+    encoded: bytes
+    patch: list[dict[str, Any]] | None
+    """RFC 6902 operations from ``old`` to ``new``; ``None`` when unchanged."""
+
+
+class RecordWriter:
+    """Writes records of one Redis backend (see the module docstring for the costs).
+
+    Args:
+        client: The backend's command client.
+        scripts: The backend's scripts.
+        keys: The backend's key names.
+        cache_entries: Most records whose state is cached (0 disables the cache).
+        cache_bytes: Most bytes of cached values; larger values are not cached.
+        retry_base_s: First jittered pause after a conflict, in seconds.
+        retry_max_s: Longest pause, in seconds; also how long a conflict keeps later writes of
+            that record pausing first.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        scripts: Scripts,
+        keys: Keys,
+        *,
+        cache_entries: int,
+        cache_bytes: int,
+        retry_base_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._keys = keys
+        self._cache = _StateCache(cache_entries, cache_bytes)
+        self._slots: dict[str, _Slot] = {}
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._prefix = record_channel(keys.ns, "")
+
+    @property
+    def cached(self) -> int:
+        """How many records have a cached state."""
+        return len(self._cache)
+
+    # ------------------------------------------------------------------ cache maintenance
+
+    def observe(self, channel: str, data: bytes) -> None:
+        """Drop cached state that a received record event shows to be outdated.
+
+        Called for every pub/sub message before the server sees it; costs a prefix check for
+        other channels. Events are built by this backend (``{"t":"update"|"deleted",
+        "recordId":…,"version":N,…}``), so the version is found without decoding the value: a
+        quote right after a comma never occurs inside a JSON string.
+        """
+        if not channel.startswith(self._prefix):
+            return
+        record_id = channel[len(self._prefix) :]
+        state = self._cache.get(record_id)
+        if state is None:
+            return
+        if data.startswith(_DELETED_PREFIX):
+            self._cache.drop(record_id)
+            return
+        start = data.find(_VERSION_KEY)
+        if start < 0:
+            self._cache.drop(record_id)
+            return
+        start += len(_VERSION_KEY)
+        end = start
+        while end < len(data) and 48 <= data[end] <= 57:
+            end += 1
+        if end == start or int(data[start:end]) > state.version:
+            self._cache.drop(record_id)
+
+    def forget(self, record_id: str) -> None:
+        """Drop the cached state of ``record_id`` (after this instance deleted it)."""
+        self._cache.drop(record_id)
+
+    def clear(self) -> None:
+        """Drop every cached state (after the store was lost)."""
+        self._cache.clear()
+
+    # ------------------------------------------------------------------ writes
+
+    async def write(
+        self,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy,
+        *,
+        max_size: int | None,
+        validate: Callable[[Any], None] | None,
+        deadline: float,
+    ) -> RecordWrite:
+        """Combine, check and commit one write; waits for earlier writes of the record here.
+
+        Raises:
+            TooLargeError: The combined value exceeds ``max_size``.
+            UnavailableError: ``deadline`` (event-loop time) passed.
+        """
+        slot = self._slots.get(record_id)
+        if slot is None:
+            slot = self._slots[record_id] = _Slot()
+        slot.users += 1
+        try:
+            async with slot.lock:
+                return await self._write_locked(
+                    slot, record_id, value, strategy, max_size, validate, deadline
+                )
+        finally:
+            slot.users -= 1
+            if slot.users == 0 and self._slots.get(record_id) is slot:
+                del self._slots[record_id]
+
+    async def _read(self, key: str) -> _State:
+        raw_value, raw_version, raw_incarnation = await self._client.hmget(key, ["v", "n", "i"])
+        return _State.from_raw(raw_value, raw_version, raw_incarnation)
+
+    async def _pause(self, slot: _Slot, attempt: int) -> None:
+        loop = asyncio.get_running_loop()
+        if attempt:
+            ceiling = min(self._retry_max_s, self._retry_base_s * 2 ** (attempt - 1))
+        elif loop.time() < slot.contended_until:
+            ceiling = self._retry_base_s
+        else:
+            return
+        await asyncio.sleep(random.uniform(0, ceiling))
+
+    async def _write_locked(
+        self,
+        slot: _Slot,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy,
+        max_size: int | None,
+        validate: Callable[[Any], None] | None,
+        deadline: float,
+    ) -> RecordWrite:
+        loop = asyncio.get_running_loop()
+        key = self._keys.record(record_id)
+        state = self._cache.get(record_id)
+        cached = state is not None
+        attempt = 0
+        while True:
+            await self._pause(slot, attempt)
+            # Checked here rather than left to asyncio.timeout: redis-py may swallow a
+            # cancellation that lands while a command is in flight.
+            if loop.time() > deadline:
+                raise UnavailableError("Redis backend: write record timed out (conflicts)")
+            if state is None:
+                state, cached = await self._read(key), False
+            try:
+                plan = _plan(record_id, state, value, strategy, max_size, validate)
+            except Exception:
+                if not cached:
+                    raise
+                fresh = await self._read(key)
+                if fresh.same(state):
+                    raise
+                state, cached = fresh, False
+                continue
+            if plan.patch is None:
+                if cached:
+                    fresh = await self._read(key)
+                    if not fresh.same(state):
+                        state, cached = fresh, False
+                        continue
+                return RecordWrite(False, state.version, plan.old)
+            committed, state = await self._commit(record_id, key, state, plan, plan.patch)
+            self._cache.put(record_id, state)
+            if committed:
+                return RecordWrite(True, state.version, plan.new, plan.patch)
+            cached = False
+            slot.contended_until = loop.time() + self._retry_max_s
+            attempt += 1
+
+    async def _commit(
+        self, record_id: str, key: str, state: _State, plan: _Plan, patch: list[dict[str, Any]]
+    ) -> tuple[bool, _State]:
+        """Run the commit script: ``(True, new state)``, or ``(False, current state)``."""
+        version = state.version + 1
+        incarnation = state.incarnation if state.version else os.urandom(8).hex().encode()
+        # Same bytes as dumps({"t","recordId","version","value","patch"}), the value not
+        # encoded twice.
+        event = b"".join(
+            (
+                b'{"t":"update","recordId":',
+                dumps(record_id),
+                b',"version":',
+                str(version).encode(),
+                b',"value":',
+                plan.encoded,
+                b',"patch":',
+                dumps(patch),
+                b"}",
+            )
+        )
+        try:
+            reply = await self._scripts.run(
+                "record_commit",
+                [key],
+                state.version,
+                state.incarnation,
+                incarnation,
+                plan.encoded,
+                self._prefix + record_id,
+                event,
+            )
+        except BaseException:
+            # Committed or not: the outcome is unknown, so the cached state may be stale.
+            self._cache.drop(record_id)
+            raise
+        if int(reply[0]) == 1:
+            return True, _State(incarnation, version, plan.encoded)
+        return False, _State.from_raw(reply[1], reply[2], reply[3])
+
+
+def _plan(
+    record_id: str,
+    state: _State,
+    value: Any,
+    strategy: MergeStrategy,
+    max_size: int | None,
+    validate: Callable[[Any], None] | None,
+) -> _Plan:
+    """Combine ``value`` with ``state``; the size limit and ``validate`` apply to every write."""
+    old = loads(state.encoded) if state.encoded is not None else None
+    # Encoding and decoding the combined value shares nothing with the caller's value.
+    encoded = dumps(combine(old, value, strategy))
+    if max_size is not None and len(encoded) > max_size:
+        raise TooLargeError(
+            f"record {record_id!r} would exceed {max_size} bytes", details={"limit": max_size}
+        )
+    new = loads(encoded)
+    if validate is not None:
+        validate(loads(encoded))
+    return _Plan(old, new, encoded, None if json_equal(old, new) else diff(old, new))
