@@ -8,10 +8,12 @@ Workloads (servers in subprocesses, clients in another subprocess, see :mod:`ben
 * **concurrent writes** — ``--writers`` connections split over two instances on one Redis write
   one record (``merge`` of a per-writer counter) as fast as they are acknowledged; the final
   version must equal the number of acknowledged writes (0 lost).
-* **Redis commands per update** — ``INFO commandstats`` around 200 sequential writes of a
-  record with one subscriber (target ≤ 2).
+* **write path** — Redis commands sent per update (1 writer; 16 writers on one instance; 16
+  writers over two instances) and a burst of 200 concurrent writes over two instances, see
+  :mod:`bench.record_writes`.
 
-Run ``python -m bench records`` (or ``python -m bench.records run``).
+Run ``python -m bench records`` (or ``python -m bench.records run``);
+``python -m bench.records writes`` runs only the write-path measurements (~10 s).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import uuid
 from contextlib import ExitStack
 from typing import Any
 
+from bench import record_writes
 from bench.channels import (
     QUIET,
     WsClient,
@@ -190,51 +193,6 @@ def writes_client(args: argparse.Namespace) -> None:
     print(json.dumps(result), flush=True)
 
 
-async def commands_per_update(url: str, redis_url: str, updates: int = 200) -> dict[str, Any]:
-    """Count Redis commands around ``updates`` sequential writes with one subscriber."""
-    import orjson
-    import redis.asyncio as aioredis
-
-    record_id = f"bench:cmd:{uuid.uuid4().hex[:8]}"
-    subscriber = await open_client(url, lambda b, s, e: None)
-    await subscriber.request(
-        orjson.dumps(
-            {"id": 0, "command": "mesh/subscribe-record", "payload": {"recordId": record_id}}
-        )
-    )
-    writer = await open_client(url, lambda b, s, e: None)
-    stats = aioredis.from_url(redis_url)
-
-    async def snapshot() -> dict[str, int]:
-        info = await stats.info("commandstats")
-        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
-
-    try:
-        before = await snapshot()
-        for seq in range(1, updates + 1):
-            await writer.request(
-                orjson.dumps(
-                    {
-                        "id": seq,
-                        "command": "mesh/publish-record-update",
-                        "payload": {"recordId": record_id, "newValue": {"seq": seq}},
-                    }
-                )
-            )
-        after = await snapshot()
-    finally:
-        await stats.aclose()
-        for conn in (subscriber, writer):
-            if conn.transport is not None:
-                conn.transport.close()
-    delta = {
-        name: after.get(name, 0) - before.get(name, 0)
-        for name in after
-        if name != "info" and after.get(name, 0) != before.get(name, 0)
-    }
-    return {"per_update": sum(delta.values()) / updates, "commands": delta, "updates": updates}
-
-
 # ------------------------------------------------------------------ workload
 
 
@@ -315,18 +273,19 @@ def run(
                 f"{index:<5} {result['writes_per_s']:>10.0f} {result['writes']:>8} "
                 f"{result['version']:>8} {result['lost']:>5} {result['errors']:>7}"
             )
-        with ServerProcess("bench.records", "mesh", "--port", "0", "--redis-url", redis.url) as s:
-            counted = _runner()(commands_per_update(s.url, redis.url))
-        commands = counted["commands"]
-        # Sent by the server: the optimistic read (HMGET) and the commit script (EVALSHA); the
-        # commit script itself runs HGET, HSET and PUBLISH, which INFO commandstats counts too.
-        sent = commands.get("hmget", 0) + commands.get("evalsha", 0) + commands.get("eval", 0)
-        print(
-            f"\nRedis commands sent per record update: {sent / counted['updates']:.2f} "
-            f"(HMGET read + EVALSHA commit; target <= 2). INFO commandstats counts "
-            f"{counted['per_update']:.2f} per update including the calls inside the Lua script. "
-            f"Breakdown: {commands}"
-        )
+        write_path(redis)
+
+
+def write_path(redis: RedisProcess) -> None:
+    """Commands per update and the 200-write burst, on two fresh Redis instances."""
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                ServerProcess("bench.records", "mesh", "--port", "0", "--redis-url", redis.url)
+            )
+            for _ in range(2)
+        ]
+        record_writes.report(_runner(), [servers[0].url], [s.url for s in servers], redis.url)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -353,8 +312,12 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--warmup", type=float, default=1.0)
     run_parser.add_argument("--window", type=int, default=4)
     run_parser.add_argument("--variants", default=",".join(FANOUT_VARIANTS))
+    sub.add_parser("writes")
     args = parser.parse_args(argv)
-    if args.action == "serve":
+    if args.action == "writes":
+        with RedisProcess() as redis:
+            write_path(redis)
+    elif args.action == "serve":
         serve(args.port, args.redis_url)
     elif args.action == "client":
         if args.kind == "writes":
