@@ -49,12 +49,9 @@ class RoomManager:
         cid = self._core.resolve_connection(conn_or_id)
         if self._core.local_connection(cid) is not None:
             return await self._join_local(room, cid, enforce_quota=False)
-        owner = await self._core.backend.connection_instance(cid)
-        if owner is None:
-            return []
-        result = await self._core.backend.join_room(room, cid, self._presence.ttl_for(room))
-        await self._control(owner, "join", room, cid)
-        return result.present
+        # One atomic step: a connection unregistering meanwhile cannot keep the membership.
+        result = await self._core.backend.join_registered(room, cid, self._presence.ttl_for(room))
+        return [] if result is None else result.present
 
     async def remove(self, room: str, conn_or_id: ConnectionLike | str) -> bool:
         """Remove a connection (on any instance) from ``room``; returns whether it was a member."""

@@ -281,6 +281,23 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    async def join_registered(
+        self, room: str, connection_id: str, presence_ttl_ms: int | None
+    ) -> JoinResult | None:
+        """Atomically join a connection of any instance and tell its instance (§13.2).
+
+        One step: if the connection has a routing entry, do what :meth:`join_room` does and
+        publish the inbox control ``{"t":"room","op":"join","r":room,"c":connection_id}`` to
+        the owner instance (:mod:`mesh_server.backends.messages`). A connection that
+        unregistered before the step is not joined; one that unregisters after it loses the
+        membership with everything else, so no membership outlives its connection.
+
+        Returns:
+            ``None`` if the connection is not registered (nothing changed), else the
+            :class:`JoinResult`.
+        """
+
+    @abstractmethod
     async def leave_room(self, room: str, connection_id: str) -> bool:
         """Atomically remove membership, presence and state; publish ``leave`` if it was present.
 

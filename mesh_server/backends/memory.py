@@ -477,6 +477,18 @@ class MemoryBackend(Backend):
         joined = self._set_presence(room, connection_id, presence_ttl_ms)
         return JoinResult(joined_presence=joined, present=list(self._s.presence[room]))
 
+    async def join_registered(
+        self, room: str, connection_id: str, presence_ttl_ms: int | None
+    ) -> JoinResult | None:
+        """Join a registered connection and publish the join control to its instance's inbox."""
+        owner = self._s.routes.get(connection_id)
+        if owner is None:
+            return None
+        result = await self.join_room(room, connection_id, presence_ttl_ms)
+        control = encode_envelope({"t": "room", "op": "join", "r": room, "c": connection_id})
+        self.hub.publish(inbox_channel(self.namespace, owner), control)
+        return result
+
     async def leave_room(self, room: str, connection_id: str) -> bool:
         """Remove membership, presence and state (``leave`` if it was present)."""
         self._end_presence(room, connection_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mesh_server.backends.base import JoinResult, PresenceSnapshot
+from mesh_server.backends.messages import decode_envelope
 from tests.conformance.conftest import Cluster
 from tests.conformance.events import presence_events, watch_presence
 
@@ -140,3 +141,56 @@ async def test_clear_room(cluster: Cluster) -> None:
         assert await node.backend.is_in_room("game", "conn-2") is False
     assert await a.backend.clear_room("game") == []
     assert await presence_events(b, "game") == []
+
+
+async def test_join_registered_joins_and_tells_the_owner_in_one_step(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    await watch_presence(a, "r")
+    await a.backend.register_connection("conn-1")
+
+    result = await b.backend.join_registered("r", "conn-1", cluster.long_ttl)
+
+    assert result == JoinResult(joined_presence=True, present=["conn-1"])
+    assert decode_envelope(await a.recorder.next(a.inbox)) == (
+        {"t": "room", "op": "join", "r": "r", "c": "conn-1"},
+        b"",
+    )
+    assert await b.backend.room_members("r") == ["conn-1"]
+    assert await presence_events(a, "r") == [("join", "conn-1")]
+    untracked = await b.backend.join_registered("plain", "conn-1", None)
+    assert untracked == JoinResult(joined_presence=False, present=[])
+    assert sorted(await a.backend.connection_rooms("conn-1")) == ["plain", "r"]
+
+
+async def test_join_of_a_connection_unregistered_after_the_lookup_leaves_nothing(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.start(2)
+    await watch_presence(b, "r")
+    await a.backend.register_connection("conn-1")
+    # Server code on b found the connection on a; then it disconnected before the join.
+    assert await b.backend.connection_instance("conn-1") == a.instance_id
+    await a.backend.unregister_connection("conn-1", [])
+
+    assert await b.backend.join_registered("r", "conn-1", cluster.long_ttl) is None
+
+    assert await b.backend.room_members("r") == []
+    assert await b.backend.connection_rooms("conn-1") == []
+    assert await b.backend.all_rooms() == []
+    assert await b.backend.is_present("r", "conn-1") is False
+    assert await a.recorder.drain(b.backend, a.inbox) == []
+    assert await presence_events(b, "r") == []
+
+
+async def test_a_connection_unregistering_after_a_join_loses_the_membership(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.start(2)
+    await a.backend.register_connection("conn-1")
+    assert await b.backend.join_registered("r", "conn-1", cluster.long_ttl) is not None
+
+    await a.backend.unregister_connection("conn-1", [])
+
+    assert await b.backend.room_members("r") == []
+    assert await b.backend.connection_rooms("conn-1") == []
+    assert await b.backend.is_present("r", "conn-1") is False

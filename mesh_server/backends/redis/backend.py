@@ -38,10 +38,13 @@ Everything in :mod:`mesh_server.backends.base`'s Guarantees, implemented as foll
 
 Key layout
 ----------
-See :mod:`mesh_server.backends.redis.keys`. Scripts touch keys derived from the namespace that
-are not all declared in ``KEYS`` (e.g. every room of a disconnecting connection), which a single
-Redis server (with replicas) allows. For Redis Cluster, use a hash-tagged namespace such as
-``"{mesh}:"``: every key then lives in one slot. Application channel names are not prefixed, so
+See :mod:`mesh_server.backends.redis.keys`. Every script declares in ``KEYS`` each key the
+caller can name (the lists are built by ``Keys.for_<script>``). A few scripts also visit keys
+found only in the store — the rooms of a disconnecting connection, the rooms of due presence
+deadlines, the members of a cleared room — and derive those per-room/per-connection keys in
+Lua; their headers list them under "Dynamic keys". A single Redis server (with replicas) allows
+that. For Redis Cluster, use a hash-tagged namespace such as ``"{mesh}:"``: every key then
+lives in one slot. Application channel names are not prefixed, so
 deployments sharing a server need distinct namespaces and channel names.
 """
 
@@ -226,7 +229,7 @@ class RedisBackend(Backend):
                 async with self._guard("close"):
                     await self._scripts.run(
                         "release_instance",
-                        [self._keys.claim(self._instance_id)],
+                        self._keys.for_release_instance(self._instance_id),
                         self._instance_id,
                         "1",
                     )
@@ -236,7 +239,7 @@ class RedisBackend(Backend):
 
     async def _register_instance(self, ttl_ms: int) -> bool:
         existed = await self._scripts.run(
-            "heartbeat", [self._keys.heartbeat(self._instance_id)], self._instance_id, ttl_ms
+            "heartbeat", self._keys.for_heartbeat(self._instance_id), self._instance_id, ttl_ms
         )
         return bool(existed)
 
@@ -276,7 +279,10 @@ class RedisBackend(Backend):
                 if instance == self._instance_id:
                     continue
                 claimed = await self._scripts.run(
-                    "claim_instance", [self._keys.claim(instance)], instance, self._claim_ttl_ms
+                    "claim_instance",
+                    self._keys.for_claim_instance(instance),
+                    instance,
+                    self._claim_ttl_ms,
                 )
                 if claimed is None:
                     continue
@@ -284,11 +290,11 @@ class RedisBackend(Backend):
                 for connection_id in connections:
                     await self._scripts.run(
                         "unregister_connection",
-                        [self._keys.conn_rooms(connection_id)],
+                        self._keys.for_unregister_connection(connection_id, instance),
                         connection_id,
                     )
                 await self._scripts.run(
-                    "release_instance", [self._keys.claim(instance)], instance, "0"
+                    "release_instance", self._keys.for_release_instance(instance), instance, "0"
                 )
                 reports.append(DeadInstanceReport(instance, connections))
         return reports
@@ -313,7 +319,11 @@ class RedisBackend(Backend):
         if len(args) == 1:
             return
         async with self._guard("re-register connections"):
-            await self._scripts.run("register_connections", [self._keys.conns], *args)
+            await self._scripts.run(
+                "register_connections",
+                self._keys.for_register_connections(self._instance_id),
+                *args,
+            )
 
     # ------------------------------------------------------------------ pub/sub
 
@@ -346,7 +356,7 @@ class RedisBackend(Backend):
         async with self._guard("unregister connection"):
             await self._scripts.run(
                 "unregister_connection",
-                [self._keys.conn_rooms(connection_id)],
+                self._keys.for_unregister_connection(connection_id, self._instance_id),
                 connection_id,
                 *tracked_rooms,
             )
@@ -464,15 +474,42 @@ class RedisBackend(Backend):
         ttl = "" if presence_ttl_ms is None else presence_ttl_ms
         async with self._guard("join room"):
             joined, present = await self._scripts.run(
-                "join_room", [self._keys.room_members(room)], room, connection_id, ttl
+                "join_room",
+                self._keys.for_join_room(room, connection_id),
+                room,
+                connection_id,
+                ttl,
+                "",
+                "",
             )
+        return JoinResult(bool(joined), [_text(c) for c in present])
+
+    async def join_registered(
+        self, room: str, connection_id: str, presence_ttl_ms: int | None
+    ) -> JoinResult | None:
+        """Route check, join and inbox control in one ``join_room`` script call."""
+        ttl = "" if presence_ttl_ms is None else presence_ttl_ms
+        control = encode_envelope({"t": "room", "op": "join", "r": room, "c": connection_id})
+        async with self._guard("join room"):
+            result = await self._scripts.run(
+                "join_room",
+                self._keys.for_join_room(room, connection_id),
+                room,
+                connection_id,
+                ttl,
+                "1",
+                control,
+            )
+        if result is None:
+            return None
+        joined, present = result
         return JoinResult(bool(joined), [_text(c) for c in present])
 
     async def leave_room(self, room: str, connection_id: str) -> bool:
         """Remove membership, presence and state (``leave`` if it was present)."""
         async with self._guard("leave room"):
             was_member = await self._scripts.run(
-                "leave_room", [self._keys.room_members(room)], room, connection_id
+                "leave_room", self._keys.for_leave_room(room, connection_id), room, connection_id
             )
         return bool(was_member)
 
@@ -502,7 +539,7 @@ class RedisBackend(Backend):
     async def clear_room(self, room: str) -> list[str]:
         """Remove all members (``leave`` for each present one), states and metadata."""
         async with self._guard("clear room"):
-            members = await self._scripts.run("clear_room", [self._keys.room_members(room)], room)
+            members = await self._scripts.run("clear_room", self._keys.for_clear_room(room), room)
         return [_text(c) for c in members]
 
     # ------------------------------------------------------------------ presence (§10.3–§10.5)
@@ -517,7 +554,10 @@ class RedisBackend(Backend):
         for room, ttl in rooms_ttl_ms:
             args += [room, ttl]
         async with self._guard("refresh presence"):
-            await self._scripts.run("refresh_presence", [self._keys.deadlines], *args)
+            rooms = [room for room, _ in rooms_ttl_ms]
+            await self._scripts.run(
+                "refresh_presence", self._keys.for_refresh_presence(rooms), *args
+            )
 
     async def sweep_presence(self) -> int:
         """Expire due presence and states (one script per batch of due entries)."""
@@ -566,7 +606,7 @@ class RedisBackend(Backend):
         async with self._guard("set presence state"):
             stored = await self._scripts.run(
                 "set_presence_state",
-                [self._keys.room_states(room)],
+                self._keys.for_presence_state(room),
                 room,
                 connection_id,
                 dumps(state),
@@ -579,7 +619,7 @@ class RedisBackend(Backend):
         """Remove the state (``state`` null iff one existed)."""
         async with self._guard("clear presence state"):
             present = await self._scripts.run(
-                "clear_presence_state", [self._keys.room_states(room)], room, connection_id
+                "clear_presence_state", self._keys.for_presence_state(room), room, connection_id
             )
         return bool(present)
 

@@ -80,3 +80,91 @@ class Keys:
     def record(self, record_id: str) -> str:
         """Return the hash holding a record's value and version."""
         return f"{self.ns}record:{record_id}"
+
+    # ------------------------------------------------------------------ KEYS of each script
+    # In the order each script's header declares them (lua/*.lua).
+
+    def for_heartbeat(self, instance_id: str) -> list[str]:
+        """KEYS of ``heartbeat``."""
+        return [self.heartbeat(instance_id), self.instances]
+
+    def for_claim_instance(self, instance_id: str) -> list[str]:
+        """KEYS of ``claim_instance``."""
+        return [
+            self.claim(instance_id),
+            self.heartbeat(instance_id),
+            self.instances,
+            self.instance_conns(instance_id),
+        ]
+
+    def for_release_instance(self, instance_id: str) -> list[str]:
+        """KEYS of ``release_instance``."""
+        return [
+            self.claim(instance_id),
+            self.heartbeat(instance_id),
+            self.instance_conns(instance_id),
+            self.instances,
+            self.deadlines,
+            self.rooms,
+            self.conn_meta,
+            self.conns,
+        ]
+
+    def for_register_connections(self, instance_id: str) -> list[str]:
+        """KEYS of ``register_connections``."""
+        return [self.conns, self.instance_conns(instance_id), self.conn_meta]
+
+    def for_unregister_connection(self, connection_id: str, instance_id: str) -> list[str]:
+        """KEYS of ``unregister_connection`` (``instance_id``: the connection's owner)."""
+        return [
+            self.conn_rooms(connection_id),
+            self.deadlines,
+            self.rooms,
+            self.conn_meta,
+            self.conns,
+            self.instance_conns(instance_id),
+        ]
+
+    def for_join_room(self, room: str, connection_id: str) -> list[str]:
+        """KEYS of ``join_room``."""
+        return [
+            self.room_members(room),
+            self.room_presence(room),
+            self.deadlines,
+            self.rooms,
+            self.conn_rooms(connection_id),
+            self.conns,
+        ]
+
+    def for_leave_room(self, room: str, connection_id: str) -> list[str]:
+        """KEYS of ``leave_room``."""
+        return [
+            self.room_members(room),
+            self.room_presence(room),
+            self.room_states(room),
+            self.deadlines,
+            self.rooms,
+            self.conn_rooms(connection_id),
+        ]
+
+    def for_clear_room(self, room: str) -> list[str]:
+        """KEYS of ``clear_room``."""
+        return [
+            self.room_members(room),
+            self.room_presence(room),
+            self.room_states(room),
+            self.deadlines,
+            self.rooms,
+            self.room_meta,
+        ]
+
+    def for_refresh_presence(self, rooms: list[str]) -> list[str]:
+        """KEYS of ``refresh_presence`` for ``rooms`` (in the order of its ARGV)."""
+        keys = [self.deadlines]
+        for room in rooms:
+            keys += [self.room_members(room), self.room_presence(room)]
+        return keys
+
+    def for_presence_state(self, room: str) -> list[str]:
+        """KEYS of ``set_presence_state`` and ``clear_presence_state``."""
+        return [self.room_states(room), self.room_presence(room), self.deadlines]

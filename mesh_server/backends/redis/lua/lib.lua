@@ -1,6 +1,7 @@
 -- Shared prelude: prepended by scripts.py to every other script before SCRIPT LOAD.
 -- Not a script of its own (no KEYS/ARGV). Every script receives the namespace as ARGV[1]
--- and derives the keys it iterates over from it (see backend.py "Key layout").
+-- (for channel names and the few dynamic keys below); every other key it touches is declared
+-- in its KEYS. Helpers take the keys they touch as arguments.
 
 local NS = ARGV[1]
 
@@ -22,10 +23,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + ms, t[1] .. string.format('%03d', ms)
 end
 
+-- Per-room and per-connection keys, derived here only by the scripts whose header says so:
+-- those that visit rooms or connections found in the store (a connection's rooms, due
+-- deadline entries, a room's members), which the caller cannot know to declare in KEYS.
 local function room_key(room, suffix) return NS .. 'room:' .. room .. ':' .. suffix end
 local function conn_rooms_key(conn) return NS .. 'conn:' .. conn .. ':rooms' end
-local DEADLINES = NS .. 'deadlines'
-local ROOMS = NS .. 'rooms'
 
 -- Deadline entries: kind ('p' presence, 's' state) .. #room .. ':' .. room .. conn.
 local function entry(kind, room, conn) return kind .. #room .. ':' .. room .. conn end
@@ -45,23 +47,25 @@ local function publish_presence(kind, room, conn, ts, state_json)
 end
 
 -- End presence of conn in room if present: state goes silently, one leave (§10.4, §10.5).
-local function end_presence(room, conn, ts)
-  if redis.call('SREM', room_key(room, 'presence'), conn) == 0 then return false end
-  redis.call('HDEL', room_key(room, 'states'), conn)
-  redis.call('ZREM', DEADLINES, entry('p', room, conn), entry('s', room, conn))
+local function end_presence(room, conn, ts, presence_key, states_key, deadlines_key)
+  if redis.call('SREM', presence_key, conn) == 0 then return false end
+  redis.call('HDEL', states_key, conn)
+  redis.call('ZREM', deadlines_key, entry('p', room, conn), entry('s', room, conn))
   publish_presence('leave', room, conn, ts, nil)
   return true
 end
 
 -- Remove conn's membership of room (and the room from the room index once empty).
-local function drop_member(room, conn)
-  local removed = redis.call('SREM', room_key(room, 'members'), conn)
-  if redis.call('SCARD', room_key(room, 'members')) == 0 then redis.call('SREM', ROOMS, room) end
+local function drop_member(room, conn, members_key, rooms_key)
+  local removed = redis.call('SREM', members_key, conn)
+  if redis.call('SCARD', members_key) == 0 then redis.call('SREM', rooms_key, room) end
   return removed == 1
 end
 
 -- Everything about one connection: presence (leave each), memberships, metadata, routing.
-local function remove_connection(conn, extra_rooms)
+-- k = {deadlines, rooms, conn_meta, conns, instance_conns} (declared by the caller); the
+-- connection's rooms set and the keys of each of its rooms are dynamic.
+local function remove_connection(conn, extra_rooms, k)
   local _, ts = now_ms()
   local rooms = redis.call('SMEMBERS', conn_rooms_key(conn))
   for _, room in ipairs(extra_rooms) do table.insert(rooms, room) end
@@ -69,14 +73,13 @@ local function remove_connection(conn, extra_rooms)
   for _, room in ipairs(rooms) do
     if not seen[room] then
       seen[room] = true
-      end_presence(room, conn, ts)
-      drop_member(room, conn)
+      end_presence(room, conn, ts, room_key(room, 'presence'), room_key(room, 'states'),
+        k.deadlines)
+      drop_member(room, conn, room_key(room, 'members'), k.rooms)
     end
   end
   redis.call('DEL', conn_rooms_key(conn))
-  redis.call('HDEL', NS .. 'conn-meta', conn)
-  local instance = redis.call('HGET', NS .. 'conns', conn)
-  redis.call('HDEL', NS .. 'conns', conn)
-  if instance then redis.call('SREM', NS .. 'instance:' .. instance .. ':conns', conn) end
+  redis.call('HDEL', k.conn_meta, conn)
+  redis.call('HDEL', k.conns, conn)
+  redis.call('SREM', k.instance_conns, conn)
 end
-

@@ -449,3 +449,94 @@ async def test_full_workload_uses_no_keys_or_config(
     assert "keys" not in stats
     assert "config" not in stats
     assert "scan" not in stats
+
+
+# ---------------------------------------------------------------------- declared KEYS
+
+NO_KEY = {"time", "publish"}
+ALL_KEYS = {"del", "exists"}
+DYNAMIC_KEY = re.compile(rf"^{NS}(conn:[^:]+:rooms|room:[^:]+:(members|presence|states))$")
+"""The per-connection and per-room keys scripts documented as dynamic may derive."""
+
+
+def script_headers() -> dict[str, str]:
+    from hashlib import sha1
+
+    lua = resources.files("mesh_server.backends.redis") / "lua"
+    return {
+        sha1(script_source(name).encode()).hexdigest(): (lua / f"{name}.lua").read_text()
+        for name in SCRIPT_NAMES
+    }
+
+
+async def test_scripts_touch_only_declared_keys(
+    start_backend: StartBackend, plain_redis: Any
+) -> None:
+    a, _ = await start_backend()
+    b, _ = await start_backend()
+    commands: list[dict[str, Any]] = []
+
+    async def workload() -> None:
+        await a.register_connection("c1", {"x": 1})
+        await b.register_connection("c2")
+        await a.join_room("r", "c1", 60_000)
+        await a.join_registered("r", "c2", 60_000)
+        await b.join_room("u", "c2", None)
+        await a.set_presence_state("r", "c1", {"s": 1}, expire_after_ms=1)
+        await a.refresh_presence("c1", [("r", 60_000), ("u", 60_000)])
+        await a.clear_presence_state("r", "c2")
+        await a.leave_room("u", "c2")
+        await a.set_connection_metadata("c1", {"y": 2}, "deepMerge")
+        await a.publish_channel("chan", "m", history=5)
+        await a.write_record("rec", {"v": 1})
+        await b.write_record("rec", {"v": 2})
+        await a.write_record("rec", {"w": 1}, "merge")
+        await a.delete_record("rec")
+        await a.send_to_connection("c2", b"x")
+        await a.sweep_dead_instances()
+        await a.clear_room("r")
+        await a.join_room("r", "c1", 1)
+        await eventually(lambda: _swept(a))
+        await b.unregister_connection("c2", ["r"])
+        await a.heartbeat(5000)
+
+    async with plain_redis.monitor() as monitor:
+
+        async def collect() -> None:
+            while True:
+                entry = await monitor.next_command()
+                if entry["command"] == "ECHO done":
+                    return
+                commands.append(entry)
+
+        collector = asyncio.create_task(collect())
+        await asyncio.sleep(0)
+        await workload()
+        await a._client.echo("done")
+        await asyncio.wait_for(collector, 10)
+
+    headers = script_headers()
+    declared: set[str] | None = None
+    dynamic = False
+    checked = 0
+    for entry in commands:
+        words = entry["command"].split()
+        if entry["client_type"] != "lua":
+            declared = None
+            if words[0].lower() == "evalsha":
+                declared = set(words[3 : 3 + int(words[2])])
+                dynamic = "Dynamic keys" in headers[words[1]]
+            continue
+        assert declared is not None, entry
+        name = words[0].lower()
+        if name in NO_KEY:
+            continue
+        for key in words[1:] if name in ALL_KEYS else words[1:2]:
+            checked += 1
+            assert key in declared or (dynamic and DYNAMIC_KEY.match(key)), (key, entry)
+    assert checked > 50
+
+
+async def _swept(backend: Any) -> bool:
+    await backend.sweep_presence()
+    return not await backend.is_present("r", "c1")
