@@ -28,6 +28,16 @@ class Limits:
         max_record_size: Serialized record value limit → ``ETOOLARGE``.
         max_metadata_size: Client-set metadata limit → ``ETOOLARGE``.
         max_presence_state_size: Presence state limit → ``ETOOLARGE``.
+        max_presence_state_bytes: Presence state bytes one connection may hold, summed over
+            its rooms (``None``: off) → ``ETOOLARGE``, details ``quota`` =
+            ``"max_presence_state_bytes"`` (see :mod:`mesh_server.quotas` for what counts).
+        record_write_rate: ``mesh/publish-record-update`` requests per second per connection,
+            token bucket (``None``: off) → ``ERATELIMIT``, details ``quota`` =
+            ``"record_write_rate"``.
+        record_write_burst: Capacity of that bucket, in writes.
+        max_record_bytes_per_connection: Record storage one connection may write: over every
+            distinct record it wrote, value bytes + record id bytes + 64 (``None``: off) →
+            ``ETOOLARGE``, details ``quota`` = ``"max_record_bytes_per_connection"``.
         max_connections: Connections per instance (``None``: unlimited) → HTTP 503.
         backend_timeout_ms: Deadline of one backend operation → ``EUNAVAILABLE``.
     """
@@ -48,5 +58,10 @@ class Limits:
     max_record_size: int = 1024 * 1024
     max_metadata_size: int = 64 * 1024
     max_presence_state_size: int = 64 * 1024
+    # Per-connection quotas on what a client makes the backend store (mesh_server.quotas).
+    max_presence_state_bytes: int | None = 1024 * 1024
+    record_write_rate: float | None = None
+    record_write_burst: int = 20
+    max_record_bytes_per_connection: int | None = 16 * 1024 * 1024
     max_connections: int | None = None
     backend_timeout_ms: int = 5000

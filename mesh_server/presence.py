@@ -23,6 +23,7 @@ from mesh_server.backends.messages import presence_channel
 from mesh_server.channels import BackendChannels, LocalSubscribers
 from mesh_server.exposure import Exposure, Guard, Pattern, SubscriptionQuota, check_name
 from mesh_server.periodic import Periodic
+from mesh_server.quotas import PresenceStateLedger
 
 if TYPE_CHECKING:
     from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
@@ -92,6 +93,7 @@ class PresenceManager:
         self._ttls: list[int] = []
         self._ttl_cache: dict[str, int | None] = {}
         self._subscribers = LocalSubscribers(core)
+        self._states = PresenceStateLedger(core.limits.max_presence_state_bytes)
         self._prefix = presence_channel(core.namespace, "")
         self._sweeper = Periodic(
             "mesh-presence-sweep", sweep_interval / 1000, self._sweep_once, core.log
@@ -237,23 +239,33 @@ class PresenceManager:
         if not await self.guard_allows(connection, room):
             return False
         limit = self._core.limits.max_presence_state_size
-        if len(dumps(state)) > limit:
+        size = len(dumps(state))
+        if size > limit:
             raise TooLargeError(f"Presence state exceeds {limit} bytes", details={"limit": limit})
+        cid = connection.id
+        self._states.check(cid, room, size)
         expire_after = request.expireAfter or None
         # The backend answers False (nothing stored) when the caller is not present.
-        return await self._core.backend.set_presence_state(
-            room,
-            connection.id,
-            state,
-            expire_after_ms=expire_after,
-            silent=bool(request.silent),
+        stored = await self._core.backend.set_presence_state(
+            room, cid, state, expire_after_ms=expire_after, silent=bool(request.silent)
         )
+        if stored:
+            self._states.stored(cid, room, size, expire_after)
+        else:
+            self._states.forget(cid, room)
+        return stored
 
     async def _clear_state(self, connection: ConnectionLike, request: Any) -> Any:
         room = self._room("mesh/clear-presence-state", request)
         if not await self.guard_allows(connection, room):
             return False
-        return await self._core.backend.clear_presence_state(room, connection.id)
+        cleared = await self._core.backend.clear_presence_state(room, connection.id)
+        self._states.forget(connection.id, room)
+        return cleared
+
+    def forget_state(self, connection_id: str, room: str) -> None:
+        """Stop counting a local connection's state in ``room`` (it left or was removed)."""
+        self._states.forget(connection_id, room)
 
     # ------------------------------------------------------------------ Feature hooks
 
@@ -274,7 +286,8 @@ class PresenceManager:
         self._subscribers.deliver(room, encode_push(PRESENCE_UPDATE, payload))
 
     async def on_disconnect(self, connection: ConnectionLike) -> None:
-        """Drop the connection's presence subscriptions (§5.3 step 2)."""
+        """Drop the connection's presence subscriptions (§5.3 step 2) and state quota."""
+        self._states.drop(connection.id)
         count, acquired = self._subscribers.remove_connection(connection.id)
         self._quota.release(connection.id, count)
         await asyncio.gather(*(self._pubsub.release(self._prefix + room) for room in acquired))

@@ -24,6 +24,7 @@ from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationEr
 from mesh_server.backends.messages import record_channel
 from mesh_server.channels import BackendChannels
 from mesh_server.exposure import Guard, Pattern, RecordExposure, SubscriptionQuota, check_name
+from mesh_server.quotas import RecordWriteBudget
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import MergeStrategy, RecordWrite
@@ -117,6 +118,12 @@ class RecordManager:
         self._by_connection: dict[str, set[str]] = {}
         self._prefix = record_channel(core.namespace, "")
         self._tasks: set[asyncio.Task[None]] = set()
+        limits = core.limits
+        self._budget = RecordWriteBudget(
+            limits.record_write_rate,
+            limits.record_write_burst,
+            limits.max_record_bytes_per_connection,
+        )
 
     # ------------------------------------------------------------------ server API
 
@@ -158,13 +165,21 @@ class RecordManager:
         """Return local connection id → mode for ``record_id``."""
         return {cid: sub.mode for cid, sub in self._subs.get(record_id, {}).items()}
 
-    async def _write(self, record_id: str, value: Any, strategy: MergeStrategy) -> RecordWrite:
+    async def _write(
+        self, record_id: str, value: Any, strategy: MergeStrategy, quota: int | None = None
+    ) -> RecordWrite:
+        """Write through the backend; ``quota`` is the connection's byte allowance, if any."""
         limit = self._core.limits.max_record_size
+        max_size = limit if quota is None else min(limit, quota)
+        if max_size < 1:  # not even the shortest JSON value fits
+            raise self._budget.refused(record_id)
         try:
             return await self._core.backend.write_record(
-                record_id, value, strategy, max_size=limit, validate=self._validator(record_id)
+                record_id, value, strategy, max_size=max_size, validate=self._validator(record_id)
             )
         except TooLargeError as exc:
+            if max_size < limit:
+                raise self._budget.refused(record_id) from exc
             if exc.details is None:
                 exc.details = {"limit": limit}
             raise
@@ -248,8 +263,14 @@ class RecordManager:
             raise ForbiddenError(f'Record "{record_id}" is not writable by this connection.')
         options = request.options
         strategy = _wire(options.strategy) if options is not None else None
+        # Per-connection quotas (mesh_server.quotas): refused writes store nothing.
+        cid = connection.id
+        self._budget.take(cid)
+        allowance = self._budget.allowance(cid, record_id)
         try:
-            await self._write(record_id, request.newValue, strategy or "replace")
+            written = await self._write(
+                record_id, request.newValue, strategy or "replace", allowance
+            )
         except ValidationError as exc:
             details = exc.details if isinstance(exc.details, list) else []
             raise ValidationError.for_command(
@@ -261,6 +282,7 @@ class RecordManager:
                 ]
                 or [{"path": "/newValue", "message": exc.message}],
             ) from exc
+        self._budget.stored(cid, record_id, written.size)
         # §11.3 step 4: answered only after the commit.
         return {"success": True}
 
@@ -365,8 +387,9 @@ class RecordManager:
             self._core.deliver(patch, frames.update("patch"))
 
     async def on_disconnect(self, connection: ConnectionLike) -> None:
-        """Drop the connection's record subscriptions (§5.3 step 2)."""
+        """Drop the connection's record subscriptions (§5.3 step 2) and write budget."""
         cid = connection.id
+        self._budget.drop(cid)
         releases = []
         for record_id in list(self._by_connection.get(cid, ())):
             sub = self._subs[record_id][cid]

@@ -129,12 +129,14 @@ class RoomManager:
                 self._quota.add(connection_id)
         elif op == "leave":
             self._core.index_leave(room, connection_id)
+            self._presence.forget_state(connection_id, room)
             if self._memberships.remove(connection_id, room):
                 self._quota.release(connection_id)
 
     def apply_clear(self, room: str) -> None:
         """Forget a cleared room for the local connections (the core drops its index entry)."""
         for cid in self._core.local_room_members(room):
+            self._presence.forget_state(cid, room)
             if self._memberships.remove(cid, room):
                 self._quota.release(cid)
         self._core.index_clear(room)
@@ -167,6 +169,7 @@ class RoomManager:
     async def _leave_local(self, room: str, cid: str) -> bool:
         was_member = await self._core.backend.leave_room(room, cid)
         self._core.index_leave(room, cid)
+        self._presence.forget_state(cid, room)
         if self._memberships.remove(cid, room):
             self._quota.release(cid)
         return was_member

@@ -91,12 +91,14 @@ class RecordWrite:
         version: The record's version after the write.
         value: The stored value after the write.
         patch: RFC 6902 operations from the old to the new value (empty when unchanged).
+        size: Serialized size of the stored value in bytes (for quotas; not compared).
     """
 
     changed: bool
     version: int
     value: Any
     patch: list[dict[str, Any]] = field(default_factory=list)
+    size: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

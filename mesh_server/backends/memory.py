@@ -646,7 +646,7 @@ class MemoryBackend(Backend):
         if validate is not None:
             validate(loads(encoded))
         if json_equal(old, new):
-            return RecordWrite(changed=False, version=version, value=old)
+            return RecordWrite(changed=False, version=version, value=old, size=len(encoded))
         patch = diff(old, new)
         version += 1
         self._s.records[record_id] = (encoded, version)
@@ -660,7 +660,7 @@ class MemoryBackend(Backend):
                 "patch": patch,
             },
         )
-        return RecordWrite(changed=True, version=version, value=new, patch=patch)
+        return RecordWrite(changed=True, version=version, value=new, patch=patch, size=len(encoded))
 
     async def delete_record(self, record_id: str) -> int | None:
         """Delete the record and publish the deletion; ``None`` if it was absent."""

@@ -295,11 +295,13 @@ class RecordWriter:
                     if not fresh.same(state):
                         state, cached = fresh, False
                         continue
-                return RecordWrite(False, state.version, plan.old)
+                return RecordWrite(False, state.version, plan.old, size=len(plan.encoded))
             committed, state = await self._commit(record_id, key, state, plan, plan.patch)
             self._cache.put(record_id, state)
             if committed:
-                return RecordWrite(True, state.version, plan.new, plan.patch)
+                return RecordWrite(
+                    True, state.version, plan.new, plan.patch, size=len(plan.encoded)
+                )
             cached = False
             slot.contended_until = loop.time() + self._retry_max_s
             attempt += 1
