@@ -118,9 +118,6 @@ class _StateCache:
         self._entries.clear()
         self._bytes = 0
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
@@ -166,11 +163,6 @@ class RecordWriter:
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._prefix = record_channel(keys.ns, "")
-
-    @property
-    def cached(self) -> int:
-        """How many records have a cached state."""
-        return len(self._cache)
 
     # ------------------------------------------------------------------ cache maintenance
 
