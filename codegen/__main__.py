@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from codegen.cli import codegen_command
+from codegen.deps import MissingDependencyError, import_tool
 
-app = typer.Typer(add_completion=False)
+# Plain (non-rich) help: it shows ``--check`` as a flag, not ``<bool>``.
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command()
@@ -19,7 +20,12 @@ def main(
     check: Annotated[bool, typer.Option("--check", help="Only compare; exit 1 on drift.")] = False,
 ) -> None:
     """Generate pydantic models, contract index and typed facade from a contract."""
-    raise typer.Exit(codegen_command(contract_dir, out, check))
+    try:
+        cli = import_tool("codegen.cli")
+    except MissingDependencyError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(3) from None
+    raise typer.Exit(cli.codegen_command(contract_dir, out, check))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Final, TextIO
 from codegen.loader import ContractError, load_contract
 from codegen.render import MARKER, MissingGeneratorError, render
 
-__all__ = ["codegen_command", "compare_trees", "generate"]
+__all__ = ["codegen_command", "compare_trees", "generate", "report_problems"]
 
 INSTALL_HINT: Final = (
     "codegen needs datamodel-code-generator and black: pip install 'mesh-py[codegen]'"
@@ -112,6 +112,13 @@ def _write(out: Path, files: dict[str, str]) -> None:
             path.rmdir()
 
 
+def report_problems(contract_dir: Path, error: ContractError, stream: TextIO) -> None:
+    """Print every meta-check problem of ``error``, one per line (``file: /pointer: message``)."""
+    print(f"invalid contract {contract_dir}: {len(error.problems)} problem(s)", file=stream)
+    for problem in error.problems:
+        print(problem, file=stream)
+
+
 def codegen_command(
     contract_dir: Path, out: Path, check: bool, *, stdout: TextIO | None = None
 ) -> int:
@@ -131,9 +138,7 @@ def codegen_command(
     try:
         files = generate(contract_dir, out)
     except ContractError as exc:
-        print(f"invalid contract {contract_dir}: {len(exc.problems)} problem(s)", file=stream)
-        for problem in exc.problems:
-            print(problem, file=stream)
+        report_problems(contract_dir, exc, stream)
         return 2
     except MissingGeneratorError:
         print(INSTALL_HINT, file=stream)

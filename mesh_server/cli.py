@@ -1,4 +1,8 @@
-"""The ``mesh`` command line: ``mesh serve module:attr`` and ``mesh codegen``.
+"""The ``mesh`` command line: ``mesh serve module:attr``, ``mesh codegen`` and the contract tools.
+
+Contract tools (they need the ``codegen`` extra): ``mesh check CONTRACT``, ``mesh export asyncapi
+CONTRACT``, ``mesh contract diff OLD NEW`` and ``mesh contract fingerprint CONTRACT``; a missing
+codegen dependency prints a one-line ``pip install 'mesh-py[codegen]'`` hint and exits 3.
 
 ``mesh serve`` imports a :class:`~mesh_server.MeshServer` object (or a zero-argument factory
 returning one) and serves it until interrupted; ``--host``, ``--port`` and ``--redis-url``
@@ -11,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.metadata
 import logging
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -22,12 +28,40 @@ from mesh_server.server import MeshServer
 
 __all__ = ["app", "load_server", "main"]
 
+# Plain (non-rich) help: it shows boolean flags such as ``--check`` as flags, not ``<bool>``.
 app = typer.Typer(
     name="mesh",
     help="Mesh real-time WebSocket framework.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
+export_app = typer.Typer(
+    help="Export a contract to other formats.", no_args_is_help=True, rich_markup_mode=None
+)
+contract_app = typer.Typer(
+    help="Compare and identify contracts.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(export_app, name="export")
+app.add_typer(contract_app, name="contract")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mesh-py {importlib.metadata.version('mesh-py')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Mesh real-time WebSocket framework."""
 
 
 def load_server(target: str) -> MeshServer:
@@ -94,19 +128,104 @@ def serve(
         runner(_serve(server))
 
 
+def _tool(name: str) -> ModuleType:
+    """Import a codegen module at call time, so mesh_server never imports codegen at run time."""
+    from codegen.deps import MissingDependencyError, import_tool
+
+    try:
+        return import_tool(name)
+    except MissingDependencyError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(3) from None
+
+
+ContractDir = Annotated[Path, typer.Argument(help="The contract directory.")]
+
+
 @app.command()
 def codegen(
-    contract_dir: Annotated[Path, typer.Argument(help="The contract directory.")],
+    contract_dir: ContractDir,
     out: Annotated[Path, typer.Option("--out", help="Output package directory.")],
     check: Annotated[
         bool, typer.Option("--check", help="Only compare; exit 1 if out of date.")
     ] = False,
 ) -> None:
     """Generate typed models and a facade from a contract (codegen-time dependencies needed)."""
-    # Imported here so that mesh_server never imports codegen at run time.
-    from codegen.cli import codegen_command
+    raise typer.Exit(_tool("codegen.cli").codegen_command(contract_dir, out, check))
 
-    raise typer.Exit(codegen_command(contract_dir, out, check))
+
+@app.command()
+def check(contract_dir: ContractDir) -> None:
+    """Meta-check a contract without generating (problems as file: /pointer: message, exit 2)."""
+    raise typer.Exit(_tool("codegen.tools").check_command(contract_dir))
+
+
+@export_app.command("asyncapi")
+def export_asyncapi(
+    contract_dir: ContractDir,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output file (default: stdout).")
+    ] = None,
+    include_builtins: Annotated[
+        bool, typer.Option("--include-builtins", help="Also describe the mesh/* protocol.")
+    ] = False,
+    builtins: Annotated[
+        Path | None,
+        typer.Option("--builtins", help="Built-in contract directory (default: contract/mesh)."),
+    ] = None,
+    api_version: Annotated[
+        str, typer.Option("--api-version", help="info.version of the document.")
+    ] = "0.0.0",
+) -> None:
+    """Export a contract as an AsyncAPI 3.0.0 document (JSON)."""
+    tools = _tool("codegen.tools")
+    raise typer.Exit(
+        tools.export_asyncapi_command(
+            contract_dir,
+            out=out,
+            include_builtins=include_builtins,
+            builtins_dir=builtins,
+            api_version=api_version,
+        )
+    )
+
+
+@contract_app.command("diff")
+def contract_diff(
+    old: Annotated[str, typer.Argument(help="Old contract: a directory, REV or REV:PATH (git).")],
+    new: Annotated[Path, typer.Argument(help="New contract directory.")],
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="backward: old clients vs new server; forward: new clients vs old server; "
+            "full: both.",
+        ),
+    ] = "backward",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+    strict_clients: Annotated[
+        bool,
+        typer.Option("--strict-clients", help="Client readers reject unknown members too."),
+    ] = False,
+) -> None:
+    """List every change between two contracts; exit 1 if one breaks the mode."""
+    tools = _tool("codegen.tools")
+    raise typer.Exit(
+        tools.diff_command(old, new, mode=mode, as_json=as_json, strict_clients=strict_clients)
+    )
+
+
+@contract_app.command("fingerprint")
+def contract_fingerprint(
+    contract_dir: ContractDir,
+    normalized: Annotated[
+        bool, typer.Option("--normalized", help="Print the normal form that is hashed.")
+    ] = False,
+) -> None:
+    """Print the contract fingerprint (sha256 of its wire-relevant normal form)."""
+    raise typer.Exit(
+        _tool("codegen.tools").fingerprint_command(contract_dir, normalized=normalized)
+    )
 
 
 def main() -> None:
