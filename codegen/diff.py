@@ -121,9 +121,11 @@ def _entry_changes(old: Entry, new: Entry) -> list[Change]:
 
     if old.stem != new.stem:
         add("METHOD_RENAMED", f"file stem {old.stem!r} → {new.stem!r} (source only)", SAFE)
-    if old.title != new.title and old.kind == "commands":
+    # A command file's title and description belong to no payload schema; other kinds' roots
+    # are their payload schema, whose title and description the schema comparison reports.
+    if old.kind == "commands" and old.title != new.title:
         add("CLASS_RENAMED", f"class names {old.title!r} → {new.title!r} (source only)", SAFE)
-    if old.description != new.description:
+    if old.kind == "commands" and old.description != new.description:
         add("ANNOTATION_CHANGED", "description changed", SAFE)
     if old.kind in ("channels", "records") and old.pattern != new.pattern:
         # Regex containment is undecidable here: either direction may now deny a name.

@@ -5,15 +5,18 @@ The fingerprint is ``sha256:`` + the SHA-256 of the canonical JSON text of
 and drops everything that does not (contract/README.md "Fingerprint"):
 
 * kept: wire names and templates, ``x-mesh-pattern``, ``x-mesh-writable``, and every validation
-  keyword of every payload schema, plus ``default`` (generated readers fill it in);
-* dropped: ``title`` (class names), ``description``, ``examples``, ``deprecated``, ``$comment``,
-  ``x-mesh-example``, the contract ``name``, file stems (facade method names) and file layout:
+  keyword of every payload schema;
+* dropped: annotations (``title`` = class names, ``description``, ``default``, ``examples``,
+  ``deprecated``, ``$comment``), ``x-mesh-example``, the contract ``name``, file stems (facade
+  method names) and file layout:
   ``$ref`` is inlined, so moving a definition into ``shared/`` keeps the fingerprint; a recursive
   reference becomes ``{"$cycle": n}`` (n = how many references up the path it points).
 
 Canonical JSON: sorted keys, no whitespace, UTF-8, integral floats written as integers (JSON
 Schema treats ``1.0`` and ``1`` alike); ``required`` and ``type`` lists and ``enum`` values are
-sorted (their order does not change validation); ``oneOf``/``anyOf`` order is kept.
+sorted, and so are ``oneOf``/``anyOf`` branches: their order does not change which frames are
+valid. So the fingerprint changes exactly when ``mesh contract diff`` reports a change other than
+``ANNOTATION_CHANGED``, ``CLASS_RENAMED``, ``METHOD_RENAMED`` or ``CONTRACT_RENAMED``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ FINGERPRINT_VERSION: Final = "mesh-contract-fingerprint/1"
 """Identifies the normal form; it is part of the hashed document, so a new form never collides."""
 
 ANNOTATIONS: Final = frozenset(
-    {"title", "description", "examples", "deprecated", "$comment", "$schema", "$id", "$defs"}
+    {"title", "description", "default", "examples", "deprecated", "$comment", "$schema", "$id"}
+    | {"$defs"}
 )
 SET_LIKE: Final = frozenset({"required", "type"})
 SCHEMA_MAPS: Final = frozenset({"properties"})
@@ -73,7 +77,8 @@ def _schema(contract: Contract, file: str, schema: Any, stack: list[tuple[str, s
         if key in SCHEMA_MAPS:
             out[key] = {name: _schema(contract, file, sub, stack) for name, sub in value.items()}
         elif key in SCHEMA_LISTS:
-            out[key] = [_schema(contract, file, sub, stack) for sub in value]
+            branches = [_schema(contract, file, sub, stack) for sub in value]
+            out[key] = sorted(branches, key=canonical_json)
         elif key in SCHEMA_SINGLE:
             out[key] = _schema(contract, file, value, stack)
         elif key == "enum":

@@ -121,8 +121,9 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 def contract_source(spec: str, like: Path) -> Iterator[Path]:
     """Yield a contract directory for ``spec``: a directory, ``REV`` or ``REV:PATH``.
 
-    ``REV`` alone reads the path of ``like`` (the NEW contract) at that git revision; ``PATH`` in
-    ``REV:PATH`` is relative to the repository root. The files are extracted (``git archive``)
+    The repository is the one holding ``like`` (the NEW contract; else the working directory).
+    ``REV`` alone reads the path of ``like`` at that revision; ``PATH`` in ``REV:PATH`` is
+    relative to the repository root. The files are extracted (``git archive``)
     into a temporary directory under their repository path, so the directory name, and with it
     the default contract name, is unchanged.
 
