@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,6 +59,11 @@ def _text(value: Any) -> str:
 
 def _covered(kind: str, types: set[str]) -> bool:
     return kind in types or (kind == "integer" and "number" in types)
+
+
+def _allows(schema: dict[str, Any], kind: str) -> bool:
+    types = _types(schema)
+    return types is None or kind in types
 
 
 def _has_ref(schema: Any) -> bool:
@@ -144,8 +148,11 @@ class _Walker:
         self.bounds(os_, ns, path)
         for keyword in ("pattern", "format"):
             self.opaque(os_, ns, path, keyword)
-        self.members(o, n, os_, ns, path, stack)
-        if "items" in os_ or "items" in ns:
+        # Member and item keywords only apply to objects and arrays: skip them when a type
+        # change already rules those out on one side.
+        if _allows(os_, "object") and _allows(ns, "object"):
+            self.members(o, n, os_, ns, path, stack)
+        if ("items" in os_ or "items" in ns) and _allows(os_, "array") and _allows(ns, "array"):
             self.walk(
                 Target(o.file, "", os_.get("items", True)),
                 Target(n.file, "", ns.get("items", True)),
@@ -313,13 +320,23 @@ class _Walker:
 
     # -- unions -------------------------------------------------------------------------------
 
-    def branches(self, target: Target, contract: Contract) -> Iterator[tuple[str, Target]]:
+    def branches(self, target: Target, contract: Contract) -> dict[str, tuple[str, Target]]:
+        """Union branches keyed for matching: by title, else by their exact text.
+
+        Values are (label for paths, branch): the title, else ``#<index>``.
+        """
         schema = target.schema if isinstance(target.schema, dict) else {}
         keyword = "oneOf" if "oneOf" in schema else "anyOf"
+        out: dict[str, tuple[str, Target]] = {}
         for index, branch in enumerate(schema.get(keyword, [])):
             resolved = deref(contract, target.file, branch).schema
-            label = resolved.get("title") if isinstance(resolved, dict) else None
-            yield (label or f"#{index}"), Target(target.file, "", branch)
+            title = resolved.get("title") if isinstance(resolved, dict) else None
+            key = title if isinstance(title, str) else "=" + _text(branch)
+            out.setdefault(
+                key,
+                (title if isinstance(title, str) else f"#{index}", Target(target.file, "", branch)),
+            )
+        return out
 
     def unions(
         self,
@@ -349,19 +366,26 @@ class _Walker:
                 N if widens else V,
                 V if widens else N,
             )
-        ob, nb = dict(self.branches(o, self.old)), dict(self.branches(n, self.new))
-        left, right = sorted(ob.keys() - nb.keys()), sorted(nb.keys() - ob.keys())
-        pairs = [(k, k, k) for k in sorted(ob.keys() & nb.keys())]
+        ob, nb = self.branches(o, self.old), self.branches(n, self.new)
+        left = [k for k in ob if k not in nb]
+        right = [k for k in nb if k not in ob]
+        pairs = [(nb[k][0], ob[k][1], nb[k][1]) for k in nb if k in ob]
         if len(left) == len(right):
-            # Same number of unmatched branches: compare them in order (e.g. a renamed class).
-            pairs += [(f"{a}|{b}", a, b) for a, b in zip(left, right, strict=True)]
+            # As many unmatched branches on both sides: compare them in order (a renamed class,
+            # an edited untitled branch).
+            pairs += [
+                (f"{ob[a][0]}|{nb[b][0]}" if ob[a][0] != nb[b][0] else nb[b][0], ob[a][1], nb[b][1])
+                for a, b in zip(left, right, strict=True)
+            ]
             left = right = []
-        for label, a, b in pairs:
-            self.walk(ob[a], nb[b], [*path, f"({label})"], stack)
-        for label in left:
-            self.add([*path, f"({label})"], "VARIANT_REMOVED", f"{o_kind} branch removed", V, N)
-        for label in right:
-            self.add([*path, f"({label})"], "VARIANT_ADDED", f"{n_kind} branch added", N, V)
+        for label, old_branch, new_branch in pairs:
+            self.walk(old_branch, new_branch, [*path, f"({label})"], stack)
+        for key in left:
+            where = [*path, f"({ob[key][0]})"]
+            self.add(where, "VARIANT_REMOVED", f"{o_kind} branch removed", V, N)
+        for key in right:
+            where = [*path, f"({nb[key][0]})"]
+            self.add(where, "VARIANT_ADDED", f"{n_kind} branch added", N, V)
 
 
 def compare_schemas(

@@ -30,10 +30,16 @@ def _apply(case: dict[str, Any], tmp_path: Path) -> tuple[Path, Path]:
     new = tmp_path / "new" / base.name
     shutil.copytree(base, old)
     shutil.copytree(base, new)
-    for rel, ops in case.get("edit", {}).items():
-        path = new / rel
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        path.write_text(json.dumps(jsonpatch.apply_patch(doc, ops)), encoding="utf-8")
+    edits = [
+        (old, case.get("setup", {})),
+        (new, case.get("setup", {})),
+        (new, case.get("edit", {})),
+    ]
+    for root, patches in edits:
+        for rel, ops in patches.items():
+            path = root / rel
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            path.write_text(json.dumps(jsonpatch.apply_patch(doc, ops)), encoding="utf-8")
     for rel in case.get("reformat", []):
         path = new / rel
         doc = json.loads(path.read_text(encoding="utf-8"))
