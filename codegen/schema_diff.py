@@ -178,11 +178,16 @@ class _Walker:
             lost = sorted(t for t in o_set if not _covered(t, n_set))
             gained = sorted(t for t in n_set if not _covered(t, o_set))
             if lost or gained:
-                rule = "TYPE_CHANGED" if lost and gained else "TYPE_NARROWED" if lost else ""
-                message = f"type {sorted(o_set)} → {sorted(n_set)}"
-                self.add(
-                    path, rule or "TYPE_WIDENED", message, V if lost else N, V if gained else N
+                rule = (
+                    "TYPE_CHANGED"
+                    if lost and gained
+                    else "TYPE_NARROWED"
+                    if lost
+                    else "TYPE_WIDENED"
                 )
+                shown = [", ".join(sorted(t)) if t is not None else "any" for t in (ot, nt)]
+                message = f"type {shown[0]} → {shown[1]}"
+                self.add(path, rule, message, V if lost else N, V if gained else N)
         ov, nv = _values(old), _values(new)
         if ov is None and nv is None:
             return
