@@ -36,14 +36,18 @@ class Impact(enum.IntFlag):
     OLD_SERVERS = 2
 
     @property
+    def broken(self) -> list[str]:
+        """``["old-clients"]``, ``["old-servers"]``, both, or ``[]`` (safe)."""
+        return [_AUDIENCE[flag] for flag in Impact if self & flag]
+
+    @property
     def label(self) -> str:
         """``safe``, ``breaking for old clients``, ``… for old servers`` or both."""
-        names = [n for flag, n in ((1, "clients"), (2, "servers")) if self & flag]
-        if not names:
-            return "safe"
-        return "breaking for old " + " and ".join(names)
+        names = [name.removeprefix("old-") for name in self.broken]
+        return "breaking for old " + " and ".join(names) if names else "safe"
 
 
+_AUDIENCE: Final = {Impact.OLD_CLIENTS: "old-clients", Impact.OLD_SERVERS: "old-servers"}
 SAFE: Final = Impact(0)
 BOTH: Final = Impact.OLD_CLIENTS | Impact.OLD_SERVERS
 MODES: Final = {"backward": Impact.OLD_CLIENTS, "forward": Impact.OLD_SERVERS, "full": BOTH}

@@ -189,9 +189,7 @@ def diff_command(
             "changes": [
                 {
                     "class": change.impact.label,
-                    "breaks": [
-                        n for f, n in ((1, "old-clients"), (2, "old-servers")) if change.impact & f
-                    ],
+                    "breaks": change.impact.broken,
                     "subject": change.subject,
                     "part": change.part,
                     "path": change.path,
