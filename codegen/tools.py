@@ -91,9 +91,13 @@ def export_asyncapi_command(
     text = dumps(export_asyncapi(contract, builtins=builtins, api_version=api_version))
     if out is None:
         stream.write(text)
-    else:
+        return 0
+    try:
         out.write_bytes(text.encode("utf-8"))
-        print(f"wrote {out}", file=stream)
+    except OSError as exc:
+        print(f"cannot write {out}: {exc.strerror}", file=stream)
+        return 2
+    print(f"wrote {out}", file=stream)
     return 0
 
 
@@ -139,6 +143,8 @@ def contract_source(spec: str, like: Path) -> Iterator[Path]:
     if top.returncode != 0:
         raise SourceError(f"{spec!r} is not a directory, and {anchor} is not in a git repository")
     root = Path(top.stdout.decode().strip())
+    if _git(root, "rev-parse", "--verify", "--quiet", rev + "^{commit}").returncode != 0:
+        raise SourceError(f"{spec!r} is neither a directory nor a git revision of {root}")
     rel = path.strip("/") if sep else Path(os.path.relpath(like.resolve(), root)).as_posix()
     archive = _git(root, "archive", "--format=tar", rev, "--", rel)
     if archive.returncode != 0:

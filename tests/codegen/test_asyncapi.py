@@ -145,6 +145,9 @@ def test_cli_writes_file_and_refuses_missing_builtins(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "built-in contract not found" in stream.getvalue()
+    stream = io.StringIO()
+    assert export_asyncapi_command(GOLDEN, out=tmp_path / "no" / "dir.json", stdout=stream) == 2
+    assert stream.getvalue().startswith(f"cannot write {tmp_path / 'no' / 'dir.json'}: ")
 
 
 def test_output_does_not_depend_on_hash_seed(tmp_path: Path) -> None:

@@ -157,11 +157,20 @@ def test_git_revision_keeps_directory_name(repo: Path) -> None:
     assert not old_dir.exists()
 
 
-def test_bad_revision_and_bad_mode_exit_2(repo: Path) -> None:
+def test_bad_revision_and_bad_mode_exit_2(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     stream = io.StringIO()
     assert diff_command("no-such-rev", repo, stdout=stream) == 2
-    assert "cannot read app/contract at git revision 'no-such-rev'" in stream.getvalue()
-    with pytest.raises(SourceError), contract_source("HEAD~1:app/missing", repo):
+    assert "'no-such-rev' is neither a directory nor a git revision of" in stream.getvalue()
+    stream = io.StringIO()
+    assert diff_command("HEAD~1:app/missing", repo, stdout=stream) == 2
+    assert "cannot read app/missing at git revision 'HEAD~1'" in stream.getvalue()
+    plain = tmp_path_factory.mktemp("plain")
+    with (
+        pytest.raises(SourceError, match="not in a git repository"),
+        contract_source("HEAD", plain),
+    ):
         pass
     stream = io.StringIO()
     assert diff_command(str(repo), repo, mode="sideways", stdout=stream) == 2
