@@ -3,10 +3,15 @@
 * Heartbeat every ``instance_heartbeat_interval`` with TTL ``instance_ttl`` (§13.3).
 * Sweep every ``instance_sweep_interval``: the backend atomically claims each instance whose
   heartbeat lapsed (exactly one claimer) and removes its connections' state (§13.4).
-* Self-fencing (§13.5): when the heartbeat reports that this instance had been presumed dead, or
-  the backend stayed unreachable for longer than ``backend_grace``, every local connection is
-  closed with 4002 (its backend state may be gone) and new upgrades are refused (503) until a
-  heartbeat succeeds again (the backend re-registers the instance on that heartbeat).
+* Self-fencing (§13.5): when the heartbeat reports that this instance had been presumed dead
+  or its registration was lost (Redis restarted empty), or the backend stayed unreachable for
+  longer than ``backend_grace``, every local connection is closed with 4002 (its backend state
+  may be gone) and new upgrades are refused (503) until a heartbeat succeeds again (the backend
+  re-registers the instance on that heartbeat).
+* Recovery is prompt whatever the outage length: while the backend is unreachable the heartbeat
+  probes every ``probe_interval`` instead of every ``heartbeat_interval``, and the server runs
+  :meth:`InstanceMonitor.beat` as soon as the backend reports it is back. Beats never overlap, so
+  the one that finds the registration lost fences before any later beat reports success.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class InstanceMonitor:
         ttl: Heartbeat TTL in ms (must exceed the interval).
         sweep_interval: ms between dead-instance sweeps.
         backend_grace: ms of backend unavailability tolerated before fencing.
+        probe_interval: ms between heartbeats while the backend is unreachable (at most
+            ``heartbeat_interval``).
         fence: Called with a reason to close every local connection with 4002.
         log: Logger.
         clock: Monotonic clock in seconds (the event loop's by default).
@@ -46,6 +53,7 @@ class InstanceMonitor:
         ttl: int,
         sweep_interval: int,
         backend_grace: int,
+        probe_interval: int | None = None,
         fence: Callable[[str], Awaitable[None]],
         log: logging.Logger,
         clock: Callable[[], float] | None = None,
@@ -57,6 +65,12 @@ class InstanceMonitor:
         self.ttl = ttl
         self.sweep_interval = sweep_interval
         self.backend_grace = backend_grace
+        self.probe_interval = min(
+            probe_interval if probe_interval is not None else heartbeat_interval,
+            heartbeat_interval,
+        )
+        self._beating = asyncio.Lock()
+        self._heartbeat: Periodic | None = None
         self._fence = fence
         self._log = log
         self._clock = clock
@@ -75,8 +89,9 @@ class InstanceMonitor:
 
     async def start(self) -> None:
         """Start the heartbeat and sweep loops."""
+        self._heartbeat = Periodic("mesh-heartbeat", self._beat_interval_s(), self.beat, self._log)
         self._loops = [
-            Periodic("mesh-heartbeat", self.heartbeat_interval / 1000, self.beat, self._log),
+            self._heartbeat,
             Periodic("mesh-instance-sweep", self.sweep_interval / 1000, self.sweep, self._log),
         ]
         for loop in self._loops:
@@ -93,28 +108,46 @@ class InstanceMonitor:
         """Whether the backend is currently considered unreachable."""
         return self.down_since is not None
 
-    async def beat(self) -> None:
-        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5)."""
+    def _beat_interval_s(self) -> float:
+        interval = self.probe_interval if self.down_since is not None else self.heartbeat_interval
+        return interval / 1000
+
+    async def beat(self) -> bool:
+        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5).
+
+        Returns:
+            ``True`` if the backend answered and the instance's state survived; ``False`` if it
+            is unreachable or this beat fenced the instance (its connections are closing).
+        """
+        async with self._beating:
+            try:
+                return await self._beat()
+            finally:
+                if self._heartbeat is not None:
+                    self._heartbeat.interval_s = self._beat_interval_s()
+
+    async def _beat(self) -> bool:
         try:
             alive = await self._backend.heartbeat(self.ttl)
         except Exception as exc:
             now = self._now()
             if self.down_since is None:
                 self.down_since = now
-                self._log.warning("backend unreachable (heartbeat failed: %s)", exc)
+                # The backend logs the outage itself (once); this is the instance's view.
+                self._log.debug("heartbeat failed: %s", exc)
             elif not self.fenced and (now - self.down_since) * 1000 > self.backend_grace:
                 self.fenced = True
                 await self._fence("backend unreachable for longer than backend_grace")
-            return
-        if self.down_since is not None:
-            self._log.info("backend reachable again")
+            return False
         self.down_since = None
         if not alive:
-            # The instance was presumed dead and cleaned up: its connections' state is gone.
+            # Presumed dead and cleaned up, or the store came back empty: the connections'
+            # backend state is gone, so they must reconnect (§13.5) rather than be resynced.
             self.fenced = True
-            await self._fence("instance heartbeat had lapsed")
+            await self._fence("instance registration was lost")
         # The heartbeat re-created the registration: accept connections again.
         self.fenced = False
+        return alive
 
     async def sweep(self) -> None:
         """Run one dead-instance sweep (PROTOCOL §13.4)."""

@@ -71,10 +71,10 @@ async def test_lapsed_heartbeat_fences_then_accepts_again() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
     monitor = make(backend, clock, fences)
     backend.beats = [True, False]
-    await monitor.beat()
+    assert await monitor.beat()
     assert fences == []
-    await monitor.beat()
-    assert fences == ["instance heartbeat had lapsed"]
+    assert not await monitor.beat()  # this beat fenced: the connections are closing
+    assert fences == ["instance registration was lost"]
     # The heartbeat re-created the registration: new connections are accepted again.
     assert not monitor.fenced
 
@@ -130,3 +130,51 @@ async def test_loops_run_and_stop() -> None:
     await monitor.stop()
     assert [loop.running for loop in loops] == [False, False]
     assert monitor._loops == []
+
+
+async def test_beat_reports_outage_and_probes_faster_while_down() -> None:
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(
+        backend, clock, fences, heartbeat_interval=5000, ttl=15000, probe_interval=100
+    )
+    await monitor.start()
+    try:
+        heartbeat = monitor._loops[0]
+        assert heartbeat.interval_s == 5.0
+        backend.beats = [UnavailableError("down")]
+        assert not await monitor.beat()
+        assert heartbeat.interval_s == 0.1  # the return of the backend is seen within 100 ms
+        assert await monitor.beat()
+        assert heartbeat.interval_s == 5.0
+    finally:
+        await monitor.stop()
+
+
+async def test_probe_interval_is_at_most_the_heartbeat_interval() -> None:
+    monitor = make(FakeBackend(), Clock(), [], probe_interval=10_000)
+    assert monitor.probe_interval == monitor.heartbeat_interval
+
+
+async def test_beats_never_overlap() -> None:
+    """The beat that finds the registration lost fences before a later beat reports success."""
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences)
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def heartbeat(ttl_ms: int) -> bool:
+        first = not order
+        order.append("start")
+        if first:
+            await gate.wait()
+        order.append("end")
+        return not first  # the first beat finds the registration lost
+
+    backend.heartbeat = heartbeat  # type: ignore[method-assign]
+    first = asyncio.create_task(monitor.beat())
+    second = asyncio.create_task(monitor.beat())
+    await eventually(lambda: order == ["start"])
+    gate.set()
+    assert await asyncio.gather(first, second) == [False, True]
+    assert order == ["start", "end", "start", "end"]
+    assert fences == ["instance registration was lost"]
