@@ -259,6 +259,8 @@ class RedisBackend(Backend):
         """Refresh the heartbeat; ``False`` if it had lapsed or the registration was lost."""
         async with self._guard("heartbeat"):
             existed = await self._register_instance(ttl_ms)
+        # The heartbeat runs every probe interval during an outage: it notices the end.
+        self.health.succeeded()
         lost, self._registration_lost = self._registration_lost, False
         return existed and not lost
 

@@ -79,7 +79,8 @@ async def unavailable_on_failure(
     Args:
         timeout_s: The operation deadline in seconds.
         operation: What the block does, for the log (never sent to clients).
-        health: Told about the outcome: a translated failure or a normal exit.
+        health: Told about a translated failure (successes are reported by callers that know
+            Redis answered: heartbeats and pub/sub (re)subscriptions).
 
     Raises:
         UnavailableError: Redis failed transiently, is unreachable, or the deadline passed; its
@@ -95,8 +96,6 @@ async def unavailable_on_failure(
             raise
         detail = f"Redis backend: {operation} failed ({type(exc).__name__}: {exc})"
         raise _failure(detail, health) from exc
-    if health is not None:
-        health.succeeded()
 
 
 def _failure(detail: str, health: Health | None) -> UnavailableError:

@@ -52,7 +52,11 @@ class Health:
             self._log.warning("Redis backend outage started: %s", detail)
 
     def succeeded(self) -> None:
-        """Record a success; it ends the current outage (logged with its duration)."""
+        """Record that Redis answered; it ends the current outage (logged with its duration).
+
+        Called only where an answer is certain (a heartbeat, a confirmed pub/sub subscription),
+        not on every operation: some operations finish without reaching Redis at all.
+        """
         if self.down_since is None:
             return
         duration = self._clock() - self.down_since

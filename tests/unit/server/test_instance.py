@@ -134,9 +134,7 @@ async def test_loops_run_and_stop() -> None:
 
 async def test_beat_reports_outage_and_probes_faster_while_down() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
-    monitor = make(
-        backend, clock, fences, heartbeat_interval=5000, ttl=15000, probe_interval=100
-    )
+    monitor = make(backend, clock, fences, heartbeat_interval=5000, ttl=15000, probe_interval=100)
     await monitor.start()
     try:
         heartbeat = monitor._loops[0]
