@@ -8,10 +8,11 @@
   longer than ``backend_grace``, every local connection is closed with 4002 (its backend state
   may be gone) and new upgrades are refused (503) until a heartbeat succeeds again (the backend
   re-registers the instance on that heartbeat).
-* Recovery is prompt whatever the outage length: while the backend is unreachable the heartbeat
-  probes every ``probe_interval`` instead of every ``heartbeat_interval``, and the server runs
-  :meth:`InstanceMonitor.beat` as soon as the backend reports it is back. Beats never overlap, so
-  the one that finds the registration lost fences before any later beat reports success.
+* Recovery is prompt whatever the outage length: while the backend is unreachable (a heartbeat
+  failed, or the server reported a failed operation with :meth:`InstanceMonitor.report_unavailable`)
+  an extra beat runs every ``probe_interval``, and the server runs :meth:`InstanceMonitor.beat` as
+  soon as the backend reports it is back. Beats never overlap, so the one that finds the
+  registration lost fences before any later beat reports success.
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ class InstanceMonitor:
             heartbeat_interval,
         )
         self._beating = asyncio.Lock()
-        self._heartbeat: Periodic | None = None
         self._fence = fence
         self._log = log
         self._clock = clock
@@ -88,17 +88,17 @@ class InstanceMonitor:
         return asyncio.get_running_loop().time()
 
     async def start(self) -> None:
-        """Start the heartbeat and sweep loops."""
-        self._heartbeat = Periodic("mesh-heartbeat", self._beat_interval_s(), self.beat, self._log)
+        """Start the heartbeat, probe and sweep loops."""
         self._loops = [
-            self._heartbeat,
+            Periodic("mesh-heartbeat", self.heartbeat_interval / 1000, self.beat, self._log),
+            Periodic("mesh-backend-probe", self.probe_interval / 1000, self._probe, self._log),
             Periodic("mesh-instance-sweep", self.sweep_interval / 1000, self.sweep, self._log),
         ]
         for loop in self._loops:
             loop.start()
 
     async def stop(self) -> None:
-        """Stop both loops (between steps: a backend call in flight is never cancelled)."""
+        """Stop the loops (between steps: a backend call in flight is never cancelled)."""
         loops, self._loops = self._loops, []
         for loop in loops:
             await loop.stop()
@@ -108,9 +108,19 @@ class InstanceMonitor:
         """Whether the backend is currently considered unreachable."""
         return self.down_since is not None
 
-    def _beat_interval_s(self) -> float:
-        interval = self.probe_interval if self.down_since is not None else self.heartbeat_interval
-        return interval / 1000
+    def report_unavailable(self) -> None:
+        """Note that a backend operation failed: refuse upgrades (503) and probe until it answers.
+
+        Without this, the outage would only be noticed at the next regular heartbeat, and
+        connections opened meanwhile would fail registration (close 1011) instead of being
+        answered 503 before the upgrade (PROTOCOL §5.2).
+        """
+        if self.down_since is None:
+            self.down_since = self._now()
+
+    async def _probe(self) -> None:
+        if self.down_since is not None:
+            await self.beat()
 
     async def beat(self) -> bool:
         """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5).
@@ -120,11 +130,7 @@ class InstanceMonitor:
             is unreachable or this beat fenced the instance (its connections are closing).
         """
         async with self._beating:
-            try:
-                return await self._beat()
-            finally:
-                if self._heartbeat is not None:
-                    self._heartbeat.interval_s = self._beat_interval_s()
+            return await self._beat()
 
     async def _beat(self) -> bool:
         try:

@@ -509,8 +509,11 @@ class MeshServer(FeatureAPI):
         try:
             await self.backend.register_connection(connection_id, transport.accepted)
         except UnavailableError:
-            # The outage is logged once by the backend; a refused connection is no news.
+            # The outage is logged once by the backend; a refused connection is no news. Later
+            # upgrades are answered 503 until the monitor's probe reaches the backend again.
             self._log.debug("registering connection %s failed: backend unavailable", connection_id)
+            if self._instance is not None:
+                self._instance.report_unavailable()
             transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
             await transport.wait_closed()
             return

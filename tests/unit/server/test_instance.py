@@ -126,24 +126,25 @@ async def test_loops_run_and_stop() -> None:
     await asyncio.wait_for(swept.wait(), 5)
     await eventually(lambda: backend.heartbeat_calls >= 2)
     loops = list(monitor._loops)
-    assert [loop.running for loop in loops] == [True, True]
+    assert [loop.running for loop in loops] == [True, True, True]
     await monitor.stop()
-    assert [loop.running for loop in loops] == [False, False]
+    assert [loop.running for loop in loops] == [False, False, False]
     assert monitor._loops == []
 
 
-async def test_beat_reports_outage_and_probes_faster_while_down() -> None:
+async def test_probe_beats_only_while_the_backend_is_down() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
-    monitor = make(backend, clock, fences, heartbeat_interval=5000, ttl=15000, probe_interval=100)
+    monitor = make(backend, clock, fences, heartbeat_interval=60_000, ttl=120_000, probe_interval=5)
     await monitor.start()
     try:
-        heartbeat = monitor._loops[0]
-        assert heartbeat.interval_s == 5.0
-        backend.beats = [UnavailableError("down")]
-        assert not await monitor.beat()
-        assert heartbeat.interval_s == 0.1  # the return of the backend is seen within 100 ms
-        assert await monitor.beat()
-        assert heartbeat.interval_s == 5.0
+        assert backend.heartbeat_calls == 0  # regular heartbeat is a minute away; no probing
+        monitor.report_unavailable()  # e.g. a connection's registration failed
+        assert monitor.unavailable  # upgrades are answered 503 from now on
+        down = UnavailableError("down")
+        backend.beats = [down, down]
+        await eventually(lambda: not monitor.unavailable)  # probed until the backend answered
+        assert backend.heartbeat_calls == 3
+        assert not monitor.fenced
     finally:
         await monitor.stop()
 
