@@ -618,11 +618,16 @@ class MeshServer(FeatureAPI):
             try:
                 # None keeps stored metadata (a store that lost it was fenced just above).
                 await self.backend.reregister_connections(dict.fromkeys(live))
+            except UnavailableError:
+                # Lost again: logged once by the backend; its next reconnect recovers again.
+                self._log.debug("re-registering connections after recovery failed: unavailable")
             except Exception:
                 self._log.exception("re-registering connections after recovery failed")
         for feature in self._features:
             try:
                 await feature.on_backend_recovered()
+            except UnavailableError:
+                self._log.debug("feature recovery failed: backend unavailable")
             except Exception:
                 self._log.exception("feature recovery failed")
 
