@@ -40,7 +40,12 @@ from mesh_sdk.errors import MeshAuthenticationError
 from mesh_sdk.events import Callback, CallbackDispatcher, EventEmitter
 from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import MeshConnectionError, MeshError
-from mesh_sdk.reconnect import Backoff, should_reconnect, should_reconnect_after_status
+from mesh_sdk.reconnect import (
+    UNAVAILABLE_STATUS,
+    Backoff,
+    should_reconnect,
+    should_reconnect_after_status,
+)
 from mesh_sdk.session import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Assigned,
@@ -108,6 +113,10 @@ class MeshClient(SubscriptionAPI):
         should_reconnect: Reconnect after unexpected closes (§14, §16).
         reconnect_base_delay: First backoff ceiling (ms); doubles per attempt.
         reconnect_max_delay: Cap of the backoff ceiling (ms).
+        reconnect_unavailable_delay: Cap of the backoff ceiling (ms) after an upgrade answered
+            HTTP 503: the server is up but cannot register connections yet (e.g. its backend is
+            recovering), so it is asked again soon; a long outage then costs at most this much
+            extra delay once the server serves again.
         max_reconnect_attempts: Give up after this many failed attempts in a row (``None``:
             never give up, the default).
         command_timeout: Default command timeout (ms); ``None`` for none.
@@ -134,6 +143,7 @@ class MeshClient(SubscriptionAPI):
         should_reconnect: bool = True,
         reconnect_base_delay: float = 500,
         reconnect_max_delay: float = 30_000,
+        reconnect_unavailable_delay: float = 1000,
         max_reconnect_attempts: int | None = None,
         command_timeout: float | None = 30_000,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
@@ -152,6 +162,8 @@ class MeshClient(SubscriptionAPI):
         self.contract = contract
         self._should_reconnect = should_reconnect
         self._max_reconnect_attempts = max_reconnect_attempts
+        self._unavailable_delay = reconnect_unavailable_delay
+        self._upgrade_status: int | None = None
         self._command_timeout = command_timeout
         self._max_message_size = max_message_size
         self._open_timeout = open_timeout
@@ -366,6 +378,7 @@ class MeshClient(SubscriptionAPI):
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
+            self._upgrade_status = status
             if not should_reconnect_after_status(status):
                 raise MeshAuthenticationError(status=status) from exc
             raise MeshConnectionError(f"upgrade to {self.url} answered HTTP {status}") from exc
@@ -445,7 +458,11 @@ class MeshClient(SubscriptionAPI):
                 self.last_error = error
                 self._emitter.emit("reconnect_failed", error)
                 return None
-            delay = self._session.next_reconnect_delay()
+            unavailable = self._upgrade_status == UNAVAILABLE_STATUS
+            delay = self._session.next_reconnect_delay(
+                self._unavailable_delay if unavailable else None
+            )
+            self._upgrade_status = None
             if await self._wait_closing(delay / 1000):
                 return None
             try:

@@ -13,6 +13,7 @@ from typing import Final
 
 __all__ = [
     "DO_NOT_RECONNECT_CODES",
+    "UNAVAILABLE_STATUS",
     "Backoff",
     "should_reconnect",
     "should_reconnect_after_status",
@@ -40,6 +41,11 @@ def should_reconnect(code: int | None) -> bool:
     if code in DO_NOT_RECONNECT_CODES:
         return False
     return not 4500 <= code <= 4999
+
+
+UNAVAILABLE_STATUS: Final = 503
+"""HTTP status of a server that is up but cannot register connections yet (§5.1): it is asked
+again soon (``reconnect_unavailable_delay``) rather than after the full backoff."""
 
 
 def should_reconnect_after_status(status: int) -> bool:
@@ -77,6 +83,14 @@ class Backoff:
         exponent = min(max(attempt, 0), 62)
         return float(min(self.max_delay, self.base_delay * (2**exponent)))
 
-    def delay(self, attempt: int) -> float:
-        """Return a random delay in milliseconds in ``[0, ceiling(attempt)]``."""
-        return self._rng() * self.ceiling(attempt)
+    def delay(self, attempt: int, cap: float | None = None) -> float:
+        """Return a random delay in milliseconds in ``[0, ceiling(attempt)]``.
+
+        Args:
+            attempt: The 0-based attempt number.
+            cap: A lower ceiling in milliseconds for this attempt only (e.g. after HTTP 503).
+        """
+        ceiling = self.ceiling(attempt)
+        if cap is not None:
+            ceiling = min(ceiling, max(cap, 0.0))
+        return self._rng() * ceiling

@@ -314,9 +314,13 @@ class ClientSession(Generic[H]):
         self._outbox.clear()
         return failures
 
-    def next_reconnect_delay(self) -> float:
-        """Return the delay (ms) before the next reconnect attempt and count the attempt."""
-        delay = self.backoff.delay(self.reconnect_attempt)
+    def next_reconnect_delay(self, cap: float | None = None) -> float:
+        """Return the delay (ms) before the next reconnect attempt and count the attempt.
+
+        Args:
+            cap: A lower backoff ceiling (ms) for this attempt, e.g. after HTTP 503.
+        """
+        delay = self.backoff.delay(self.reconnect_attempt, cap)
         self.reconnect_attempt += 1
         return delay
 

@@ -116,7 +116,8 @@ class BackendChannels:
                 try:
                     await self._core.backend.unsubscribe(channel)
                 except UnavailableError:
-                    self._core.log.warning(
+                    # Debug only: the outage itself is logged once by the backend.
+                    self._core.log.debug(
                         "could not unsubscribe from %r; retried on recovery", channel
                     )
                     return

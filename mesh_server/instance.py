@@ -3,10 +3,16 @@
 * Heartbeat every ``instance_heartbeat_interval`` with TTL ``instance_ttl`` (§13.3).
 * Sweep every ``instance_sweep_interval``: the backend atomically claims each instance whose
   heartbeat lapsed (exactly one claimer) and removes its connections' state (§13.4).
-* Self-fencing (§13.5): when the heartbeat reports that this instance had been presumed dead, or
-  the backend stayed unreachable for longer than ``backend_grace``, every local connection is
-  closed with 4002 (its backend state may be gone) and new upgrades are refused (503) until a
-  heartbeat succeeds again (the backend re-registers the instance on that heartbeat).
+* Self-fencing (§13.5): when the heartbeat reports that this instance had been presumed dead
+  or its registration was lost (Redis restarted empty), or the backend stayed unreachable for
+  longer than ``backend_grace``, every local connection is closed with 4002 (its backend state
+  may be gone) and new upgrades are refused (503) until a heartbeat succeeds again (the backend
+  re-registers the instance on that heartbeat).
+* Recovery is prompt whatever the outage length: while the backend is unreachable (a heartbeat
+  failed, or the server reported a failed operation with :meth:`InstanceMonitor.report_unavailable`)
+  an extra beat runs every ``probe_interval``, and the server runs :meth:`InstanceMonitor.beat` as
+  soon as the backend reports it is back. Beats never overlap, so the one that finds the
+  registration lost fences before any later beat reports success.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class InstanceMonitor:
         ttl: Heartbeat TTL in ms (must exceed the interval).
         sweep_interval: ms between dead-instance sweeps.
         backend_grace: ms of backend unavailability tolerated before fencing.
+        probe_interval: ms between heartbeats while the backend is unreachable (at most
+            ``heartbeat_interval``).
         fence: Called with a reason to close every local connection with 4002.
         log: Logger.
         clock: Monotonic clock in seconds (the event loop's by default).
@@ -46,6 +54,7 @@ class InstanceMonitor:
         ttl: int,
         sweep_interval: int,
         backend_grace: int,
+        probe_interval: int | None = None,
         fence: Callable[[str], Awaitable[None]],
         log: logging.Logger,
         clock: Callable[[], float] | None = None,
@@ -57,6 +66,11 @@ class InstanceMonitor:
         self.ttl = ttl
         self.sweep_interval = sweep_interval
         self.backend_grace = backend_grace
+        self.probe_interval = min(
+            probe_interval if probe_interval is not None else heartbeat_interval,
+            heartbeat_interval,
+        )
+        self._beating = asyncio.Lock()
         self._fence = fence
         self._log = log
         self._clock = clock
@@ -74,16 +88,17 @@ class InstanceMonitor:
         return asyncio.get_running_loop().time()
 
     async def start(self) -> None:
-        """Start the heartbeat and sweep loops."""
+        """Start the heartbeat, probe and sweep loops."""
         self._loops = [
             Periodic("mesh-heartbeat", self.heartbeat_interval / 1000, self.beat, self._log),
+            Periodic("mesh-backend-probe", self.probe_interval / 1000, self._probe, self._log),
             Periodic("mesh-instance-sweep", self.sweep_interval / 1000, self.sweep, self._log),
         ]
         for loop in self._loops:
             loop.start()
 
     async def stop(self) -> None:
-        """Stop both loops (between steps: a backend call in flight is never cancelled)."""
+        """Stop the loops (between steps: a backend call in flight is never cancelled)."""
         loops, self._loops = self._loops, []
         for loop in loops:
             await loop.stop()
@@ -93,28 +108,52 @@ class InstanceMonitor:
         """Whether the backend is currently considered unreachable."""
         return self.down_since is not None
 
-    async def beat(self) -> None:
-        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5)."""
+    def report_unavailable(self) -> None:
+        """Note that a backend operation failed: refuse upgrades (503) and probe until it answers.
+
+        Without this, the outage would only be noticed at the next regular heartbeat, and
+        connections opened meanwhile would fail registration (close 1011) instead of being
+        answered 503 before the upgrade (PROTOCOL §5.2).
+        """
+        if self.down_since is None:
+            self.down_since = self._now()
+
+    async def _probe(self) -> None:
+        if self.down_since is not None:
+            await self.beat()
+
+    async def beat(self) -> bool:
+        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5).
+
+        Returns:
+            ``True`` if the backend answered and the instance's state survived; ``False`` if it
+            is unreachable or this beat fenced the instance (its connections are closing).
+        """
+        async with self._beating:
+            return await self._beat()
+
+    async def _beat(self) -> bool:
         try:
             alive = await self._backend.heartbeat(self.ttl)
         except Exception as exc:
             now = self._now()
             if self.down_since is None:
                 self.down_since = now
-                self._log.warning("backend unreachable (heartbeat failed: %s)", exc)
+                # The backend logs the outage itself (once); this is the instance's view.
+                self._log.debug("heartbeat failed: %s", exc)
             elif not self.fenced and (now - self.down_since) * 1000 > self.backend_grace:
                 self.fenced = True
                 await self._fence("backend unreachable for longer than backend_grace")
-            return
-        if self.down_since is not None:
-            self._log.info("backend reachable again")
+            return False
         self.down_since = None
         if not alive:
-            # The instance was presumed dead and cleaned up: its connections' state is gone.
+            # Presumed dead and cleaned up, or the store came back empty: the connections'
+            # backend state is gone, so they must reconnect (§13.5) rather than be resynced.
             self.fenced = True
-            await self._fence("instance heartbeat had lapsed")
+            await self._fence("instance registration was lost")
         # The heartbeat re-created the registration: accept connections again.
         self.fenced = False
+        return alive
 
     async def sweep(self) -> None:
         """Run one dead-instance sweep (PROTOCOL §13.4)."""

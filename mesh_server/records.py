@@ -406,6 +406,11 @@ class RecordManager:
         Updates published during the outage were lost; subscribers behind the current version
         get it (a patch-mode client accepts ``full``). A record deleted meanwhile ends its
         subscriptions with ``mesh/record-deleted``.
+
+        A lost store is not a deletion: when Redis came back empty, the server has already
+        fenced (§13.5) every connection that subscribed before, before calling this, so the
+        version comparison below only ever sees subscriptions made against the current store.
+        Closing connections are skipped.
         """
         await self._pubsub.resync(self._pubsub.channels(self._prefix))
         for record_id in list(self._subs):
@@ -417,6 +422,9 @@ class RecordManager:
             update = {"t": "update", "recordId": record_id, "version": version, "value": value}
             update_frames = _Frames(update)
             for cid, sub in list(subs.items()):
+                connection = self._core.local_connection(cid)
+                if connection is None or connection.closed:
+                    continue  # fenced: its state is gone and its client resubscribes
                 event, frames = update, update_frames
                 if (version == 0 and sub.acked > 0) or 0 < version < sub.acked:
                     # Deleted (maybe re-created) during the outage: the subscription ends.

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mesh_sdk.protocol.codec import encode_push
+from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends import create_backend
 from mesh_server.backends.base import Backend
 from mesh_server.connection import Connection
@@ -106,6 +107,8 @@ class MeshServer(FeatureAPI):
         instance_ttl: Heartbeat TTL in ms.
         instance_sweep_interval: ms between dead-instance sweeps (PROTOCOL §13.4).
         backend_grace: ms of backend unavailability before self-fencing (PROTOCOL §13.5).
+        backend_probe_interval: ms between heartbeats while the backend is unreachable, so
+            that its return is noticed promptly; upgrades are answered 503 meanwhile.
         debug: Send unexpected exceptions' text to clients (development only).
         authenticate: Upgrade hook (PROTOCOL §5.1).
         allowed_origins: ``Origin`` allow-list (others get 403); ``None`` allows any.
@@ -141,6 +144,7 @@ class MeshServer(FeatureAPI):
         instance_ttl: int = 15_000,
         instance_sweep_interval: int = 5_000,
         backend_grace: int = 30_000,
+        backend_probe_interval: int = 500,
         debug: bool = False,
         authenticate: AuthenticateHook | None = None,
         allowed_origins: Iterable[str] | None = None,
@@ -173,6 +177,7 @@ class MeshServer(FeatureAPI):
         self.instance_ttl = instance_ttl
         self.instance_sweep_interval = instance_sweep_interval
         self.backend_grace = backend_grace
+        self.backend_probe_interval = backend_probe_interval
         self.debug = debug
         self.authenticate = authenticate
         self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
@@ -380,6 +385,7 @@ class MeshServer(FeatureAPI):
             ttl=self.instance_ttl,
             sweep_interval=self.instance_sweep_interval,
             backend_grace=self.backend_grace,
+            probe_interval=self.backend_probe_interval,
             fence=self._fence,
             log=self._log,
         )
@@ -463,7 +469,9 @@ class MeshServer(FeatureAPI):
     # ------------------------------------------------------------------ connections (§5)
 
     async def _on_upgrade(self, request: UpgradeRequest) -> Any:
-        if self._closing or (self._instance is not None and self._instance.fenced):
+        instance = self._instance
+        if self._closing or (instance is not None and (instance.fenced or instance.unavailable)):
+            # §5.1: the backend cannot register connections now; clients retry soon.
             return Rejection(503, "Service Unavailable")
         max_connections = self._limits.max_connections
         if max_connections is not None and self._conn_count >= max_connections:
@@ -500,6 +508,15 @@ class MeshServer(FeatureAPI):
         # §5.2 step 2: register (routing entry + metadata from §5.1), then hooks.
         try:
             await self.backend.register_connection(connection_id, transport.accepted)
+        except UnavailableError:
+            # The outage is logged once by the backend; a refused connection is no news. Later
+            # upgrades are answered 503 until the monitor's probe reaches the backend again.
+            self._log.debug("registering connection %s failed: backend unavailable", connection_id)
+            if self._instance is not None:
+                self._instance.report_unavailable()
+            transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
+            await transport.wait_closed()
+            return
         except Exception:
             self._log.exception("registering connection %s failed", connection_id)
             transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
@@ -550,7 +567,9 @@ class MeshServer(FeatureAPI):
             tracked = self._tracked_rooms(rooms)
             await backend.unregister_connection(connection_id, tracked)
         except Exception as exc:
-            self._log.warning("cleanup of %s failed, will retry: %s", connection_id, exc)
+            # During an outage every cleanup fails; the outage is logged once by the backend.
+            level = logging.DEBUG if isinstance(exc, UnavailableError) else logging.WARNING
+            self._log.log(level, "cleanup of %s failed, will retry: %s", connection_id, exc)
             return False
         return True
 
@@ -582,23 +601,33 @@ class MeshServer(FeatureAPI):
 
     async def _fence(self, reason: str) -> None:
         # §13.5: close every connection with 4002; their backend state may be gone.
-        self._log.warning(
-            "self-fencing (%s): closing %d connections", reason, len(self._hub.connections)
-        )
+        count = len(self._hub.connections)
+        level = logging.WARNING if count else logging.INFO
+        self._log.log(level, "self-fencing (%s): closing %d connections", reason, count)
         for connection in list(self._hub.connections.values()):
             connection.close(CLOSE_STATE_LOST, "backend state lost")
 
     async def _on_backend_recovered(self) -> None:
-        if self._hub.connections:
+        # §13.5 before §11.5: a store that came back empty lost this instance's registration.
+        # Beating first fences (4002) every connection whose state is gone, so the resync below
+        # never takes a lost store for deleted records, and new upgrades are accepted at once.
+        if self._instance is not None:
+            await self._instance.beat()
+        live = [cid for cid, conn in self._hub.connections.items() if not conn.closed]
+        if live:
             try:
-                # None keeps stored metadata; a store that lost it (empty restart) also lost
-                # the heartbeat, so the instance fences itself (§13.5) and clients reconnect.
-                await self.backend.reregister_connections(dict.fromkeys(self._hub.connections))
+                # None keeps stored metadata (a store that lost it was fenced just above).
+                await self.backend.reregister_connections(dict.fromkeys(live))
+            except UnavailableError:
+                # Lost again: logged once by the backend; its next reconnect recovers again.
+                self._log.debug("re-registering connections after recovery failed: unavailable")
             except Exception:
                 self._log.exception("re-registering connections after recovery failed")
         for feature in self._features:
             try:
                 await feature.on_backend_recovered()
+            except UnavailableError:
+                self._log.debug("feature recovery failed: backend unavailable")
             except Exception:
                 self._log.exception("feature recovery failed")
 

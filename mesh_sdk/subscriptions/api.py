@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.events import CallbackDispatcher, EventEmitter
 from mesh_sdk.protocol.contract import to_jsonable
-from mesh_sdk.protocol.errors import MeshConnectionError, MeshError
+from mesh_sdk.protocol.errors import MeshConnectionError, MeshError, UnavailableError
 from mesh_sdk.subscriptions.channels import ChannelSubscription, MessageDecoder
 from mesh_sdk.subscriptions.presence import (
     PresenceSnapshot,
@@ -48,6 +48,11 @@ logger = logging.getLogger("mesh_sdk")
 
 M = TypeVar("M", bound=BaseModel)
 
+RESTORE_RETRY_FIRST_DELAY = 0.1
+"""Seconds before repeating a re-subscription answered ``EUNAVAILABLE`` (doubles per attempt)."""
+RESTORE_RETRY_MAX_DELAY = 2.0
+"""Longest pause (seconds) between repeats of a re-subscription answered ``EUNAVAILABLE``."""
+
 
 def _identity(value: Any) -> Any:
     return value
@@ -63,6 +68,11 @@ def _text(value: Any) -> str:
 
 def _ids(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _is_current(registry: dict[str, Any], key: str, sub: Any) -> bool:
+    """Whether ``sub`` is still the application's subscription for ``key``."""
+    return registry.get(key) is sub
 
 
 class SubscriptionAPI(ABC):
@@ -561,6 +571,7 @@ class SubscriptionAPI(ABC):
                 {"roomName": room},
                 partial(self._room_answer, handle),
                 partial(self._drop_room, handle),
+                partial(_is_current, self._rooms, room, handle),
             )
             for room, handle in list(self._rooms.items())
         )
@@ -573,6 +584,7 @@ class SubscriptionAPI(ABC):
                         {"roomName": room},
                         partial(self._presence_answer, presence, True),
                         partial(self._drop, self._presence, room, presence),
+                        partial(_is_current, self._presence, room, presence),
                     )
                 )
         for name, channel in list(self._channels.items()):
@@ -584,6 +596,7 @@ class SubscriptionAPI(ABC):
                         {"channel": name},
                         partial(self._channel_answer, channel, False),
                         partial(self._drop, self._channels, name, channel),
+                        partial(_is_current, self._channels, name, channel),
                     )
                 )
         for record_id, record in list(self._records.items()):
@@ -594,6 +607,7 @@ class SubscriptionAPI(ABC):
                         {"recordId": record_id, "mode": record.mode},
                         partial(self._record_answer, record),
                         partial(self._drop, self._records, record_id, record),
+                        partial(_is_current, self._records, record_id, record),
                     )
                 )
         await self._restore_all(steps)
@@ -625,6 +639,7 @@ class SubscriptionAPI(ABC):
         payload: Any,
         on_result: Callable[[Any], Any] | None,
         drop: Callable[[SubscriptionDenied], Any],
+        wanted: Callable[[], bool] | None = None,
     ) -> None:
         try:
             await self._call(command, payload, internal=True, on_result=on_result)
@@ -632,10 +647,49 @@ class SubscriptionAPI(ABC):
             raise
         except SubscriptionDenied as exc:
             drop(exc)
+        except UnavailableError as exc:
+            self._report(exc)
+            if wanted is not None:
+                # The server is up but its backend is not (yet): the subscription is kept and
+                # asked for again, in the background so queued commands are not held up.
+                retry = self._retry_restore(command, payload, on_result, drop, wanted)
+                self._spawn(retry, "mesh-sdk-restore-retry")
         except MeshError as exc:
             self._report(exc)
         except Exception:
             logger.exception("restoring %s failed", command)
+
+    async def _retry_restore(
+        self,
+        command: str,
+        payload: Any,
+        on_result: Callable[[Any], Any] | None,
+        drop: Callable[[SubscriptionDenied], Any],
+        wanted: Callable[[], bool],
+    ) -> None:
+        """Repeat one restore step after ``EUNAVAILABLE`` with backoff until it is answered.
+
+        Ends when the step succeeds or is denied, when the application dropped the subscription,
+        or when the socket closes (the next connection restores everything anyway).
+        """
+        delay = RESTORE_RETRY_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
+            if not wanted():
+                return
+            try:
+                await self._call(command, payload, internal=True, on_result=on_result)
+            except MeshConnectionError:
+                return
+            except SubscriptionDenied as exc:
+                drop(exc)
+                return
+            except UnavailableError:
+                delay = min(delay * 2, RESTORE_RETRY_MAX_DELAY)
+                continue
+            except MeshError as exc:
+                self._report(exc)
+            return
 
     def _drop(self, registry: dict[str, Any], key: str, sub: Any, error: MeshError) -> None:
         if key in registry and registry[key] is sub:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import re
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from mesh_sdk.protocol.errors import UnavailableError
+from mesh_sdk.client import MeshClient
+from mesh_sdk.protocol.errors import MeshError, UnavailableError
+from mesh_sdk.subscriptions.records import RecordSubscription
+from mesh_server import MeshServer
 from mesh_server.backends.messages import inbox_channel
 from mesh_server.backends.redis import RedisBackend
 from tests.support.redis import RedisServer
@@ -127,3 +134,218 @@ async def test_start_fails_fast_when_redis_is_down(own_redis: RedisServer) -> No
     with pytest.raises(UnavailableError):
         await wait_for(backend.start("inst-down", Inbox()))
     await backend.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole stack: a MeshServer on Redis with SDK clients under load; Redis SIGKILLed and restarted
+# empty. Rooms, presence, channels and records must deliver again with no action by the
+# application (PROTOCOL §11.5, §13.5, §14). Intervals are shortened; the measured recovery times
+# are printed (run with -s) and bounded only by the timeout unit.
+
+GRACE_MS = 6000
+"""Test-configured backend_grace: the long outage below exceeds it."""
+
+
+class Probe:
+    """One SDK client subscribed to everything, timing the first delivery of each kind."""
+
+    KINDS = ("channel", "record", "room", "presence")
+
+    def __init__(self, client: MeshClient, record: RecordSubscription[Any]) -> None:
+        self.client = client
+        self.record = record
+        self.since: float | None = None
+        self.first: dict[str, float] = {}
+        self.events = {kind: asyncio.Event() for kind in self.KINDS}
+
+    def mark(self, kind: str) -> None:
+        if self.since is not None and kind not in self.first:
+            self.first[kind] = time.monotonic() - self.since
+            self.events[kind].set()
+
+    def arm(self, since: float) -> None:
+        self.since = since
+        self.first.clear()
+        for event in self.events.values():
+            event.clear()
+
+
+async def _probe(url: str) -> Probe:
+    client = MeshClient(url, ping_timeout=1000)
+    await client.connect()
+    await client.join_room("room:a")
+    presence = await client.subscribe_presence("room:a")
+    record = await client.subscribe_record("writable:x", mode="patch")
+    probe = Probe(client, record)
+    presence.on_update(lambda update: probe.mark("presence") if update.type == "join" else None)
+    await client.subscribe_channel("chat:a", lambda _message: probe.mark("channel"))
+    record.on_change(lambda _change: probe.mark("record"))
+    client.on_push("bc", lambda _payload: probe.mark("room"))
+    return probe
+
+
+async def _load(server: MeshServer, stop: asyncio.Event) -> None:
+    """Server code writing a record, publishing to a channel and a room, outage or not."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        for operation in (
+            server.publish_record_update("writable:x", {"n": n}),
+            server.publish_to_channel("chat:a", f"m{n}"),
+            server.broadcast_room("room:a", "bc", n),
+        ):
+            with contextlib.suppress(UnavailableError):
+                await operation
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.02)  # the load's pace, not synchronisation
+
+
+async def _first_new_connection(url: str) -> tuple[float, MeshClient, list[str]]:
+    """Open fresh connections until one is served (joined a room); return when and failures."""
+    started = time.monotonic()
+    failures: list[str] = []
+    deadline = started + TIMEOUT
+    while True:
+        client = MeshClient(url, should_reconnect=False, open_timeout=TIMEOUT * 1000)
+        try:
+            await client.connect()
+            await client.join_room("room:a")
+            return time.monotonic() - started, client, failures
+        except MeshError as exc:
+            failures.append(str(exc))
+            await client.close()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no connection served in time: {failures[-3:]}") from exc
+            await asyncio.sleep(0.02)  # retry pace of this probe
+
+
+def _shortened_server(url: str) -> MeshServer:
+    """A server whose backend grace and intervals are test-sized (seconds, not tens)."""
+    backend = RedisBackend(
+        url,
+        operation_timeout_ms=OPERATION_TIMEOUT_MS,
+        instance_ttl_ms=3000,
+        reconnect_min_ms=20,
+        reconnect_max_ms=200,
+    )
+    return MeshServer(
+        port=0,
+        backend=backend,
+        backend_grace=GRACE_MS,
+        backend_probe_interval=100,
+        instance_heartbeat_interval=1000,
+        instance_ttl=3000,
+        ping_interval=1000,
+        latency_interval=60_000,
+        close_timeout=1.0,
+        backend_timeout_ms=OPERATION_TIMEOUT_MS,
+    )
+
+
+@pytest.mark.parametrize(
+    "outage_s",
+    [
+        pytest.param(1.0, id="1s"),
+        pytest.param(5.0, id="5s-past-instance-ttl"),
+        pytest.param(GRACE_MS / 1000 + 1.5, id="past-grace"),
+    ],
+)
+async def test_sdk_clients_recover_after_empty_restart(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture, outage_s: float
+) -> None:
+    await _recover_after_empty_restart(
+        own_redis, caplog, outage_s, _shortened_server(own_redis.url)
+    )
+
+
+@pytest.mark.slow
+async def test_sdk_clients_recover_after_35s_outage_with_default_intervals(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reported case: 35 s, longer than the default 30 s grace; every interval default."""
+    server = MeshServer(
+        port=0, redis_url=own_redis.url, ping_interval=1000, latency_interval=60_000
+    )
+    await _recover_after_empty_restart(own_redis, caplog, 35.0, server)
+
+
+async def _recover_after_empty_restart(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture, outage_s: float, server: MeshServer
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mesh_server")
+    server.expose_channel(re.compile(r"chat:.+"))
+    server.track_presence(re.compile(r"room:.+"))
+    server.expose_writable_record(re.compile(r"writable:.+"))
+    await server.start()
+    probes: list[Probe] = []
+    stop = asyncio.Event()
+    load = asyncio.create_task(_load(server, stop))
+    fresh: MeshClient | None = None
+    try:
+        probes = list(await asyncio.gather(*(_probe(server.url) for _ in range(4))))
+        for probe in probes:  # everything flows before the outage
+            probe.arm(time.monotonic())
+        await wait_for(asyncio.gather(*(p.events["record"].wait() for p in probes)))
+
+        own_redis.kill()
+        # §4/item 7: clients get the neutral message, the detail stays in the log.
+        with pytest.raises(UnavailableError) as refused:
+            await wait_for(probes[0].client.publish_record_update("writable:x", {"n": -1}))
+        assert refused.value.message == "service temporarily unavailable"
+        await asyncio.sleep(outage_s)  # the outage itself: Redis is down for this long
+        own_redis.start()
+        back = time.monotonic()
+        for probe in probes:
+            probe.arm(back)
+
+        served_after, fresh, failures = await _first_new_connection(server.url)
+        # "1011 right after Redis returned": only 503 refusals until the instance is ready.
+        assert not [f for f in failures if "1011" in f], failures
+        await wait_for(
+            asyncio.gather(*(e.wait() for p in probes for e in p.events.values())),
+            2 * TIMEOUT,
+        )
+        existing = max(max(p.first.values()) for p in probes)
+        print(
+            f"\noutage {outage_s:.1f} s: new connection served after {served_after:.2f} s, "
+            f"existing clients delivering after {existing:.2f} s "
+            f"(per kind, slowest client: "
+            + ", ".join(f"{k} {max(p.first[k] for p in probes):.2f}" for k in Probe.KINDS)
+            + ")"
+        )
+
+        # A lost store is not a deletion: every record subscription survived and converges.
+        async def converged() -> bool:
+            value, version = await server.get_record("writable:x")
+            return all(p.record.version == version and p.record.raw == value for p in probes)
+
+        for probe in probes:
+            assert not probe.record.ended
+            assert not probe.record.deleted
+        stop.set()
+        await load
+        await eventually(converged)
+    finally:
+        stop.set()
+        await load
+        for probe in probes:
+            await probe.client.close()
+        if fresh is not None:
+            await fresh.close()
+        await server.close()
+
+    # §15/item 6: one line when the outage starts, one when it ends, no traceback.
+    outage_log = [r.getMessage() for r in caplog.records if r.name == "mesh_server.backends.redis"]
+    assert len([m for m in outage_log if "outage started" in m]) == 1, outage_log
+    assert len([m for m in outage_log if "outage ended" in m]) == 1, outage_log
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert tracebacks == [], [r.getMessage() for r in tracebacks]
+    # Besides those two, at most the fencing lines (grace, then the lost registration): no line
+    # per failed operation, refused connection or released subscription.
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("mesh_server") and r.levelno >= logging.WARNING
+    ]
+    print(f"server warnings: {warnings}")
+    assert len(warnings) <= 3, warnings

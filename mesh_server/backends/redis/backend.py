@@ -27,13 +27,19 @@ Everything in :mod:`mesh_server.backends.base`'s Guarantees, implemented as foll
 * **Errors.** Every operation runs inside one boundary
   (:func:`~mesh_server.backends.redis.errors.unavailable_on_failure`) bounded by
   ``operation_timeout_ms``; connection errors, timeouts and transient error replies (``LOADING``,
-  ``BUSY``, ``READONLY``…) raise :class:`~mesh_sdk.protocol.errors.UnavailableError`.
+  ``BUSY``, ``READONLY``…) raise :class:`~mesh_sdk.protocol.errors.UnavailableError` with the
+  neutral message ``"service temporarily unavailable"``; the detail goes to the log.
+* **Outages** are tracked by :attr:`RedisBackend.health`: one warning when the first operation
+  or pub/sub attempt fails, one line with the duration when Redis answers again.
 * **Recovery.** The command pool reconnects on the next operation; the pub/sub reader
-  reconnects with backoff and re-subscribes every channel; scripts reload on ``NOSCRIPT``; the
+  reconnects with backoff (at most ``reconnect_max_ms`` apart, so the end of any outage is seen
+  within that delay) and re-subscribes every channel; scripts reload on ``NOSCRIPT``; the
   instance registration is re-created and, if it was lost (e.g. Redis restarted empty), the next
   :meth:`RedisBackend.heartbeat` returns ``False`` so the server fences itself (PROTOCOL §13.5).
-  Then :attr:`RedisBackend.on_recovered` is awaited (the server may call
-  :meth:`RedisBackend.reregister_connections` and resync record subscribers, PROTOCOL §11.5).
+  Then :attr:`RedisBackend.on_recovered` is awaited: the server runs that heartbeat at once
+  (fencing before anything else, so a store that came back empty is never mistaken for deleted
+  records), then calls :meth:`RedisBackend.reregister_connections` and resyncs record
+  subscribers (PROTOCOL §11.5).
 * **No KEYS, no CONFIG, no keyspace notifications.** Enumeration uses the indexes below.
 
 Key layout
@@ -77,7 +83,8 @@ from mesh_server.backends.messages import (
     inbox_channel,
     record_channel,
 )
-from mesh_server.backends.redis.errors import unavailable_on_failure
+from mesh_server.backends.redis.errors import unavailable, unavailable_on_failure
+from mesh_server.backends.redis.health import Health
 from mesh_server.backends.redis.keys import Keys
 from mesh_server.backends.redis.pubsub import Subscriber
 from mesh_server.backends.redis.records import RecordWriter
@@ -105,7 +112,9 @@ class RedisBackend(Backend):
         claim_ttl_ms: How long a dead-instance claim protects its cleanup.
         sweep_batch: Most deadline entries one ``sweep_presence`` script call handles.
         reconnect_min_ms: First pub/sub reconnect delay (doubles per failure).
-        reconnect_max_ms: Longest pub/sub reconnect delay.
+        reconnect_max_ms: Longest pub/sub reconnect delay: after any outage, Redis is seen to
+            be back within this many ms (an attempt against a down server costs one refused
+            TCP connect).
         max_connections: Size of the command connection pool (plus the pub/sub connection);
             operations wait for a free connection within their deadline.
         record_cache_entries: Records whose last known state this instance caches so that a
@@ -129,7 +138,7 @@ class RedisBackend(Backend):
         claim_ttl_ms: int = 60_000,
         sweep_batch: int = 1000,
         reconnect_min_ms: int = 50,
-        reconnect_max_ms: int = 2000,
+        reconnect_max_ms: int = 500,
         max_connections: int = 64,
         record_cache_entries: int = 4096,
         record_cache_bytes: int = 16 * 1024 * 1024,
@@ -141,6 +150,8 @@ class RedisBackend(Backend):
         self.namespace = namespace
         self.on_recovered = on_recovered
         """Awaited after a reconnect, once the pub/sub channels are subscribed again."""
+        self.health = Health()
+        """Outage state and its log lines (shared by commands and the pub/sub reader)."""
         self._timeout_s = operation_timeout_ms / 1000
         self._instance_ttl_ms = instance_ttl_ms
         self._claim_ttl_ms = claim_ttl_ms
@@ -178,7 +189,7 @@ class RedisBackend(Backend):
         return self._instance_id
 
     def _guard(self, operation: str) -> Any:
-        return unavailable_on_failure(self._timeout_s, operation)
+        return unavailable_on_failure(self._timeout_s, operation, self.health)
 
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self._timeout_s
@@ -188,7 +199,7 @@ class RedisBackend(Backend):
         # Retry loops check the deadline themselves: redis-py may swallow the cancellation
         # that asyncio.timeout delivers while a command is in flight.
         if asyncio.get_running_loop().time() > deadline:
-            raise UnavailableError(f"Redis backend: {operation} timed out (conflicts)")
+            raise unavailable(f"Redis backend: {operation} timed out (conflicts)")
 
     # ------------------------------------------------------------------ lifecycle and instances
 
@@ -211,6 +222,7 @@ class RedisBackend(Backend):
             backoff_min_s=self._reconnect_min_s,
             backoff_max_s=self._reconnect_max_s,
             on_reconnected=self._recover,
+            health=self.health,
         )
         await self._subscriber.start(
             {inbox_channel(self.namespace, instance_id), self.namespace + BROADCAST}
@@ -233,8 +245,8 @@ class RedisBackend(Backend):
                         self._instance_id,
                         "1",
                     )
-            except Exception:
-                logger.warning("could not deregister instance %s", self._instance_id, exc_info=True)
+            except Exception as exc:
+                logger.warning("could not deregister instance %s: %s", self._instance_id, exc)
         await self._client.aclose()
 
     async def _register_instance(self, ttl_ms: int) -> bool:
@@ -247,6 +259,8 @@ class RedisBackend(Backend):
         """Refresh the heartbeat; ``False`` if it had lapsed or the registration was lost."""
         async with self._guard("heartbeat"):
             existed = await self._register_instance(ttl_ms)
+        # The heartbeat runs every probe interval during an outage: it notices the end.
+        self.health.succeeded()
         lost, self._registration_lost = self._registration_lost, False
         return existed and not lost
 
@@ -258,8 +272,8 @@ class RedisBackend(Backend):
             async with self._guard("re-register"):
                 if not await self._register_instance(self._instance_ttl_ms):
                     self._registration_lost = True
-        except Exception:
-            logger.warning("re-registering instance %s failed", self._instance_id, exc_info=True)
+        except UnavailableError:
+            # Logged as part of the outage; the next heartbeat retries.
             self._registration_lost = True
         if self.on_recovered is not None:
             await self.on_recovered()

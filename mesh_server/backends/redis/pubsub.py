@@ -7,8 +7,11 @@ reader sees Redis's confirmation, so a message published after :meth:`Subscriber
 returns is delivered.
 
 When the connection breaks (Redis restart, network), the reader reconnects with exponential
-backoff on a fresh connection, re-subscribes every channel it had and, once every re-subscription
-is confirmed, calls ``on_reconnected`` in a separate task (so the callback may subscribe).
+backoff (capped at ``backoff_max_s``, so a long outage is noticed to have ended within that cap)
+on a fresh connection, re-subscribes every channel it had and, once every re-subscription is
+confirmed, calls ``on_reconnected`` in a separate task (so the callback may subscribe). Failed
+attempts go to the shared :class:`~mesh_server.backends.redis.health.Health`, which logs the
+outage once when it starts and once when it ends.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.client import PubSub
 
-from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends.base import MessageHandler
-from mesh_server.backends.redis.errors import unavailable_on_failure
+from mesh_server.backends.redis.errors import unavailable, unavailable_on_failure
+from mesh_server.backends.redis.health import Health
 
 __all__ = ["Subscriber"]
 
@@ -46,6 +49,7 @@ class Subscriber:
         backoff_min_s: float,
         backoff_max_s: float,
         on_reconnected: Callable[[], Awaitable[None]],
+        health: Health | None = None,
     ) -> None:
         self._client = client
         self._handler = handler
@@ -53,6 +57,7 @@ class Subscriber:
         self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self._on_reconnected = on_reconnected
+        self._health = health if health is not None else Health()
         self._channels: set[str] = set()
         self._pubsub: PubSub | None = None
         self._ready = asyncio.Event()
@@ -92,7 +97,7 @@ class Subscriber:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
-        await self._drop_connection(UnavailableError("Redis backend closed"))
+        await self._drop_connection(unavailable("Redis backend: closed"))
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -124,7 +129,7 @@ class Subscriber:
         await self._command("UNSUBSCRIBE", channel, self._unsubscribed)
 
     async def _command(self, command: str, channel: str, waiters: _Confirmations) -> None:
-        async with unavailable_on_failure(self._timeout_s, command.lower()):
+        async with unavailable_on_failure(self._timeout_s, command.lower(), self._health):
             await self._ready.wait()
             pubsub = self._pubsub
             if pubsub is None:  # pragma: no cover - ready implies a connection
@@ -163,6 +168,7 @@ class Subscriber:
                             pending.discard(_text(message["channel"]))
                         self._dispatch(message)
                 self._ready.set()
+                self._health.succeeded()
                 backoff = self._backoff_min_s
                 if connected_before:
                     self.reconnects += 1
@@ -173,8 +179,9 @@ class Subscriber:
                     if message is not None:
                         self._dispatch(message)
             except (redis_errors.RedisError, OSError) as exc:
-                logger.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
-                await self._drop_connection(UnavailableError("Redis pub/sub connection lost"))
+                detail = f"Redis backend: pub/sub connection lost ({type(exc).__name__}: {exc})"
+                self._health.failed(detail)
+                await self._drop_connection(unavailable(detail))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
 

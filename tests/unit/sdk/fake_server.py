@@ -109,6 +109,8 @@ class FakeServer:
             "mesh/publish-record-update": lambda conn, req: {"success": True},
         }
         self.reject_status: int | None = None
+        self.rejected = 0
+        """Upgrades answered with ``reject_status`` so far."""
         self.connections: list[FakeConnection] = []
         self.requests: list[FakeRequest] = []
         self._changed = asyncio.Condition()
@@ -147,6 +149,7 @@ class FakeServer:
     def _process_request(self, ws: ServerConnection, request: HttpRequest) -> HttpResponse | None:
         if self.reject_status is None:
             return None
+        self.rejected += 1
         status = HTTPStatus(self.reject_status)
         return HttpResponse(status.value, status.phrase, Headers(), b"rejected\n")
 

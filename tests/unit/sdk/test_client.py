@@ -19,7 +19,7 @@ from mesh_sdk.protocol.errors import (
     ValidationError,
 )
 from mesh_sdk.session import SessionState
-from tests.support.timing import wait_for
+from tests.support.timing import eventually, wait_for
 from tests.unit.sdk.fake_server import HOLD, FakeRequest, FakeServer
 from tests.unit.sdk.recorder import Recorder
 
@@ -241,6 +241,28 @@ async def test_offline_queue_sent_in_order_after_reconnect(
     await recorder.wait("resubscribed")
     assert recorder.names() == ["connect", "disconnect", "connect", "reconnect", "resubscribed"]
     assert client.connection_id == conn2.id
+
+
+async def test_503_caps_the_backoff_so_a_recovered_server_is_asked_again_soon(
+    fake: FakeServer, make_client: Factory
+) -> None:
+    """Issue 8: after a long outage answered 503, the client must not wait a full backoff."""
+    draws = iter([0.0] + [1.0] * 1000)  # attempt 0 at once, then always the whole ceiling
+    client = make_client(
+        fake.url,
+        reconnect_base_delay=60_000,
+        reconnect_max_delay=60_000,
+        reconnect_unavailable_delay=10,
+        rng=lambda: next(draws),
+    )
+    recorder = Recorder(client)
+    await client.connect()
+    fake.reject_status = 503
+    fake.connections[0].abort()
+    # Without the cap the second attempt would come a minute after the first.
+    await eventually(lambda: fake.rejected >= 3)
+    fake.reject_status = None
+    await recorder.wait("reconnect")
 
 
 async def test_queued_command_expires(fake: FakeServer, make_client: Factory) -> None:

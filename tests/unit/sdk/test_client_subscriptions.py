@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from mesh_sdk.client import MeshClient
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, RecordSpec
-from mesh_sdk.protocol.errors import ForbiddenError, ValidationError
+from mesh_sdk.protocol.errors import ForbiddenError, UnavailableError, ValidationError
 from mesh_sdk.subscriptions import PresenceUpdate, RecordChange
 from tests.support.timing import eventually, wait_for
 from tests.unit.sdk.fake_server import HOLD, FakeConnection, FakeRequest, FakeServer
@@ -362,6 +362,37 @@ async def test_resubscribe_after_reconnect(fake: FakeServer, make_client: Factor
     assert not pres.ended
     assert not chan.ended
     assert not rec.ended
+
+
+async def test_resubscribe_unavailable_is_retried_and_takes_the_store_as_it_is(
+    fake: FakeServer, make_client: Factory
+) -> None:
+    """Issue 8: a store lost with Redis is no deletion; the subscription renews itself."""
+    peer = RecordPeer(fake, {"title": "a"}, 24)
+    client = await connected(fake, make_client)
+    recorder = Recorder(client)
+    changes: list[RecordChange[Doc]] = []
+    rec = await client.subscribe_record("doc", mode="patch", model=Doc, on_change=changes.append)
+    answers: list[str] = []
+
+    def flaky(conn: FakeConnection, req: FakeRequest) -> Any:
+        if not answers:
+            answers.append("unavailable")
+            raise UnavailableError("service temporarily unavailable")
+        answers.append("ok")
+        return peer.subscribe(conn, req)
+
+    fake.handlers["mesh/subscribe-record"] = flaky
+    peer.value, peer.version = {"title": "b"}, 3  # Redis came back empty, then 3 writes
+    fake.connections[0].abort()
+    _, error = await recorder.wait("error")
+    assert isinstance(error, UnavailableError)
+    await eventually(lambda: answers == ["unavailable", "ok"])
+    await eventually(lambda: rec.version == 3)
+    assert changes[-1].full
+    assert changes[-1].value == Doc(title="b")
+    assert not rec.ended
+    assert not rec.deleted
 
 
 async def test_resubscribe_denied_ends_subscription(fake: FakeServer, make_client: Factory) -> None:

@@ -57,3 +57,11 @@ def test_default_rng_within_bounds() -> None:
 def test_negative_delays_rejected() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         Backoff(-1, 10)
+
+
+def test_cap_lowers_the_ceiling_for_one_attempt() -> None:
+    backoff = Backoff(500, 30_000, rng=lambda: 1.0)
+    assert backoff.delay(10) == 30_000
+    assert backoff.delay(10, cap=1000) == 1000  # after HTTP 503: ask again soon
+    assert backoff.delay(0, cap=1000) == 500  # never above the ordinary ceiling
+    assert backoff.delay(3, cap=-5) == 0.0

@@ -284,3 +284,30 @@ async def test_recovery_pushes_current_value_to_subscribers_behind(cluster: Fake
     await records.publish_update("test:a", {"n": 3})
     pushes = await behind.wait_pushes(UPDATE, 2)
     assert pushes[-1]["version"] == 3
+
+
+async def test_recovery_never_tells_a_fenced_connection_its_record_was_deleted(
+    cluster: FakeCluster,
+) -> None:
+    """Issue 8: a store lost with Redis is not a deletion.
+
+    When Redis came back empty the server fences (closes) every connection before the resync;
+    the resync must leave those subscriptions alone rather than end them with a deletion.
+    """
+    (core,) = await exposed(cluster)
+    records = core.features.records
+    fenced, fresh = await core.connect(), await core.connect()
+    await records.publish_update("test:a", {"n": 1})
+    await core.request(fenced, SUB, {"recordId": "test:a", "mode": "patch"})
+    await records.publish_update("test:a", {"n": 2})
+    assert (await fenced.wait_pushes(UPDATE, 1))[-1]["version"] == 2  # live, nothing held
+    await core.backend.unsubscribe("mesh:record:test:a")
+    await records.delete("test:a")  # what an empty restart looks like: version back to 0
+    fenced.closed = True  # closed with 4002; its cleanup has not run yet
+    await records.publish_update("test:a", {"n": 1})  # the store starts again at version 1
+    await core.request(fresh, SUB, {"recordId": "test:a", "mode": "patch"})
+    await records.on_backend_recovered()
+    assert fenced.pushes(DELETED) == []
+    assert set(records.subscribers("test:a")) == {fenced.id, fresh.id}
+    await records.publish_update("test:a", {"n": 3})
+    assert (await fresh.wait_pushes(UPDATE, 1))[-1]["version"] == 2

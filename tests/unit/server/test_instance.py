@@ -71,10 +71,10 @@ async def test_lapsed_heartbeat_fences_then_accepts_again() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
     monitor = make(backend, clock, fences)
     backend.beats = [True, False]
-    await monitor.beat()
+    assert await monitor.beat()
     assert fences == []
-    await monitor.beat()
-    assert fences == ["instance heartbeat had lapsed"]
+    assert not await monitor.beat()  # this beat fenced: the connections are closing
+    assert fences == ["instance registration was lost"]
     # The heartbeat re-created the registration: new connections are accepted again.
     assert not monitor.fenced
 
@@ -126,7 +126,54 @@ async def test_loops_run_and_stop() -> None:
     await asyncio.wait_for(swept.wait(), 5)
     await eventually(lambda: backend.heartbeat_calls >= 2)
     loops = list(monitor._loops)
-    assert [loop.running for loop in loops] == [True, True]
+    assert [loop.running for loop in loops] == [True, True, True]
     await monitor.stop()
-    assert [loop.running for loop in loops] == [False, False]
+    assert [loop.running for loop in loops] == [False, False, False]
     assert monitor._loops == []
+
+
+async def test_probe_beats_only_while_the_backend_is_down() -> None:
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences, heartbeat_interval=60_000, ttl=120_000, probe_interval=5)
+    await monitor.start()
+    try:
+        assert backend.heartbeat_calls == 0  # regular heartbeat is a minute away; no probing
+        monitor.report_unavailable()  # e.g. a connection's registration failed
+        assert monitor.unavailable  # upgrades are answered 503 from now on
+        down = UnavailableError("down")
+        backend.beats = [down, down]
+        await eventually(lambda: not monitor.unavailable)  # probed until the backend answered
+        assert backend.heartbeat_calls == 3
+        assert not monitor.fenced
+    finally:
+        await monitor.stop()
+
+
+async def test_probe_interval_is_at_most_the_heartbeat_interval() -> None:
+    monitor = make(FakeBackend(), Clock(), [], probe_interval=10_000)
+    assert monitor.probe_interval == monitor.heartbeat_interval
+
+
+async def test_beats_never_overlap() -> None:
+    """The beat that finds the registration lost fences before a later beat reports success."""
+    backend, clock, fences = FakeBackend(), Clock(), []
+    monitor = make(backend, clock, fences)
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def heartbeat(ttl_ms: int) -> bool:
+        first = not order
+        order.append("start")
+        if first:
+            await gate.wait()
+        order.append("end")
+        return not first  # the first beat finds the registration lost
+
+    backend.heartbeat = heartbeat  # type: ignore[method-assign]
+    first = asyncio.create_task(monitor.beat())
+    second = asyncio.create_task(monitor.beat())
+    await eventually(lambda: order == ["start"])
+    gate.set()
+    assert await asyncio.gather(first, second) == [False, True]
+    assert order == ["start", "end", "start", "end"]
+    assert fences == ["instance registration was lost"]
