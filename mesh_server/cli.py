@@ -101,12 +101,15 @@ def codegen(
     check: Annotated[
         bool, typer.Option("--check", help="Only compare; exit 1 if out of date.")
     ] = False,
+    lang: Annotated[
+        str, typer.Option("--lang", help="python (pydantic package) or ts (TypeScript).")
+    ] = "python",
 ) -> None:
-    """Generate typed models and a facade from a contract (codegen-time dependencies needed)."""
+    """Generate typed bindings from a contract (codegen-time dependencies needed)."""
     # Imported here so that mesh_server never imports codegen at run time.
     from codegen.cli import codegen_command
 
-    raise typer.Exit(codegen_command(contract_dir, out, check))
+    raise typer.Exit(codegen_command(contract_dir, out, check, lang=lang))
 
 
 def main() -> None:
