@@ -13,10 +13,12 @@ byte-identical across runs.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,7 +27,7 @@ from codegen.loader import Contract, ContractError, ContractProblem, Entry, snak
 from codegen.render import MARKER, MissingGeneratorError
 from mesh_sdk.protocol.errors import ERROR_CLASSES
 
-__all__ = ["TS_DIR", "NodeToolsMissingError", "render_ts"]
+__all__ = ["TS_DIR", "NodeToolsMissingError", "ensure_node_packages", "render_ts", "ts_header"]
 
 TS_DIR: Final = Path(__file__).resolve().parent / "ts"
 """The node project (package.json, package-lock.json, generate.mjs, runtime.ts)."""
@@ -33,11 +35,11 @@ ERROR_TABLE: Final = Path(__file__).resolve().parents[1] / "contract" / "mesh" /
 ROOT_TITLE: Final = "ContractRoot"
 DROPPED_KEYS: Final = frozenset({"$schema", "$id", "$comment", "examples"})
 EXPORT_RE: Final = re.compile(r"^export (?:class|interface|type|function|const) (\w+)", re.M)
-FIXED_EXPORTS: Final = frozenset({"MeshError", "MeshErrorOptions", "ErrorCode", "errorFromWire"})
+LOCK_STAMP: Final = ".mesh-codegen-lock-sha256"
 
 
 class NodeToolsMissingError(MissingGeneratorError):
-    """node, or the node project's packages (``npm ci``), are missing."""
+    """node or npm is missing, or installing the node project's packages (``npm ci``) failed."""
 
 
 def ts_header(rel_contract: str, command: str) -> str:
@@ -136,7 +138,9 @@ def _error_table() -> list[ts_templates.TsError]:
     return rows
 
 
-def _families(contract: Contract) -> tuple[list[ts_templates.TsChannel], list[ts_templates.TsRecord]]:
+def _families(
+    contract: Contract,
+) -> tuple[list[ts_templates.TsChannel], list[ts_templates.TsRecord]]:
     channels = [
         ts_templates.TsChannel(
             method=ts_templates.camel(snake(e.stem)),
@@ -165,8 +169,14 @@ def _families(contract: Contract) -> tuple[list[ts_templates.TsChannel], list[ts
     return channels, records
 
 
-def _check_names(contract: Contract, modules: dict[str, str]) -> None:
-    """Contract class names share ``index.ts`` with the runtime's and the client's exports."""
+def _check_names(
+    contract: Contract, modules: dict[str, str], records: list[ts_templates.TsRecord]
+) -> None:
+    """Names that TypeScript adds must not clash.
+
+    Contract class names share ``index.ts`` with the exports of the runtime and the client, and
+    a writable record's ``write<Name>`` method shares its class with the subscribe methods.
+    """
     taken: dict[str, str] = {}
     for module in sorted(modules):
         for name in EXPORT_RE.findall(modules[module]):
@@ -176,6 +186,12 @@ def _check_names(contract: Contract, modules: dict[str, str]) -> None:
         for d in sorted(contract.definitions.values(), key=lambda d: (d.file, d.pointer))
         if d.title in taken or d.title == ROOT_TITLE
     ]
+    methods = {r.method for r in records}
+    for record in records:
+        writer = "write" + record.method[:1].upper() + record.method[1:]
+        if record.writable and writer in methods:
+            file = next(e.file for e in contract.entries if e.template == record.template)
+            problems.append(ContractProblem(file, "", f"method {writer!r} clashes with a record"))
     if problems:
         raise ContractError(problems)
 
@@ -183,14 +199,41 @@ def _check_names(contract: Contract, modules: dict[str, str]) -> None:
 # -- node -------------------------------------------------------------------------------------
 
 
-def _run_node(request: dict[str, Any]) -> dict[str, str]:
-    node = shutil.which("node")
-    if node is None:
-        raise NodeToolsMissingError("codegen --lang ts needs node (v20 or later) on PATH")
-    if not (TS_DIR / "node_modules" / "json-schema-to-typescript").is_dir():
-        raise NodeToolsMissingError(
-            f"codegen --lang ts needs its node packages: npm ci --prefix {TS_DIR}"
+def ensure_node_packages() -> Path:
+    """Install the node project's pinned packages with ``npm ci`` unless already installed.
+
+    The lock file's SHA-256 is kept in ``node_modules``, so a changed lock reinstalls and an
+    unchanged one costs nothing.
+
+    Returns:
+        The ``node_modules/.bin`` folder (``tsc`` lives there).
+
+    Raises:
+        NodeToolsMissingError: node or npm is not on PATH, or ``npm ci`` failed.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise NodeToolsMissingError("codegen --lang ts needs node (v20 or later) and npm on PATH")
+    lock = hashlib.sha256((TS_DIR / "package-lock.json").read_bytes()).hexdigest()
+    stamp = TS_DIR / "node_modules" / LOCK_STAMP
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8") != lock:
+        print(f"installing the pinned node packages of {TS_DIR} (npm ci)", file=sys.stderr)
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            cwd=TS_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
         )
+        if proc.returncode != 0:
+            raise NodeToolsMissingError(f"npm ci failed in {TS_DIR}:\n{proc.stderr}")
+        stamp.write_text(lock, encoding="utf-8")
+    return TS_DIR / "node_modules" / ".bin"
+
+
+def _run_node(request: dict[str, Any]) -> dict[str, str]:
+    ensure_node_packages()
+    node = shutil.which("node") or "node"
     proc = subprocess.run(
         [node, str(TS_DIR / "generate.mjs")],
         input=json.dumps(request, sort_keys=True),
@@ -234,7 +277,7 @@ def render_ts(contract: Contract, rel_contract: str, command: str) -> dict[str, 
         "index.ts": ts_templates.index_module(head, name),
         "runtime.ts": head + "// Copied from codegen/ts/runtime.ts.\n\n" + runtime,
     }
-    _check_names(contract, sources)
+    _check_names(contract, sources, records)
     files = _run_node({"schema": bundle(contract), "banner": head.rstrip("\n"), "files": sources})
     files[MARKER] = head
     return {path: _normalise(text) for path, text in sorted(files.items())}

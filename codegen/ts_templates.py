@@ -168,16 +168,25 @@ export const {command.constant}_COMMAND = {json.dumps(command.wire)};
     for record in records:
         parts.append(_family("Record", record, f"\n  writable: {json.dumps(record.writable)},"))
 
-    parts.append(f"\n/** Typed commands of {name}. */\nexport class {name}Commands extends CommandGroup {{\n")
+    parts.append(
+        f"\n/** Typed commands of {name}. */\nexport class {name}Commands extends CommandGroup {{\n"
+    )
     for command in commands:
-        doc = f"`{command.wire}`: {_doc(command.description)}" if command.description else f"`{command.wire}`."
+        doc = (
+            f"`{command.wire}`: {_doc(command.description)}"
+            if command.description
+            else f"`{command.wire}`."
+        )
         parts.append(
             f"""  /**
    * {doc}
    *
    * @throws MeshError The typed error of an error reply (or of a timeout or lost connection).
    */
-  {command.method}(request: T.{command.request}, options?: CommandOptions): Promise<T.{command.response}> {{
+  {command.method}(
+    request: T.{command.request},
+    options?: CommandOptions,
+  ): Promise<T.{command.response}> {{
     return this._call<T.{command.response}>({command.constant}_COMMAND, request, options);
   }}
 
@@ -185,13 +194,15 @@ export const {command.constant}_COMMAND = {json.dumps(command.wire)};
         )
     parts.append("}\n")
 
-    parts.append(f"\n/** Typed channels of {name}. */\nexport class {name}Channels extends ChannelGroup {{\n")
+    parts.append(
+        f"\n/** Typed channels of {name}. */\nexport class {name}Channels extends ChannelGroup {{\n"
+    )
     for channel in channels:
         lead, args = _leading(channel.params)
         message = f"T.{channel.type_name}"
         parts.append(
             f"""  /**
-   * Subscribes to `{channel.template}`: messages parsed from JSON as {{@link T.{channel.type_name}}}.
+   * Subscribes to `{channel.template}`: messages parsed from JSON as {{@link {message}}}.
    *
    * @throws SubscriptionDenied The server refused the subscription.
    */
@@ -206,7 +217,9 @@ export const {command.constant}_COMMAND = {json.dumps(command.wire)};
         )
     parts.append("}\n")
 
-    parts.append(f"\n/** Typed records of {name}. */\nexport class {name}Records extends RecordGroup {{\n")
+    parts.append(
+        f"\n/** Typed records of {name}. */\nexport class {name}Records extends RecordGroup {{\n"
+    )
     for record in records:
         lead, args = _leading(record.params)
         value = f"T.{record.type_name}"
@@ -274,7 +287,7 @@ def errors_module(header: str, errors: list[TsError]) -> str:
     """Render ``errors.ts``: ``MeshError`` and one class per code of the error table."""
     codes = " | ".join(json.dumps(e.code) for e in errors)
     tree = "\n".join(
-        f" *   {e.class_name:<22} {e.code:<13} {e.name}{'  (client side only)' if e.client_only else ''}"
+        f" *   {e.class_name:<22} {e.code:<13} {e.name}{CLIENT_ONLY if e.client_only else ''}"
         for e in errors
     )
     classes = "".join(
@@ -292,7 +305,7 @@ export class {e.class_name} extends MeshError {{
 /**
  * The Mesh error model (PROTOCOL §4): one class per code of the error table.
  *
- *   {'MeshError':<22} any code; unknown codes from a newer server stay plain MeshError
+ *   {"MeshError":<22} any code; unknown codes from a newer server stay plain MeshError
 {tree}
  */
 
@@ -370,6 +383,9 @@ export * from "./runtime.js";
 export type * from "./types.js";
 """
 
+
+CLIENT_ONLY = "  (client side only)"
+"""Marks client-side codes in the error tree."""
 
 TEMPLATE_PARAM = re.compile(r"\{([^{}]*)\}")
 """Placeholders of channel and record templates."""

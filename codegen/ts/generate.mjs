@@ -6,6 +6,8 @@
 // json-schema-to-typescript compiles the bundle into types.ts; prettier formats every file. Both
 // are pinned exactly by package-lock.json, so the output depends only on the input.
 
+import { readFileSync } from "node:fs";
+
 import { compile } from "json-schema-to-typescript";
 import { format } from "prettier";
 
@@ -19,17 +21,10 @@ const COMPILE_OPTIONS = {
   $refOptions: { resolve: { external: false, file: false, http: false } },
 };
 
-/** Prettier options of every generated file. */
+/** Prettier options of every generated file (also how runtime.ts is formatted). */
 const PRETTIER_OPTIONS = {
+  ...JSON.parse(readFileSync(new URL(".prettierrc.json", import.meta.url), "utf8")),
   parser: "typescript",
-  printWidth: 100,
-  tabWidth: 2,
-  useTabs: false,
-  semi: true,
-  singleQuote: false,
-  trailingComma: "all",
-  bracketSpacing: true,
-  endOfLine: "lf",
 };
 
 async function readStdin() {

@@ -56,7 +56,12 @@ export interface PresentMember {
 
 /** A presence event as the JavaScript client hands it to its callback (PROTOCOL §8). */
 export type RawPresenceUpdate =
-  | { type: "join" | "leave"; connectionId: string; roomName: string; timestamp?: number | undefined }
+  | {
+      type: "join" | "leave";
+      connectionId: string;
+      roomName: string;
+      timestamp?: number | undefined;
+    }
   | {
       type: "state";
       connectionId: string;
@@ -200,7 +205,10 @@ export interface NameTemplate {
  *
  * @throws RangeError A parameter is missing or the name does not fully match the pattern.
  */
-export function fillTemplate(family: NameTemplate, params: Readonly<Record<string, string>>): string {
+export function fillTemplate(
+  family: NameTemplate,
+  params: Readonly<Record<string, string>>,
+): string {
   const name = family.template.replace(/\{([^{}]*)\}/g, (_match, key: string) => {
     const value = Object.prototype.hasOwnProperty.call(params, key) ? params[key] : undefined;
     if (typeof value !== "string") {
@@ -328,7 +336,10 @@ export class ChannelSubscription<T> {
 
 type Decoded<T> = { ok: true; value: T } | { ok: false };
 
-function decodeMessage<T>(raw: string, onInvalid?: (raw: string, error: unknown) => void): Decoded<T> {
+function decodeMessage<T>(
+  raw: string,
+  onInvalid?: (raw: string, error: unknown) => void,
+): Decoded<T> {
   try {
     return { ok: true, value: JSON.parse(raw) as T };
   } catch (error) {
@@ -444,7 +455,9 @@ export class RecordSubscription<T> {
     this._received = true;
   }
 
-  private async _emit(change: Omit<RecordChange<T>, "recordId" | "value" | "version">): Promise<void> {
+  private async _emit(
+    change: Omit<RecordChange<T>, "recordId" | "value" | "version">,
+  ): Promise<void> {
     await this._callback?.({
       recordId: this.recordId,
       value: this._value,
@@ -568,7 +581,10 @@ export class PresenceGroup<S> extends Group {
     if (result.success !== true) {
       throw new SubscriptionDenied(room);
     }
-    return { present: presentIds(result.present), states: (result.states ?? {}) as Record<string, S> };
+    return {
+      present: presentIds(result.present),
+      states: (result.states ?? {}) as Record<string, S>,
+    };
   }
 
   /** Ends the presence subscription of `room`; resolves `true` iff there was one. */

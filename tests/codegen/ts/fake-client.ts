@@ -37,7 +37,10 @@ export class FakeClient implements MeshClientLike {
   }
 
   async command(command: string, payload?: unknown, expiresIn?: number): Promise<unknown> {
-    this.calls.push({ method: "command", args: expiresIn === undefined ? [command, payload] : [command, payload, expiresIn] });
+    this.calls.push({
+      method: "command",
+      args: expiresIn === undefined ? [command, payload] : [command, payload, expiresIn],
+    });
     if (this.replies.length === 0) {
       throw new Error(`no reply scripted for ${command}`);
     }
@@ -55,7 +58,10 @@ export class FakeClient implements MeshClientLike {
   ): Promise<{ success: boolean; history: string[] }> {
     this.calls.push({ method: "subscribeChannel", args: [channel, options] });
     this.channels.set(channel, callback);
-    const result = this.nextSubscribeReply<{ success: boolean; history: string[] }>();
+    const result = this.nextSubscribeReply<{
+      success: boolean;
+      history: string[];
+    }>();
     if (result.success) {
       for (const message of result.history) {
         void callback(message);
@@ -76,10 +82,18 @@ export class FakeClient implements MeshClientLike {
     options?: { mode?: "patch" | "full" },
   ): Promise<{ success: boolean; record: unknown; version: number }> {
     this.calls.push({ method: "subscribeRecord", args: [recordId, options] });
-    const result = this.nextSubscribeReply<{ success: boolean; record: unknown; version: number }>();
+    const result = this.nextSubscribeReply<{
+      success: boolean;
+      record: unknown;
+      version: number;
+    }>();
     if (result.success) {
       this.records.set(recordId, callback);
-      await callback({ recordId, full: result.record, version: result.version });
+      await callback({
+        recordId,
+        full: result.record,
+        version: result.version,
+      });
     }
     return result;
   }
@@ -95,7 +109,10 @@ export class FakeClient implements MeshClientLike {
     onPresenceUpdate?: (update: RawPresenceUpdate) => void | Promise<void>,
   ): Promise<{ success: boolean; present: Array<string | PresentMember> }> {
     this.calls.push({ method: "joinRoom", args: [roomName] });
-    const result = this.nextSubscribeReply<{ success: boolean; present: Array<string | PresentMember> }>();
+    const result = this.nextSubscribeReply<{
+      success: boolean;
+      present: Array<string | PresentMember>;
+    }>();
     if (result.success && onPresenceUpdate !== undefined) {
       this.rooms.set(roomName, onPresenceUpdate);
     }
@@ -111,7 +128,11 @@ export class FakeClient implements MeshClientLike {
   async subscribePresence(
     roomName: string,
     callback: (update: RawPresenceUpdate) => void | Promise<void>,
-  ): Promise<{ success: boolean; present: Array<string | PresentMember>; states?: Record<string, unknown> }> {
+  ): Promise<{
+    success: boolean;
+    present: Array<string | PresentMember>;
+    states?: Record<string, unknown>;
+  }> {
     this.calls.push({ method: "subscribePresence", args: [roomName] });
     const result = this.nextSubscribeReply<{
       success: boolean;

@@ -5,10 +5,26 @@
 import type { Operation } from "fast-json-patch";
 
 export type PresenceUpdate =
-  | { type: "join" | "leave"; connectionId: string; roomName: string; timestamp?: number }
-  | { type: "state"; connectionId: string; roomName: string; state: any; timestamp?: number };
+  | {
+      type: "join" | "leave";
+      connectionId: string;
+      roomName: string;
+      timestamp?: number;
+    }
+  | {
+      type: "state";
+      connectionId: string;
+      roomName: string;
+      state: any;
+      timestamp?: number;
+    };
 export type PresenceUpdateCallback = (update: PresenceUpdate) => void | Promise<void>;
-export type RecordUpdate = { recordId: string; full?: any; patch?: Operation[]; version: number };
+export type RecordUpdate = {
+  recordId: string;
+  full?: any;
+  patch?: Operation[];
+  version: number;
+};
 
 export type MeshClientOptions = Partial<{
   pingTimeout: number;
@@ -44,7 +60,11 @@ export declare class SeedMeshClient {
   subscribePresence(
     roomName: string,
     callback: PresenceUpdateCallback,
-  ): Promise<{ success: boolean; present: string[]; states?: Record<string, Record<string, any>> }>;
+  ): Promise<{
+    success: boolean;
+    present: string[];
+    states?: Record<string, Record<string, any>>;
+  }>;
   unsubscribePresence(roomName: string): Promise<boolean>;
   publishPresenceState(
     roomName: string,
@@ -88,7 +108,10 @@ export declare class HeadMeshClient {
   joinRoom(
     roomName: string,
     onPresenceUpdate?: PresenceUpdateCallback,
-  ): Promise<{ success: boolean; present: Array<{ id: string; metadata: any }> }>;
+  ): Promise<{
+    success: boolean;
+    present: Array<{ id: string; metadata: any }>;
+  }>;
   leaveRoom(roomName: string): Promise<{ success: boolean }>;
   subscribePresence(
     roomName: string,
@@ -101,7 +124,11 @@ export declare class HeadMeshClient {
   unsubscribePresence(roomName: string): Promise<boolean>;
   publishPresenceState(
     roomName: string,
-    options: { state: Record<string, any>; expireAfter?: number; silent?: boolean },
+    options: {
+      state: Record<string, any>;
+      expireAfter?: number;
+      silent?: boolean;
+    },
   ): Promise<boolean>;
   clearPresenceState(roomName: string): Promise<boolean>;
   setConnectionMetadata(

@@ -50,7 +50,13 @@ export async function commands(app: ChatAppClient): Promise<number> {
       return error.details === undefined ? 0 : 1;
     }
   }
-  return sent.id + sent.sentAt.length + meta.tags.length + (meta.score ?? 0) + SEND_MESSAGE_COMMAND.length;
+  return (
+    sent.id +
+    sent.sentAt.length +
+    meta.tags.length +
+    (meta.score ?? 0) +
+    SEND_MESSAGE_COMMAND.length
+  );
 }
 
 export async function channels(app: ChatAppClient): Promise<void> {
@@ -72,10 +78,13 @@ export async function channels(app: ChatAppClient): Promise<void> {
 }
 
 export async function records(app: ChatAppClient): Promise<string> {
-  const topic = await app.records.roomTopic({ room: "lobby" }, (change: RecordChange<RoomTopic>) => {
-    const text: string | null = change.value;
-    return void text;
-  });
+  const topic = await app.records.roomTopic(
+    { room: "lobby" },
+    (change: RecordChange<RoomTopic>) => {
+      const text: string | null = change.value;
+      return void text;
+    },
+  );
   const profile = await app.records.userProfile(
     { id: "u42" },
     (change) => {
@@ -89,7 +98,12 @@ export async function records(app: ChatAppClient): Promise<string> {
   );
   await app.records.writeUserProfile(
     { id: "u42" },
-    { id: "u42", name: "Ada", createdAt: "2026-01-01T00:00:00Z", tags: ["admin"] },
+    {
+      id: "u42",
+      name: "Ada",
+      createdAt: "2026-01-01T00:00:00Z",
+      tags: ["admin"],
+    },
   );
   const value: UserProfile | null = profile.value;
   await profile.unsubscribe();
@@ -97,7 +111,10 @@ export async function records(app: ChatAppClient): Promise<string> {
 }
 
 export async function presence(client: MeshClientLike): Promise<number> {
-  const app = new ChatAppClient<Cursor>(client, { applyPatch, timeoutMs: 1000 });
+  const app = new ChatAppClient<Cursor>(client, {
+    applyPatch,
+    timeoutMs: 1000,
+  });
   const events: PresenceEvent<Cursor>[] = [];
   const present: string[] = await app.presence.join("lobby", (event) => {
     events.push(event);
@@ -117,7 +134,9 @@ export async function chatExample(client: MeshClientLike): Promise<string> {
   const chat = new ChatClient(client);
   const sent = await chat.commands.sendMessage({ room: "lobby", text: "hi" });
   const messages: ChatMessage[] = [];
-  await chat.channels.chat({ room: "lobby" }, (message) => void messages.push(message), { historyLimit: 5 });
+  await chat.channels.chat({ room: "lobby" }, (message) => void messages.push(message), {
+    historyLimit: 5,
+  });
   await chat.records.writeRoomTopic({ room: "lobby" }, { topic: "Welcome", updatedBy: "ada" });
   return `${sent.id} ${sent.sentAt} ${messages.map((m) => `${m.from}: ${m.text}`).join()}`;
 }
