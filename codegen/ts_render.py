@@ -35,6 +35,7 @@ ERROR_TABLE: Final = Path(__file__).resolve().parents[1] / "contract" / "mesh" /
 ROOT_TITLE: Final = "ContractRoot"
 DROPPED_KEYS: Final = frozenset({"$schema", "$id", "$comment", "examples"})
 EXPORT_RE: Final = re.compile(r"^export (?:class|interface|type|function|const) (\w+)", re.M)
+ERROR_SHAPE: Final = frozenset({"error", "code", "name"})
 LOCK_STAMP: Final = ".mesh-codegen-lock-sha256"
 
 
@@ -174,8 +175,10 @@ def _check_names(
 ) -> None:
     """Names that TypeScript adds must not clash.
 
-    Contract class names share ``index.ts`` with the exports of the runtime and the client, and
-    a writable record's ``write<Name>`` method shares its class with the subscribe methods.
+    Contract class names share ``index.ts`` with the exports of the runtime and the client; a
+    writable record's ``write<Name>`` method shares its class with the subscribe methods; and
+    the JavaScript client resolves error replies as results, so a response must not look like
+    one (PROTOCOL §4).
     """
     taken: dict[str, str] = {}
     for module in sorted(modules):
@@ -186,6 +189,19 @@ def _check_names(
         for d in sorted(contract.definitions.values(), key=lambda d: (d.file, d.pointer))
         if d.title in taken or d.title == ROOT_TITLE
     ]
+    for entry in contract.entries_of("commands"):
+        pointer = "/$defs/" + entry.response
+        response = contract.definitions.get((entry.file, pointer))
+        members = response.schema.get("properties", {}) if response is not None else {}
+        if ERROR_SHAPE.issubset(members):
+            problems.append(
+                ContractProblem(
+                    entry.file,
+                    pointer,
+                    "a response with members error, code and name reads as an error reply"
+                    " in the JavaScript client",
+                )
+            )
     methods = {r.method for r in records}
     for record in records:
         writer = "write" + record.method[:1].upper() + record.method[1:]
