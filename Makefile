@@ -45,8 +45,8 @@ format: $(STAMP)
 TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
 	examples/chat/contract:examples/chat/web/generated
 # Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
-TS_SOURCES := codegen/ts/runtime.ts codegen/ts/generate.mjs tests/codegen/ts/fake-client.ts \
-	tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts tests/codegen/ts/wrapper.test.ts
+TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs tests/codegen/ts/fake-client.ts \
+	tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts tests/codegen/ts/*.test.ts
 NO_NODE := "!!! node not found: the TypeScript codegen tests (pytest -m node) are NOT run. Install Node >= 20 and npm to run them. !!!"
 
 codegen: $(STAMP)

@@ -5,9 +5,9 @@ Types come from json-schema-to-typescript, run by node (``codegen/ts/generate.mj
 title, with relative ``$ref`` rewritten to ``#/$defs/<Title>``, and a root ``ContractRoot`` that
 references each of them. The wrapper (``client.ts``), the error classes (``errors.ts``, from the
 built-in error table) and ``index.ts`` are string templates (:mod:`codegen.ts_templates`);
-``runtime.ts`` is the hand-written ``codegen/ts/runtime.ts``, copied. The same node run formats
-every file with the pinned prettier. Everything iterates in sorted order, so output is
-byte-identical across runs.
+``runtime.ts`` and ``subscriptions.ts`` are the hand-written files of ``codegen/ts``, copied.
+The same node run formats every file with the pinned prettier. Everything iterates in sorted
+order, so output is byte-identical across runs.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ TS_DIR: Final = Path(__file__).resolve().parent / "ts"
 """The node project (package.json, package-lock.json, generate.mjs, runtime.ts)."""
 ERROR_TABLE: Final = Path(__file__).resolve().parents[1] / "contract" / "mesh" / "errors.json"
 ROOT_TITLE: Final = "ContractRoot"
+RUNTIME_FILES: Final = ("runtime.ts", "subscriptions.ts")
+"""Hand-written TypeScript of ``codegen/ts``, copied into every output."""
 DROPPED_KEYS: Final = frozenset({"$schema", "$id", "$comment", "examples"})
 EXPORT_RE: Final = re.compile(r"^export (?:class|interface|type|function|const) (\w+)", re.M)
 ERROR_SHAPE: Final = frozenset({"error", "code", "name"})
@@ -286,12 +288,16 @@ def render_ts(contract: Contract, rel_contract: str, command: str) -> dict[str, 
         for e in contract.entries_of("commands")
     ]
     channels, records = _families(contract)
-    runtime = (TS_DIR / "runtime.ts").read_text(encoding="utf-8")
+    copied = {
+        name: f"{head}// Copied from codegen/ts/{name}.\n\n"
+        + (TS_DIR / name).read_text(encoding="utf-8")
+        for name in RUNTIME_FILES
+    }
     sources = {
         "client.ts": ts_templates.client_module(head, name, commands, channels, records),
         "errors.ts": ts_templates.errors_module(head, _error_table()),
         "index.ts": ts_templates.index_module(head, name),
-        "runtime.ts": head + "// Copied from codegen/ts/runtime.ts.\n\n" + runtime,
+        **copied,
     }
     _check_names(contract, sources, records)
     files = _run_node({"schema": bundle(contract), "banner": head.rstrip("\n"), "files": sources})

@@ -133,27 +133,29 @@ def client_module(
         f"""{header}
 /**
  * Typed bindings of the {name} contract over the JavaScript Mesh client: wire names, name
- * builders and `{name}Client`, whose stubs each make one call into `./runtime.js`.
+ * builders and `{name}Client`, whose stubs each make one call into the runtime.
  */
 
 import type * as T from "./types.js";
 import {{
   BindingContext,
-  ChannelGroup,
   CommandGroup,
-  PresenceGroup,
-  RecordGroup,
   fillTemplate,
   type BindingOptions,
   type ChannelOptions,
-  type ChannelSubscription,
   type CommandOptions,
   type MeshClientLike,
   type MessageCallback,
   type RecordCallback,
   type RecordOptions,
-  type RecordSubscription,
 }} from "./runtime.js";
+import {{
+  ChannelGroup,
+  PresenceGroup,
+  RecordGroup,
+  type ChannelSubscription,
+  type RecordSubscription,
+}} from "./subscriptions.js";
 """
     ]
     for command in commands:
@@ -380,6 +382,7 @@ def index_module(header: str, name: str) -> str:
 export * from "./client.js";
 export * from "./errors.js";
 export * from "./runtime.js";
+export * from "./subscriptions.js";
 export type * from "./types.js";
 """
 

@@ -68,6 +68,7 @@ def test_committed_output_has_not_drifted(contract: Path, out: Path) -> None:
         "errors.ts",
         "index.ts",
         "runtime.ts",
+        "subscriptions.ts",
         "types.ts",
     ]
     rel = contract.relative_to(ROOT).as_posix()
@@ -77,8 +78,9 @@ def test_committed_output_has_not_drifted(contract: Path, out: Path) -> None:
         assert text.endswith("\n")
         assert "\r" not in text
         assert str(ROOT) not in text
-    # The runtime is the hand-written file, copied after the header.
-    assert files["runtime.ts"].endswith((TS_DIR / "runtime.ts").read_text(encoding="utf-8"))
+    # The runtime is the hand-written files, copied after the header.
+    for name in ("runtime.ts", "subscriptions.ts"):
+        assert files[name].endswith((TS_DIR / name).read_text(encoding="utf-8"))
 
 
 def test_types_cover_every_contract_class() -> None:
@@ -224,13 +226,15 @@ def test_node_tests_drive_the_wrapper_over_a_fake_client(node_bin: Path, build_d
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
     node = shutil.which("node")
     assert node is not None
+    suites = sorted(TESTS_TS.glob("*.test.ts"))
+    compiled_suites = [str(build_dir / "tests/codegen/ts" / f"{p.stem}.js") for p in suites]
     started = time.perf_counter()
-    proc = _run([node, "--test", str(build_dir / "tests/codegen/ts/wrapper.test.js")], build_dir)
+    proc = _run([node, "--test", *compiled_suites], build_dir)
     print(f"node --test: {time.perf_counter() - started:.2f} s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    declared = len(
-        re.findall(r"^\s+test\(", (TESTS_TS / "wrapper.test.ts").read_text("utf-8"), re.M)
+    declared = sum(
+        len(re.findall(r"^\s+test\(", path.read_text(encoding="utf-8"), re.M)) for path in suites
     )
     assert f"# pass {declared}\n" in proc.stdout, proc.stdout
     assert "# fail 0\n" in proc.stdout
-    print(f"node --test: {declared} tests passed")
+    print(f"node --test: {declared} tests in {len(suites)} files passed")

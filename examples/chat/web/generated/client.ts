@@ -3,27 +3,29 @@
 
 /**
  * Typed bindings of the Chat contract over the JavaScript Mesh client: wire names, name
- * builders and `ChatClient`, whose stubs each make one call into `./runtime.js`.
+ * builders and `ChatClient`, whose stubs each make one call into the runtime.
  */
 
 import type * as T from "./types.js";
 import {
   BindingContext,
-  ChannelGroup,
   CommandGroup,
-  PresenceGroup,
-  RecordGroup,
   fillTemplate,
   type BindingOptions,
   type ChannelOptions,
-  type ChannelSubscription,
   type CommandOptions,
   type MeshClientLike,
   type MessageCallback,
   type RecordCallback,
   type RecordOptions,
-  type RecordSubscription,
 } from "./runtime.js";
+import {
+  ChannelGroup,
+  PresenceGroup,
+  RecordGroup,
+  type ChannelSubscription,
+  type RecordSubscription,
+} from "./subscriptions.js";
 
 /** Wire name of the command sendMessage (SendMessageRequest → SendMessageResponse). */
 export const SEND_MESSAGE_COMMAND = "chat/send";

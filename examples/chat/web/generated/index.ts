@@ -6,4 +6,5 @@
 export * from "./client.js";
 export * from "./errors.js";
 export * from "./runtime.js";
+export * from "./subscriptions.js";
 export type * from "./types.js";
