@@ -83,6 +83,11 @@ class TsError:
     client_only: bool
 
 
+def _about(family: TsChannel) -> str:
+    """The family's description as a second doc paragraph (empty without one)."""
+    return f"\n   *\n   * {_doc(family.description)}" if family.description else ""
+
+
 def _params_type(params: tuple[str, ...]) -> str:
     return "{ " + "; ".join(f"{p}: string" for p in params) + " }"
 
@@ -202,9 +207,10 @@ export const {command.constant}_COMMAND = {json.dumps(command.wire)};
     for channel in channels:
         lead, args = _leading(channel.params)
         message = f"T.{channel.type_name}"
+        about = _about(channel)
         parts.append(
             f"""  /**
-   * Subscribes to `{channel.template}`: messages parsed from JSON as {{@link {message}}}.
+   * Subscribes to `{channel.template}`: messages parsed from JSON as {{@link {message}}}.{about}
    *
    * @throws SubscriptionDenied The server refused the subscription.
    */
@@ -227,7 +233,7 @@ export const {command.constant}_COMMAND = {json.dumps(command.wire)};
         value = f"T.{record.type_name}"
         parts.append(
             f"""  /**
-   * Subscribes to `{record.template}`: values typed as {{@link T.{record.type_name}}}.
+   * Subscribes to `{record.template}`: values typed as {{@link {value}}}.{_about(record)}
    *
    * @throws SubscriptionDenied The record is not readable.
    */

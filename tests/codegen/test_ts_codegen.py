@@ -7,6 +7,7 @@ warning when node is missing (never silently). Their node packages are installed
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import shutil
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from codegen import ts_render
 from codegen.cli import _existing, codegen_command, compare_trees, generate
 from codegen.render import MARKER
-from codegen.ts_render import TS_DIR, ensure_node_packages
+from codegen.ts_render import TS_DIR, NodeToolsMissingError, ensure_node_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests/codegen/golden/contract"
@@ -138,6 +140,35 @@ def test_missing_node_prints_a_hint_and_exits_3(
     stream = io.StringIO()
     assert codegen_command(GOLDEN, tmp_path, check=False, lang="ts", stdout=stream) == 3
     assert "needs node (v20 or later) and npm on PATH" in stream.getvalue()
+
+
+@pytest.mark.node
+def test_failing_npm_ci_is_reported_and_leaves_no_stamp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "package.json").write_text('{"name": "broken", "version": "0.0.0"}', "utf-8")
+    (tmp_path / "package-lock.json").write_text("{not json", encoding="utf-8")
+    monkeypatch.setattr(ts_render, "TS_DIR", tmp_path)
+    with pytest.raises(NodeToolsMissingError, match="npm ci failed"):
+        ensure_node_packages()
+    assert not (tmp_path / "node_modules" / ts_render.LOCK_STAMP).exists()
+
+
+@pytest.mark.node
+def test_a_failing_generator_script_raises_with_its_stderr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A node project whose lock is already installed (stamp matches) but whose script fails.
+    (tmp_path / "package-lock.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "node_modules").mkdir()
+    digest = hashlib.sha256(b"{}").hexdigest()
+    (tmp_path / "node_modules" / ts_render.LOCK_STAMP).write_text(digest, encoding="utf-8")
+    (tmp_path / "generate.mjs").write_text('console.error("boom"); process.exit(1);', "utf-8")
+    for name in ts_render.RUNTIME_FILES:
+        shutil.copy(TS_DIR / name, tmp_path / name)
+    monkeypatch.setattr(ts_render, "TS_DIR", tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        generate(GOLDEN, tmp_path / "out", "ts")
 
 
 def test_names_and_shapes_the_bindings_cannot_express_are_contract_problems(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ export class ChatChannels extends ChannelGroup {
   /**
    * Subscribes to `chat:{room}`: messages parsed from JSON as {@link T.ChatMessage}.
    *
+   * A message posted to a chat room.
+   *
    * @throws SubscriptionDenied The server refused the subscription.
    */
   chat(
@@ -96,6 +98,8 @@ export class ChatChannels extends ChannelGroup {
 export class ChatRecords extends RecordGroup {
   /**
    * Subscribes to `topic:{room}`: values typed as {@link T.RoomTopic}.
+   *
+   * The topic of a chat room, writable by its members.
    *
    * @throws SubscriptionDenied The record is not readable.
    */

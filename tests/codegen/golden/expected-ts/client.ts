@@ -112,6 +112,8 @@ export class ChatAppChannels extends ChannelGroup {
   /**
    * Subscribes to `chat:{room}`: messages parsed from JSON as {@link T.ChatEvent}.
    *
+   * Events of a chat room.
+   *
    * @throws SubscriptionDenied The server refused the subscription.
    */
   chat(
@@ -140,6 +142,8 @@ export class ChatAppRecords extends RecordGroup {
 
   /**
    * Subscribes to `user:{id}`: values typed as {@link T.UserProfile}.
+   *
+   * A user's profile.
    *
    * @throws SubscriptionDenied The record is not readable.
    */
