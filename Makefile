@@ -35,7 +35,7 @@ lint: $(STAMP)
 	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} --check || exit 1; \
 	  done; \
 	  codegen/ts/node_modules/.bin/prettier --config codegen/ts/.prettierrc.json --check $(TS_SOURCES); \
-	else echo $(NO_NODE); fi
+	else echo $(call no_node,the TypeScript bindings are NOT drift-checked.); fi
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -47,7 +47,7 @@ TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
 # Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
 TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs tests/codegen/ts/fake-client.ts \
 	tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts tests/codegen/ts/*.test.ts
-NO_NODE := "!!! node not found: the TypeScript codegen tests (pytest -m node) are NOT run. Install Node >= 20 and npm to run them. !!!"
+no_node = "!!! node not found: $(1) Install Node >= 20 and npm. !!!"
 
 codegen: $(STAMP)
 	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated
@@ -55,14 +55,14 @@ codegen: $(STAMP)
 	  for pair in $(TS_OUTPUTS); do \
 	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} || exit 1; \
 	  done; \
-	else echo $(NO_NODE); fi
+	else echo $(call no_node,the TypeScript bindings are NOT regenerated.); fi
 
 test: $(STAMP) redis-check lint
 	@if command -v node >/dev/null 2>&1; then \
 	  $(BIN)/pytest -q; \
 	else \
-	  echo; echo $(NO_NODE); echo; \
-	  $(BIN)/pytest -q -m "not node" && { echo; echo $(NO_NODE); }; \
+	  echo; echo $(call no_node,the TypeScript codegen tests (pytest -m node) are NOT run.); echo; \
+	  $(BIN)/pytest -q -m "not node" && { echo; echo $(call no_node,the TypeScript codegen tests (pytest -m node) are NOT run.); }; \
 	fi
 
 bench: $(STAMP)
