@@ -25,6 +25,15 @@ redis-check:
 	  (apt-get update -qq && apt-get install -y -qq redis-server) || { \
 	    echo "ERROR: redis-server is required for the Redis test suite and could not be installed." >&2; exit 1; }; }
 
+# TypeScript bindings need node; `mesh codegen --lang ts` installs codegen/ts's pinned packages.
+TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
+	examples/chat/contract:examples/chat/web/generated
+# Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
+TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs \
+	tests/codegen/ts/fake-client.ts tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts \
+	tests/codegen/ts/*.test.ts
+no_node = "!!! node not found: $(1) Install Node >= 20 and npm. !!!"
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
@@ -40,14 +49,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-
-# TypeScript bindings need node; `mesh codegen --lang ts` installs codegen/ts's pinned packages.
-TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
-	examples/chat/contract:examples/chat/web/generated
-# Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
-TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs tests/codegen/ts/fake-client.ts \
-	tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts tests/codegen/ts/*.test.ts
-no_node = "!!! node not found: $(1) Install Node >= 20 and npm. !!!"
 
 codegen: $(STAMP)
 	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated
