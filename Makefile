@@ -25,11 +25,26 @@ redis-check:
 	  (apt-get update -qq && apt-get install -y -qq redis-server) || { \
 	    echo "ERROR: redis-server is required for the Redis test suite and could not be installed." >&2; exit 1; }; }
 
+# TypeScript bindings need node; `mesh codegen --lang ts` installs codegen/ts's pinned packages.
+TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
+	examples/chat/contract:examples/chat/web/generated
+# Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
+TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs \
+	tests/codegen/ts/fake-client.ts tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts \
+	tests/codegen/ts/*.test.ts
+no_node = "!!! node not found: $(1) Install Node >= 20 and npm. !!!"
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated --check
+	@if command -v node >/dev/null 2>&1; then \
+	  for pair in $(TS_OUTPUTS); do \
+	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} --check || exit 1; \
+	  done; \
+	  codegen/ts/node_modules/.bin/prettier --config codegen/ts/.prettierrc.json --check $(TS_SOURCES); \
+	else echo $(call no_node,the TypeScript bindings are NOT drift-checked.); fi
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -37,12 +52,22 @@ format: $(STAMP)
 
 codegen: $(STAMP)
 	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated
+	@if command -v node >/dev/null 2>&1; then \
+	  for pair in $(TS_OUTPUTS); do \
+	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} || exit 1; \
+	  done; \
+	else echo $(call no_node,the TypeScript bindings are NOT regenerated.); fi
 
 test: $(STAMP) redis-check lint
-	$(BIN)/pytest -q
+	@if command -v node >/dev/null 2>&1; then \
+	  $(BIN)/pytest -q; \
+	else \
+	  echo; echo $(call no_node,the TypeScript codegen tests (pytest -m node) are NOT run.); echo; \
+	  $(BIN)/pytest -q -m "not node" && { echo; echo $(call no_node,the TypeScript codegen tests (pytest -m node) are NOT run.); }; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis codegen/ts/node_modules

@@ -16,6 +16,7 @@ from typing import Final, TextIO
 
 from codegen.loader import ContractError, load_contract
 from codegen.render import MARKER, MissingGeneratorError, render
+from codegen.ts_render import NodeToolsMissingError, render_ts
 
 __all__ = ["codegen_command", "compare_trees", "generate", "report_problems"]
 
@@ -23,6 +24,7 @@ INSTALL_HINT: Final = (
     "codegen needs datamodel-code-generator and black: pip install 'mesh-py[codegen]'"
 )
 IGNORED: Final = frozenset({"__pycache__"})
+LANGUAGES: Final = ("python", "ts")
 
 
 def project_root(start: Path) -> Path:
@@ -46,20 +48,27 @@ def _relative(path: Path, root: Path) -> str:
         return path.name
 
 
-def generate(contract_dir: Path, out: Path) -> dict[str, str]:
+def generate(contract_dir: Path, out: Path, lang: str = "python") -> dict[str, str]:
     """Load, meta-check and render ``contract_dir``; return ``{relative path: text}``.
 
     Header paths are relative to the project root of the contract (the nearest ancestor with a
     ``pyproject.toml``), so the output does not depend on the working directory.
 
+    Args:
+        contract_dir: The contract directory.
+        out: The output folder (only named in the regenerate command of the header).
+        lang: ``python`` (pydantic package) or ``ts`` (TypeScript bindings).
+
     Raises:
         ContractError: The contract is invalid.
-        MissingGeneratorError: datamodel-code-generator or black is missing.
+        MissingGeneratorError: The generator of ``lang`` is missing.
     """
     contract = load_contract(contract_dir)
     root = project_root(contract_dir)
     rel_contract = _relative(contract_dir, root)
     command = f"python -m codegen {rel_contract} --out {_relative(out, root)}"
+    if lang == "ts":
+        return render_ts(contract, rel_contract, command + " --lang ts")
     return render(contract, rel_contract, command)
 
 
@@ -120,7 +129,12 @@ def report_problems(contract_dir: Path, error: ContractError, stream: TextIO) ->
 
 
 def codegen_command(
-    contract_dir: Path, out: Path, check: bool, *, stdout: TextIO | None = None
+    contract_dir: Path,
+    out: Path,
+    check: bool,
+    *,
+    lang: str = "python",
+    stdout: TextIO | None = None,
 ) -> int:
     """Generate ``out`` from ``contract_dir`` (or compare with ``check``); return the exit code.
 
@@ -129,17 +143,24 @@ def codegen_command(
         out: The package directory codegen owns entirely (it deletes stale files). A non-empty
             directory without codegen's marker file is refused.
         check: Compare only; exit 1 and print a diff when ``out`` is not up to date.
+        lang: ``python`` (pydantic models and facade) or ``ts`` (TypeScript bindings).
         stdout: Stream for messages (default: ``sys.stdout``; problems go there too).
 
     Returns:
         0, 1 (check found differences), 2 (bad contract or output folder) or 3 (no generator).
     """
     stream = stdout if stdout is not None else sys.stdout
+    if lang not in LANGUAGES:
+        print(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}", file=stream)
+        return 2
     try:
-        files = generate(contract_dir, out)
+        files = generate(contract_dir, out, lang)
     except ContractError as exc:
         report_problems(contract_dir, exc, stream)
         return 2
+    except NodeToolsMissingError as exc:
+        print(exc, file=stream)
+        return 3
     except MissingGeneratorError:
         print(INSTALL_HINT, file=stream)
         return 3

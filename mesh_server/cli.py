@@ -149,9 +149,12 @@ def codegen(
     check: Annotated[
         bool, typer.Option("--check", help="Only compare; exit 1 if out of date.")
     ] = False,
+    lang: Annotated[
+        str, typer.Option("--lang", help="python (pydantic package) or ts (TypeScript).")
+    ] = "python",
 ) -> None:
-    """Generate typed models and a facade from a contract (codegen-time dependencies needed)."""
-    raise typer.Exit(_tool("codegen.cli").codegen_command(contract_dir, out, check))
+    """Generate typed bindings from a contract (codegen-time dependencies needed)."""
+    raise typer.Exit(_tool("codegen.cli").codegen_command(contract_dir, out, check, lang=lang))
 
 
 @app.command()
