@@ -1,43 +1,12 @@
-"""``python -m bench [WORKLOAD …] [--duration S --connections N --repetitions R]``.
+"""``python -m bench [WORD …] [--full]``: the benchmark suite's table (see :mod:`bench.suite`).
 
-Without a workload every available one runs. Workloads are modules of this package with a
-``run(**options)`` function; others (channels, records) register themselves in ``WORKLOADS``.
+The detailed channel and record benchmarks keep their own entry points:
+``python -m bench.channels run`` and ``python -m bench.records run``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-
-WORKLOADS = {
-    "commands": "bench.commands",
-    "channels": "bench.channels",
-    "records": "bench.records",
-}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument(
-        "workloads", nargs="*", help=f"any of {', '.join(WORKLOADS)} (default: all)"
-    )
-    parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    args = parser.parse_args()
-    unknown = set(args.workloads) - set(WORKLOADS)
-    if unknown:
-        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
-    for name in args.workloads or list(WORKLOADS):
-        module = importlib.import_module(WORKLOADS[name])
-        module.run(
-            connections=args.connections,
-            duration=args.duration,
-            repetitions=args.repetitions,
-            warmup=args.warmup,
-        )
-
+from bench.suite import main
 
 if __name__ == "__main__":
     main()
