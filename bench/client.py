@@ -19,7 +19,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import orjson
@@ -356,8 +356,19 @@ async def writes(
     }
 
 
-async def storm(url: str, connections: int, in_flight: int) -> dict[str, Any]:
-    """Open ``connections`` with ``in_flight`` handshakes at a time; hold them idle until told."""
+async def wait_for_stdin() -> None:
+    """Wait for one line on stdin (the orchestrator's "measured, close now")."""
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def storm(
+    url: str,
+    connections: int,
+    in_flight: int,
+    hold: Callable[[], Awaitable[None]] | None = wait_for_stdin,
+) -> dict[str, Any]:
+    """Open ``connections`` with ``in_flight`` handshakes at a time; then hold them idle until
+    ``hold`` returns (``None``: close at once)."""
     slots = asyncio.Semaphore(in_flight)
     handshakes: list[int] = []
     failures = 0
@@ -380,7 +391,8 @@ async def storm(url: str, connections: int, in_flight: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     CLIENT_CPU.append((time.process_time() - cpu) / elapsed)
     signal("IDLE")
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if hold is not None:
+        await hold()
     close_all([client for client in opened if client is not None])
     handshakes.sort()
     return {

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any
@@ -79,15 +78,12 @@ class Server:
     def __init__(self, argv: tuple[str, ...]) -> None:
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"server {argv} exited before READY")
-            if line.startswith("READY "):
-                self.url = f"ws://127.0.0.1:{int(line.split()[1])}/"
-                return
-        raise RuntimeError(f"server {argv} did not print READY")
+        # A server prints nothing but READY on stdout (logs go to stderr).
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"server {argv} exited before READY")
+        self.url = f"ws://127.0.0.1:{int(line.split()[1])}/"
 
     def stop(self) -> None:
         """Terminate the server and reap it."""
@@ -97,6 +93,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -168,8 +166,10 @@ def measure_point(variant: Variant, client_args: list[str]) -> dict[str, Any]:
             stack.callback(servers[-1].stop)
         argv = [sys.executable, "-m", "bench.client", *client_args]
         argv += ["--url", ",".join(s.url for s in servers)]
-        client = subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        client = stack.enter_context(
+            subprocess.Popen(
+                argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
         )
         stack.callback(client.kill)
         assert client.stdout is not None

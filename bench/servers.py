@@ -21,9 +21,12 @@ import asyncio
 import re
 import resource
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from mesh_server import MeshServer
 
 CHANNEL = "bench:fanout"
 ROOM = "bench"
@@ -64,8 +67,16 @@ def bare_response(request: dict[str, Any], subscribe: Callable[[], None]) -> byt
     return orjson.dumps({"id": request.get("id"), "command": command, "payload": payload})
 
 
-async def serve_mesh(redis_url: str | None, transport: str) -> None:
-    """MeshServer with the workloads' commands, channel and records (see the module docstring)."""
+def build_mesh(redis_url: str | None, transport: str = "websockets") -> MeshServer:
+    """MeshServer with the workloads' commands, channel and records (see the module docstring).
+
+    Args:
+        redis_url: Redis backend URL; ``None``: the memory backend.
+        transport: A key of :data:`MESH_TRANSPORTS`.
+
+    Returns:
+        The server, not started, on a free port of 127.0.0.1.
+    """
     from mesh_server import MeshServer
 
     server = MeshServer(
@@ -99,6 +110,12 @@ async def serve_mesh(redis_url: str | None, transport: str) -> None:
         await server.broadcast_room(ROOM, "tick", {"n": ctx.payload})
         return True
 
+    return server
+
+
+async def serve_mesh(redis_url: str | None, transport: str) -> None:
+    """Start :func:`build_mesh` and serve until terminated."""
+    server = build_mesh(redis_url, transport)
     await server.start()
     print(f"READY {server.port}", flush=True)
     await asyncio.Future()
