@@ -113,12 +113,20 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def redis_calls(client: redis.Redis | None) -> int:
-    """Total calls in ``INFO commandstats`` except ``info`` (0 without Redis)."""
+_SCRIPT_CALLS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_fcall")
+
+
+def redis_calls(client: redis.Redis | None) -> tuple[int, int]:
+    """Calls in ``INFO commandstats`` except ``info``, and how many were script calls.
+
+    Redis also counts the commands a script runs, so the difference between the two is not
+    all network round trips; the script calls are.
+    """
     if client is None:
-        return 0
+        return 0, 0
     stats: dict[str, Any] = client.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    total = sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    return total, sum(int(stats[k]["calls"]) for k in _SCRIPT_CALLS if k in stats)
 
 
 @dataclass
@@ -127,7 +135,7 @@ class Sample:
 
     cpu: float
     rss: int
-    redis_calls: int
+    redis_calls: tuple[int, int]
 
 
 def sample(servers: list[Server], stats: redis.Redis | None) -> Sample:
@@ -150,8 +158,9 @@ def _expect(stream: IO[str], words: tuple[str, ...]) -> str:
 def measure_point(variant: Variant, client_args: list[str]) -> dict[str, Any]:
     """Run one point of ``variant`` with ``python -m bench.client *client_args``.
 
-    Returns the client's JSON result plus ``cpu_s`` and ``redis_calls`` over the measured
-    window and ``rss_delta`` (bytes, from ``START`` to ``IDLE``; 0 for windows ending ``STOP``).
+    Returns the client's JSON result plus ``cpu_s``, ``redis_calls`` and ``redis_scripts``
+    (see :func:`redis_calls`) over the measured window and ``rss_delta`` (bytes, from
+    ``START`` to ``IDLE``; 0 for windows ending ``STOP``).
     """
     with ExitStack() as stack:
         stats: redis.Redis | None = None
@@ -186,6 +195,7 @@ def measure_point(variant: Variant, client_args: list[str]) -> dict[str, Any]:
             raise RuntimeError(f"load generator failed: {argv}")
         result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     result["cpu_s"] = after.cpu - before.cpu
-    result["redis_calls"] = after.redis_calls - before.redis_calls
+    result["redis_calls"] = after.redis_calls[0] - before.redis_calls[0]
+    result["redis_scripts"] = after.redis_calls[1] - before.redis_calls[1]
     result["rss_delta"] = after.rss - before.rss if end == "IDLE" else 0
     return result

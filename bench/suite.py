@@ -7,7 +7,8 @@ Redis); within a workload the variants' order rotates every repetition; cells ar
 
 Columns: throughput (operations/s; the operation is named in the cell), p50/p99 latency of one
 operation, server CPU per operation (µs, every server process of the point, from
-``/proc/PID/stat``), Redis commands per publish/update/write (``INFO commandstats`` delta), and
+``/proc/PID/stat``), Redis commands per publish/update/write (``INFO commandstats`` delta, which
+counts the commands scripts run too; the script calls among them in parentheses), and
 throughput ÷ the bare Node ``ws`` floor of the same workload. The ``client`` column is the load
 generator's CPU use (cores): near 1.0 it, not the server, may be the limit.
 """
@@ -141,11 +142,11 @@ def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list
         done = runs[variant.name]
         throughput = median(done, rate)
         cpu = median(done, lambda r: r["cpu_s"] / max(r["ops"], 1) * 1e6)
-        redis = (
-            f"{median(done, lambda r: r['redis_calls'] / max(r[key], 1)):.2f}/{unit}"
-            if variant.redis
-            else "–"
-        )
+        redis = "–"
+        if variant.redis:
+            calls = median(done, lambda r: r["redis_calls"] / max(r[key], 1))
+            scripts = median(done, lambda r: r["redis_scripts"] / max(r[key], 1))
+            redis = f"{calls:.2f}/{unit} ({scripts:.2f} scripts)"
         ratio = f"{throughput / floor_rate:.2f}" if floor_rate else "–"
         notes = []
         if workload.op == "conn":
@@ -228,8 +229,10 @@ def run_suite(mode: Mode, selected: Sequence[str] = (), log: Callable[[str], Non
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("workloads", nargs="*", help="only workloads whose title has this word")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run workloads whose title has this word"
+    )
     parser.add_argument("--full", action="store_true", help="release-notes mode (BENCH=full)")
     args = parser.parse_args(argv)
     mode = FULL if args.full or os.environ.get("BENCH") == "full" else QUICK
-    print(run_suite(mode, args.workloads))
+    print(run_suite(mode, args.only))

@@ -90,5 +90,5 @@ def test_harness_points_and_table() -> None:
     assert storm_run["ops"] == 20
     table = render(results)
     assert "write/s" in table
-    assert "/write" in table
+    assert "/write (" in table
     assert "KB/conn" in table
