@@ -37,7 +37,7 @@ class Mode:
     repetitions: int
 
 
-QUICK = Mode("quick", duration=1.0, warmup=0.3, repetitions=1)
+QUICK = Mode("quick", duration=0.8, warmup=0.2, repetitions=1)
 FULL = Mode("full", duration=5.0, warmup=1.0, repetitions=3)
 
 
@@ -149,6 +149,9 @@ def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list
             redis = f"{calls:.2f}/{unit} ({scripts:.2f} scripts)"
         ratio = f"{throughput / floor_rate:.2f}" if floor_rate else "–"
         notes = []
+        if key == "publishes":
+            per_s = median(done, lambda r: r["publishes"] / r["seconds"])
+            notes.append(f"{per_s:.0f} {unit}s/s")
         if workload.op == "conn":
             per_conn = median(done, lambda r: r["rss_delta"] / max(r["ops"], 1) / 1024)
             notes.append(f"idle RSS {per_conn:.1f} KB/conn")
