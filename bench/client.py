@@ -27,7 +27,6 @@ from picows import WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_conn
 
 from bench.servers import raise_fd_limit, run_loop
 
-OnFrame = Callable[[bytes], None]
 TEXT = WSMsgType.TEXT
 
 
@@ -50,11 +49,11 @@ def percentile(ordered: list[int], fraction: float) -> float:
 
 
 class Client(WSListener):
-    """One connection: responses (``{"id"…``) resolve :meth:`request`, pushes go to ``on_push``."""
+    """One connection: responses (``{"id"…``) resolve :meth:`request` or go to ``on_response``;
+    pushes (no ``id``, e.g. ``mesh/assign-id``) are ignored."""
 
-    def __init__(self, on_push: OnFrame | None = None) -> None:
+    def __init__(self) -> None:
         self.transport: WSTransport | None = None
-        self.on_push = on_push
         self.on_response: Callable[[bytes], None] | None = None
         self.waiter: asyncio.Future[bytes] | None = None
 
@@ -71,8 +70,6 @@ class Client(WSListener):
                 waiter.set_result(body)
             elif self.on_response is not None:
                 self.on_response(body)
-        elif self.on_push is not None:
-            self.on_push(body)
 
     def send(self, payload: bytes) -> None:
         """Send one text frame."""
@@ -91,19 +88,19 @@ class Client(WSListener):
             self.transport.disconnect(graceful=False)
 
 
-async def connect(url: str, on_push: OnFrame | None = None) -> Client:
+async def connect(url: str) -> Client:
     """Open one connection to ``url``."""
-    _, client = await ws_connect(lambda: Client(on_push), url, websocket_handshake_timeout=30)
+    _, client = await ws_connect(Client, url, websocket_handshake_timeout=30)
     assert isinstance(client, Client)
     return client
 
 
-async def connect_many(urls: list[str], count: int, on_push: OnFrame | None = None) -> list[Client]:
+async def connect_many(urls: list[str], count: int) -> list[Client]:
     """Open ``count`` connections spread round-robin over ``urls``, 100 handshakes at a time."""
     clients: list[Client] = []
     for start in range(0, count, 100):
         batch = range(start, min(count, start + 100))
-        clients += await asyncio.gather(*(connect(urls[i % len(urls)], on_push) for i in batch))
+        clients += await asyncio.gather(*(connect(urls[i % len(urls)]) for i in batch))
     return clients
 
 
