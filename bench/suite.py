@@ -151,7 +151,7 @@ def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list
         notes = []
         if key == "publishes":
             per_s = median(done, lambda r: r["publishes"] / r["seconds"])
-            notes.append(f"{per_s:.0f} {unit}s/s")
+            notes.append(f"{per_s:.0f} {unit}/s")
         if workload.op == "conn":
             per_conn = median(done, lambda r: r["rss_delta"] / max(r["ops"], 1) / 1024)
             notes.append(f"idle RSS {per_conn:.1f} KB/conn")
