@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench [workload …]`` prints one table per workload."""
+"""Benchmarks: ``python -m bench`` prints the suite's table (:mod:`bench.suite`)."""

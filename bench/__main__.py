@@ -1,43 +1,35 @@
-"""``python -m bench [WORKLOAD …] [--duration S --connections N --repetitions R]``.
+"""``python -m bench [--only WORD …] [--full]``: the suite's table (see :mod:`bench.suite`).
 
-Without a workload every available one runs. Workloads are modules of this package with a
-``run(**options)`` function; others (channels, records) register themselves in ``WORKLOADS``.
+``python -m bench channels|records [--duration S --repetitions R --warmup S]`` runs instead the
+detailed channel or record benchmark (also ``python -m bench.channels run`` and
+``python -m bench.records run``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
-WORKLOADS = {
-    "commands": "bench.commands",
-    "channels": "bench.channels",
-    "records": "bench.records",
-}
+from bench import suite
+
+DETAILED = {"channels": "bench.channels", "records": "bench.records"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument(
-        "workloads", nargs="*", help=f"any of {', '.join(WORKLOADS)} (default: all)"
-    )
-    parser.add_argument("--connections", type=int, default=100)
+def detailed(argv: list[str]) -> None:
+    """Run one detailed benchmark (``argv[0]`` names it) with the options it shares."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench {argv[0]}")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=1.0)
-    args = parser.parse_args()
-    unknown = set(args.workloads) - set(WORKLOADS)
-    if unknown:
-        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
-    for name in args.workloads or list(WORKLOADS):
-        module = importlib.import_module(WORKLOADS[name])
-        module.run(
-            connections=args.connections,
-            duration=args.duration,
-            repetitions=args.repetitions,
-            warmup=args.warmup,
-        )
+    args = parser.parse_args(argv[1:])
+    importlib.import_module(DETAILED[argv[0]]).run(
+        duration=args.duration, repetitions=args.repetitions, warmup=args.warmup
+    )
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] and sys.argv[1] in DETAILED:
+        detailed(sys.argv[1:])
+    else:
+        suite.main(sys.argv[1:])

@@ -1,24 +1,19 @@
-"""Shared benchmark plumbing: subprocess servers, private redis-server, load generator, tables.
+"""Shared benchmark plumbing: subprocess servers and a private redis-server.
 
 Every server under test runs in its own subprocess and prints ``READY <port>`` once it listens;
-the load generator (:mod:`bench.loadgen`) runs in another process. Nothing here touches the
-machine's Redis: the Redis variants start a private ``redis-server`` on a free port.
+the clients run in another process. Nothing here touches the machine's Redis: the Redis
+variants start a private ``redis-server`` on a free port.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,57 +117,3 @@ class RedisProcess:
             self.proc.kill()
             self.proc.wait()
         self._dir.cleanup()
-
-
-def run_loadgen(url: str, *, connections: int, duration: float, warmup: float) -> dict[str, Any]:
-    """Run :mod:`bench.loadgen` in its own process and return its JSON result."""
-    out = subprocess.run(
-        [
-            python(),
-            "-m",
-            "bench.loadgen",
-            "--url", url,
-            "--connections", str(connections),
-            "--duration", str(duration),
-            "--warmup", str(warmup),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-@dataclass
-class Row:
-    """Aggregated results of one variant over all repetitions."""
-
-    name: str
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-    def median(self, key: str) -> float:
-        values = sorted(float(run[key]) for run in self.runs)
-        return values[len(values) // 2]
-
-
-def print_table(title: str, rows: Sequence[Row], baseline: str) -> None:
-    """Print req/s, p50/p99 latency and the ratio to ``baseline`` (medians over repetitions)."""
-    base = next((r for r in rows if r.name == baseline), None)
-    base_rps = base.median("rps") if base is not None else None
-    print(f"\n{title}")
-    header = f"{'variant':<34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs ' + baseline:>12}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        rps = row.median("rps")
-        ratio = f"{rps / base_rps:.0%}" if base_rps else "-"
-        print(
-            f"{row.name:<34} {rps:>10.0f} {row.median('p50_ms'):>8.2f} "
-            f"{row.median('p99_ms'):>8.2f} {ratio:>12}"
-        )
-    runs = ", ".join(
-        f"{row.name}: " + "/".join(f"{r['rps']:.0f}" for r in row.runs) for row in rows
-    )
-    print(f"(medians of {len(rows[0].runs) if rows else 0} runs; req/s per run: {runs})")
