@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mesh_sdk.errors import MeshAuthenticationError, SubscriptionDenied
     from mesh_sdk.protocol.errors import (
         CommandNotFoundError,
+        ConflictError,
         ForbiddenError,
         MeshConnectionError,
         MeshError,
@@ -42,6 +43,7 @@ __all__ = [
     "Backoff",
     "ChannelSubscription",
     "CommandNotFoundError",
+    "ConflictError",
     "ForbiddenError",
     "MeshAuthenticationError",
     "MeshClient",
@@ -69,6 +71,7 @@ _MODULES = {
     "mesh_sdk.errors": ("MeshAuthenticationError", "SubscriptionDenied"),
     "mesh_sdk.protocol.errors": (
         "CommandNotFoundError",
+        "ConflictError",
         "ForbiddenError",
         "MeshConnectionError",
         "MeshError",

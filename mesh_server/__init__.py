@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mesh_server.context import Context
     from mesh_server.errors import (
         CommandNotFoundError,
+        ConflictError,
         ForbiddenError,
         MeshAuthError,
         MeshError,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CommandNotFoundError",
+    "ConflictError",
     "Connection",
     "Context",
     "ForbiddenError",
@@ -63,6 +65,7 @@ _MODULES = {
     "mesh_server.context": ("Context",),
     "mesh_server.errors": (
         "CommandNotFoundError",
+        "ConflictError",
         "ForbiddenError",
         "MeshAuthError",
         "MeshError",

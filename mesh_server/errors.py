@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mesh_sdk.protocol.errors import (
     CommandNotFoundError,
+    ConflictError,
     ForbiddenError,
     MeshError,
     RateLimitError,
@@ -20,6 +21,7 @@ from mesh_sdk.protocol.errors import (
 
 __all__ = [
     "CommandNotFoundError",
+    "ConflictError",
     "ForbiddenError",
     "MeshAuthError",
     "MeshError",

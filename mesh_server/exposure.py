@@ -11,6 +11,12 @@ Channels, records and presence share one rule set (PROTOCOL §11.1):
 * A record is readable iff a matching read pattern's guard passes or a matching writable
   pattern's guard passes, and writable iff a matching writable pattern's guard passes
   (writable ⇒ readable).
+* A writable record pattern's guard may also take the value being written:
+  ``(connection, record_id, value)``. Which form a guard has is decided once, when it is
+  registered, from its signature (it accepts three positional arguments → value form). A write
+  passes the client's ``newValue`` as sent (for ``merge``/``deepMerge`` the partial value, not
+  the combined one); a read check through the writable pattern (writable ⇒ readable) passes
+  :data:`READ_ACCESS` instead of a value. Read patterns' guards always take two arguments.
 
 Also here: the admission checks every subscribing command shares — internal names (§9.2), name
 length (§7, §15) and the per-connection subscription quota (§15).
@@ -23,7 +29,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from mesh_sdk.protocol.errors import TooLargeError, ValidationError
 
@@ -31,11 +37,13 @@ if TYPE_CHECKING:
     from mesh_server.features import ConnectionLike
 
 __all__ = [
+    "READ_ACCESS",
     "Exposure",
     "Guard",
     "Pattern",
     "RecordExposure",
     "SubscriptionQuota",
+    "WriteGuard",
     "check_name",
     "is_internal_name",
 ]
@@ -46,6 +54,24 @@ Pattern: TypeAlias = "str | re.Pattern[str]"
 Guard: TypeAlias = "Callable[[ConnectionLike, str], bool | Awaitable[bool]]"
 """``(connection, name) -> bool`` (or awaitable); raising counts as ``False``."""
 
+WriteGuard: TypeAlias = "Guard | Callable[[ConnectionLike, str, Any], bool | Awaitable[bool]]"
+"""A writable record pattern's guard: a :data:`Guard`, or ``(connection, record_id, value)``."""
+
+
+class _ReadAccess:
+    """The type of :data:`READ_ACCESS`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "READ_ACCESS"
+
+
+READ_ACCESS: Final = _ReadAccess()
+"""Passed as ``value`` to a value-taking write guard when it is asked about reading (a
+subscription through the writable pattern, writable ⇒ readable), since nothing is written:
+``if value is READ_ACCESS: return may_read(connection, record_id)``."""
+
 _log = logging.getLogger("mesh_server.exposure")
 
 _INTERNAL_PREFIXES: Final = ("__keyspace@", "__keyevent@")
@@ -54,7 +80,8 @@ _INTERNAL_PREFIXES: Final = ("__keyspace@", "__keyevent@")
 @dataclass(frozen=True, slots=True)
 class _Rule:
     pattern: Pattern
-    guard: Guard | None
+    guard: Callable[..., bool | Awaitable[bool]] | None
+    takes_value: bool = False
 
     def matches(self, name: str) -> bool:
         if isinstance(self.pattern, str):
@@ -68,11 +95,33 @@ def _validate_pattern(pattern: object) -> Pattern:
     raise TypeError(f"pattern must be a str or a compiled re.Pattern, not {type(pattern).__name__}")
 
 
-async def _guard_passes(guard: Guard | None, connection: ConnectionLike, name: str) -> bool:
+def _takes_value(guard: Callable[..., object]) -> bool:
+    """Whether ``guard`` takes ``(connection, name, value)`` rather than ``(connection, name)``.
+
+    Raises:
+        TypeError: ``guard`` accepts neither form.
+    """
+    try:
+        signature = inspect.signature(guard)
+    except (TypeError, ValueError):  # no signature to read (some builtins): the classic form
+        return False
+    for arity in (3, 2):
+        try:
+            signature.bind(*range(arity))
+        except TypeError:
+            continue
+        return arity == 3
+    raise TypeError(
+        "a record write guard takes (connection, record_id) or (connection, record_id, value)"
+    )
+
+
+async def _guard_passes(rule: _Rule, connection: ConnectionLike, name: str, value: Any) -> bool:
+    guard = rule.guard
     if guard is None:
         return True
     try:
-        result = guard(connection, name)
+        result = guard(connection, name, value) if rule.takes_value else guard(connection, name)
         if inspect.isawaitable(result):
             result = await result
     except Exception:
@@ -92,19 +141,24 @@ class Exposure:
         (True, False)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, value_guards: bool = False) -> None:
         self._rules: list[_Rule] = []
+        self._value_guards = value_guards
 
-    def add(self, pattern: Pattern, guard: Guard | None = None) -> None:
+    def add(self, pattern: Pattern, guard: WriteGuard | None = None) -> None:
         """Register a pattern (after the existing ones) with an optional guard.
+
+        An exposure created with ``value_guards=True`` (writable records) also accepts guards
+        taking ``(connection, name, value)``; their form is read from the signature here, once.
 
         Raises:
             TypeError: ``pattern`` is neither a ``str`` nor a compiled pattern, or ``guard`` is
-                not callable.
+                not callable (or, with ``value_guards``, accepts neither form).
         """
         if guard is not None and not callable(guard):
             raise TypeError("guard must be callable")
-        self._rules.append(_Rule(_validate_pattern(pattern), guard))
+        takes_value = guard is not None and self._value_guards and _takes_value(guard)
+        self._rules.append(_Rule(_validate_pattern(pattern), guard, takes_value))
 
     def __bool__(self) -> bool:
         return bool(self._rules)
@@ -120,10 +174,16 @@ class Exposure:
                 return index
         return None
 
-    async def allows(self, connection: ConnectionLike, name: str) -> bool:
-        """Return whether any matching pattern's guard passes for ``connection``."""
+    async def allows(self, connection: ConnectionLike, name: str, value: Any = READ_ACCESS) -> bool:
+        """Return whether any matching pattern's guard passes for ``connection``.
+
+        Args:
+            connection: The asking connection.
+            name: The channel, room or record name.
+            value: Given to guards that take a value (the value being written), else ignored.
+        """
         for rule in self._rules:
-            if rule.matches(name) and await _guard_passes(rule.guard, connection, name):
+            if rule.matches(name) and await _guard_passes(rule, connection, name, value):
                 return True
         return False
 
@@ -133,7 +193,7 @@ class RecordExposure:
 
     def __init__(self) -> None:
         self.readable = Exposure()
-        self.writable = Exposure()
+        self.writable = Exposure(value_guards=True)
 
     async def can_read(self, connection: ConnectionLike, record_id: str) -> bool:
         """A matching read pattern's guard or a matching writable pattern's guard passes."""
@@ -141,9 +201,12 @@ class RecordExposure:
             connection, record_id
         )
 
-    async def can_write(self, connection: ConnectionLike, record_id: str) -> bool:
-        """A matching writable pattern's guard passes (read patterns never grant writes)."""
-        return await self.writable.allows(connection, record_id)
+    async def can_write(self, connection: ConnectionLike, record_id: str, value: Any) -> bool:
+        """A matching writable pattern's guard passes for writing ``value``.
+
+        Read patterns never grant writes. Guards that take a value get ``value``.
+        """
+        return await self.writable.allows(connection, record_id, value)
 
 
 # ------------------------------------------------------------------------------ admission

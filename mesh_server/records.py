@@ -3,7 +3,11 @@
 Writes (server code and ``mesh/publish-record-update``) are one atomic backend step that
 publishes ``{"t":"update","recordId","version","value","patch"}`` on ``{ns}record:{id}``; each
 instance subscribed to that channel builds the ``full`` frame and the ``patch`` frame once and
-sends each subscriber the one of its mode (§11.3, §11.5).
+sends each subscriber the one of its mode (§11.3, §11.5). A write may name the version it
+expects (``expected_version``, ``expectedVersion`` on the wire): at another version it stores
+nothing and raises ``ECONFLICT``. :meth:`RecordManager.update` is the read-modify-write form:
+the backend runs the caller's function on the current value and commits only if nothing was
+written in between, else runs it again on the newer value.
 
 Per subscription the manager keeps the last version the client was given (its *acknowledged*
 version): the subscribe response's version, then each pushed one. Versions not above it are
@@ -15,22 +19,36 @@ held back and replayed through the same filter right after the response (§11.5)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from mesh_sdk.protocol.codec import encode_push, loads
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationError
 from mesh_server.backends.messages import record_channel
 from mesh_server.channels import BackendChannels
-from mesh_server.exposure import Guard, Pattern, RecordExposure, SubscriptionQuota, check_name
+from mesh_server.exposure import (
+    Guard,
+    Pattern,
+    RecordExposure,
+    SubscriptionQuota,
+    WriteGuard,
+    check_name,
+)
 from mesh_server.quotas import RecordWriteBudget
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import MergeStrategy, RecordWrite
     from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
 
-__all__ = ["RecordManager"]
+__all__ = ["RecordManager", "RecordUpdate"]
+
+RecordUpdate = Callable[[Any], Any]
+"""``fn(current) -> new`` for :meth:`RecordManager.update`: ``current`` is the record's value
+(``None`` when absent), the result the value to store (a JSON value or pydantic model) or an
+awaitable of it."""
 
 RECORD_UPDATE: Final = "mesh/record-update"
 RECORD_DELETED: Final = "mesh/record-deleted"
@@ -97,6 +115,12 @@ class _Frames:
         return self._deleted
 
 
+def _check_version(expected_version: int | None) -> None:
+    # bool is an int subclass; a version is a plain non-negative int (§11.2).
+    if expected_version is not None and (type(expected_version) is not int or expected_version < 0):
+        raise ValueError(f"expected_version must be an int >= 0, not {expected_version!r}")
+
+
 def _deletion_applies(sub: _Sub, version: int) -> bool:
     """Whether a deletion at ``version`` ends what this subscriber holds (§11.6).
 
@@ -131,23 +155,76 @@ class RecordManager:
         """Let clients read (subscribe to) records matching ``pattern`` (§11.1)."""
         self._exposure.readable.add(pattern, guard)
 
-    def expose_writable(self, pattern: Pattern, guard: Guard | None = None) -> None:
-        """Let clients write (and so read) records matching ``pattern`` (§11.1)."""
+    def expose_writable(self, pattern: Pattern, guard: WriteGuard | None = None) -> None:
+        """Let clients write (and so read) records matching ``pattern`` (§11.1).
+
+        ``guard`` is ``(connection, record_id)`` or ``(connection, record_id, value)`` (see
+        :mod:`mesh_server.exposure`; the form is read from its signature here, once).
+        """
         self._exposure.writable.add(pattern, guard)
 
     async def publish_update(
-        self, record_id: str, value: Any, strategy: MergeStrategy = "replace"
+        self,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy = "replace",
+        *,
+        expected_version: int | None = None,
     ) -> RecordWrite:
         """Write a record from server code (§11.3); pushes reach every subscriber.
 
+        Args:
+            record_id: The record.
+            value: The value (a JSON value or pydantic model), combined per ``strategy``.
+            strategy: ``"replace"``, ``"merge"`` or ``"deepMerge"``.
+            expected_version: Write only if the record is at this version (0: absent).
+
         Raises:
+            ConflictError: The record is not at ``expected_version`` (``ECONFLICT``, details
+                ``{"expected", "actual"}``); nothing was stored.
             ValidationError: The contract's record schema rejects the combined value.
             TooLargeError: The combined value exceeds ``max_record_size``.
             UnavailableError: The backend is unreachable.
         """
         if strategy not in _STRATEGIES:
             raise ValueError(f"unknown merge strategy {strategy!r}")
-        return await self._write(record_id, value, strategy)
+        _check_version(expected_version)
+        return await self._write(
+            record_id, to_jsonable(value), strategy, expected_version=expected_version
+        )
+
+    async def update(self, record_id: str, fn: RecordUpdate) -> RecordWrite:
+        """Atomically read, modify and write a record (§11.3).
+
+        ``fn(current)`` computes the new value from the current one (``None`` when absent; a
+        private copy ``fn`` may mutate). The result is stored (as by a ``replace`` write) only if
+        nothing was written in between; otherwise ``fn`` runs again on the newer value, after a
+        jittered pause, until the backend deadline. So ``fn`` may run more than once and must
+        not act on anything but its result. It may be sync or async, and may raise to abort:
+        nothing is written and the exception propagates unchanged. ``fn`` must not write the
+        record it updates (``RuntimeError``).
+
+        Raises:
+            ValidationError: The contract's record schema rejects the new value.
+            TooLargeError: The new value exceeds ``max_record_size``.
+            UnavailableError: The backend is unreachable, or the deadline passed (conflicts).
+        """
+
+        async def compute(current: Any) -> Any:
+            new = fn(current)
+            if inspect.isawaitable(new):
+                new = await new
+            return to_jsonable(new)
+
+        return await self._guard_size(
+            self._core.limits.max_record_size,
+            self._core.backend.update_record(
+                record_id,
+                compute,
+                max_size=self._core.limits.max_record_size,
+                validate=self._validator(record_id),
+            ),
+        )
 
     async def get(self, record_id: str) -> tuple[Any, int]:
         """Return ``(value, version)``; ``(None, 0)`` when absent."""
@@ -166,22 +243,41 @@ class RecordManager:
         return {cid: sub.mode for cid, sub in self._subs.get(record_id, {}).items()}
 
     async def _write(
-        self, record_id: str, value: Any, strategy: MergeStrategy, quota: int | None = None
+        self,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy,
+        quota: int | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> RecordWrite:
         """Write through the backend; ``quota`` is the connection's byte allowance, if any."""
         limit = self._core.limits.max_record_size
         max_size = limit if quota is None else min(limit, quota)
         if max_size < 1:  # not even the shortest JSON value fits
             raise self._budget.refused(record_id)
+        write = self._core.backend.write_record(
+            record_id,
+            value,
+            strategy,
+            max_size=max_size,
+            validate=self._validator(record_id),
+            expected_version=expected_version,
+        )
         try:
-            return await self._core.backend.write_record(
-                record_id, value, strategy, max_size=max_size, validate=self._validator(record_id)
-            )
+            return await self._guard_size(max_size, write)
         except TooLargeError as exc:
             if max_size < limit:
                 raise self._budget.refused(record_id) from exc
+            raise
+
+    async def _guard_size(self, max_size: int, write: Awaitable[RecordWrite]) -> RecordWrite:
+        """Await ``write``; a size refusal without details gets ``{"limit": max_size}``."""
+        try:
+            return await write
+        except TooLargeError as exc:
             if exc.details is None:
-                exc.details = {"limit": limit}
+                exc.details = {"limit": max_size}
             raise
 
     def _validator(self, record_id: str) -> Callable[[Any], None] | None:
@@ -259,7 +355,7 @@ class RecordManager:
     async def _publish(self, connection: ConnectionLike, request: Any) -> Any:
         command = "mesh/publish-record-update"
         record_id = self._record_id(command, request)
-        if not await self._exposure.can_write(connection, record_id):
+        if not await self._exposure.can_write(connection, record_id, request.newValue):
             raise ForbiddenError(f'Record "{record_id}" is not writable by this connection.')
         options = request.options
         strategy = _wire(options.strategy) if options is not None else None
@@ -269,7 +365,11 @@ class RecordManager:
         allowance = self._budget.allowance(cid, record_id)
         try:
             written = await self._write(
-                record_id, request.newValue, strategy or "replace", allowance
+                record_id,
+                request.newValue,
+                strategy or "replace",
+                allowance,
+                expected_version=request.expectedVersion,
             )
         except ValidationError as exc:
             details = exc.details if isinstance(exc.details, list) else []

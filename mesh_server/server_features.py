@@ -137,18 +137,87 @@ class FeatureAPI:
     # ------------------------------------------------------------------ records (§11)
 
     def expose_record(self, pattern: Any, guard: Callable[..., Any] | None = None) -> None:
-        """Allow clients to read (subscribe to) records matching ``pattern``."""
+        """Allow clients to read (subscribe to) records matching ``pattern``.
+
+        ``guard(connection, record_id)`` (sync or async) may deny (PROTOCOL §11.1).
+        """
         self._require().records.expose(pattern, guard)
 
     def expose_writable_record(self, pattern: Any, guard: Callable[..., Any] | None = None) -> None:
-        """Allow clients to read and write records matching ``pattern``."""
+        """Allow clients to read and write records matching ``pattern``.
+
+        ``guard`` (sync or async) is either ``guard(connection, record_id)`` or
+        ``guard(connection, record_id, value)``; the form is decided here, once, from its
+        signature (three positional parameters → the value form). The value form gets the
+        ``newValue`` a client writes (as sent: the partial value of a ``merge``/``deepMerge``
+        write) and, when asked whether the connection may read the record through this pattern
+        (writable ⇒ readable), :data:`mesh_server.exposure.READ_ACCESS` instead of a value.
+
+        Raises:
+            TypeError: ``guard`` accepts neither form.
+        """
         self._require().records.expose_writable(pattern, guard)
 
     async def publish_record_update(
-        self, record_id: str, value: Any, strategy: MergeStrategy = "replace"
+        self,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy = "replace",
+        *,
+        expected_version: int | None = None,
     ) -> None:
-        """Write a record atomically and push the update to its subscribers (§11.3)."""
-        await self._require().records.publish_update(record_id, value, strategy)
+        """Write a record atomically and push the update to its subscribers (§11.3).
+
+        Args:
+            record_id: The record.
+            value: The value (a JSON value or pydantic model), combined per ``strategy``.
+            strategy: ``"replace"``, ``"merge"`` or ``"deepMerge"``.
+            expected_version: Write only if the record is still at this version (0: absent),
+                as read by :meth:`get_record`; ``None`` writes unconditionally.
+
+        Raises:
+            ConflictError: The record is at another version (``ECONFLICT``, ``details`` =
+                ``{"expected": int, "actual": int}``); nothing was stored.
+            ValidationError: The contract's record schema rejects the value.
+            TooLargeError: The value exceeds ``max_record_size``.
+            UnavailableError: The backend is unreachable.
+        """
+        await self._require().records.publish_update(
+            record_id, value, strategy, expected_version=expected_version
+        )
+
+    async def update_record(self, record_id: str, fn: Callable[[Any], Any]) -> tuple[Any, int]:
+        """Atomically read, modify and write a record (§11.3); returns ``(value, version)``.
+
+        ``fn(current)`` returns the new value (sync or async) from the current one (``None``
+        when absent; a private copy it may mutate). The result is committed, as a ``replace``
+        write, only if nothing was written in between; otherwise ``fn`` runs again on the newer
+        value after a jittered pause, until the backend's operation deadline. So ``fn`` may run
+        more than once: it should only compute. Returning the current value writes nothing.
+        ``fn`` may raise to abort: nothing is written and the exception propagates unchanged.
+
+        Example::
+
+            def move(game):
+                game = game or {"moves": []}
+                if cell in game["moves"]:
+                    raise ForbiddenError("cell taken")  # aborts: nothing written
+                game["moves"].append(cell)
+                return game
+
+            value, version = await server.update_record("game:1", move)
+
+        Returns:
+            The committed value and its version.
+
+        Raises:
+            ValidationError: The contract's record schema rejects the new value.
+            TooLargeError: The new value exceeds ``max_record_size``.
+            UnavailableError: The backend is unreachable, or the deadline passed (conflicts).
+            RuntimeError: ``fn`` wrote the record it updates (it would wait for itself).
+        """
+        written = await self._require().records.update(record_id, fn)
+        return written.value, written.version
 
     async def get_record(self, record_id: str) -> tuple[Any, int]:
         """Return ``(value, version)`` of a record; ``(None, 0)`` when absent."""

@@ -12,6 +12,7 @@ human message, plus optional ``details``. One subclass exists per code of the co
     ├── UnavailableError           EUNAVAILABLE  UnavailableError
     ├── RateLimitError             ERATELIMIT    RateLimitError    details: {"retryAfterMs"}
     ├── TooLargeError              ETOOLARGE     TooLargeError     details: {"limit"}
+    ├── ConflictError              ECONFLICT     ConflictError     details: {"expected","actual"}
     ├── UnknownError               EUNKNOWN      UnknownError
     ├── MeshTimeoutError           ETIMEOUT      TimeoutError      client only; a TimeoutError
     └── MeshConnectionError        ECONNECTION   ConnectionError   client only; a ConnectionError
@@ -28,6 +29,7 @@ __all__ = [
     "CODE_PATTERN",
     "ERROR_CLASSES",
     "CommandNotFoundError",
+    "ConflictError",
     "ForbiddenError",
     "MeshConnectionError",
     "MeshError",
@@ -184,6 +186,43 @@ class TooLargeError(MeshError):
     default_name = "TooLargeError"
 
 
+class ConflictError(MeshError):
+    """A conditional record write found another version (``ECONFLICT``, PROTOCOL §11.3).
+
+    Raised for a write with an expected version (``expectedVersion`` on the wire) when the
+    record is at a different one; nothing was stored. ``details`` is
+    ``{"expected": int, "actual": int}`` (version 0: the record is absent).
+    """
+
+    default_code = "ECONFLICT"
+    default_name = "ConflictError"
+
+    @classmethod
+    def for_record(cls, record_id: str, expected: int, actual: int) -> ConflictError:
+        """Return the error for a write of ``record_id`` that expected another version."""
+        return cls(
+            f'Record "{record_id}" is at version {actual}, not {expected}.',
+            details={"expected": expected, "actual": actual},
+        )
+
+    @property
+    def expected(self) -> int | None:
+        """The version the write expected, when the details say so."""
+        return self._version("expected")
+
+    @property
+    def actual(self) -> int | None:
+        """The version the record was at, when the details say so."""
+        return self._version("actual")
+
+    def _version(self, key: str) -> int | None:
+        if isinstance(self.details, dict):
+            value = self.details.get(key)
+            if type(value) is int:
+                return value
+        return None
+
+
 class UnknownError(MeshError):
     """An unclassifiable failure (``EUNKNOWN``); also used for errors without a string code."""
 
@@ -215,6 +254,7 @@ ERROR_CLASSES: Final[dict[str, type[MeshError]]] = {
         UnavailableError,
         RateLimitError,
         TooLargeError,
+        ConflictError,
         UnknownError,
         MeshTimeoutError,
         MeshConnectionError,

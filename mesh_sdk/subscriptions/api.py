@@ -487,21 +487,42 @@ class SubscriptionAPI(ABC):
         return await self._call("mesh/unsubscribe-record", {"recordId": record_id}) is True
 
     async def publish_record_update(
-        self, record_id: str, value: Any, strategy: str | None = None
+        self,
+        record_id: str,
+        value: Any,
+        strategy: str | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> bool:
         """Write a record (``mesh/publish-record-update``, §11.3).
 
         With a contract that declares the record, a ``replace`` write is validated against its
         schema first (partial ``merge``/``deepMerge`` values are not).
 
+        Args:
+            record_id: The record.
+            value: The new value (a pydantic model or JSON value).
+            strategy: ``"replace"`` (the server's default), ``"merge"`` or ``"deepMerge"``.
+            expected_version: Write only if the record is still at this version (0: absent),
+                e.g. the :attr:`~mesh_sdk.subscriptions.RecordSubscription.version` the
+                client last saw; ``None`` writes unconditionally (``expectedVersion`` is not
+                sent).
+
         Returns:
             ``True`` once committed (also when the value did not change).
 
         Raises:
+            ConflictError: The record is at another version (``ECONFLICT``;
+                :attr:`~mesh_sdk.protocol.errors.ConflictError.actual` says which); nothing
+                was stored.
             ForbiddenError: Not writable by this connection.
             ValidationError: The value violates the schema (client- or server-side).
             TooLargeError: The value exceeds the server's record size limit.
         """
+        if expected_version is not None and (
+            type(expected_version) is not int or expected_version < 0
+        ):
+            raise ValueError(f"expected_version must be an int >= 0, not {expected_version!r}")
         spec = self.contract.record_for(record_id) if self.contract is not None else None
         wire_value = to_jsonable(value)
         if spec is not None and strategy in (None, "replace"):
@@ -509,6 +530,8 @@ class SubscriptionAPI(ABC):
         payload: dict[str, Any] = {"recordId": record_id, "newValue": wire_value}
         if strategy is not None:
             payload["options"] = {"strategy": strategy}
+        if expected_version is not None:
+            payload["expectedVersion"] = expected_version
         return _succeeded(await self._call("mesh/publish-record-update", payload))
 
     async def _resync(self, sub: RecordSubscription[Any]) -> None:

@@ -155,7 +155,12 @@ class SubscriptionOwner(Protocol):
         ...
 
     async def publish_record_update(
-        self, record_id: str, value: Any, strategy: str | None = None
+        self,
+        record_id: str,
+        value: Any,
+        strategy: str | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> bool:
         """Send ``mesh/publish-record-update``."""
         ...

@@ -239,21 +239,32 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
         """Return a new async iterator over :class:`RecordChange` objects."""
         return self._changes.iterator()
 
-    async def update(self, value: Any, strategy: str = "replace") -> bool:
+    async def update(
+        self, value: Any, strategy: str = "replace", *, expected_version: int | None = None
+    ) -> bool:
         """Write the record (``mesh/publish-record-update``, §11.3).
+
+        ``update(value, expected_version=sub.version)`` writes only if nobody wrote the record
+        since the version this subscription holds: a compare-and-set. On ``ConflictError`` the
+        subscription receives the newer version as usual; compute again from it and retry.
 
         Args:
             value: The new value (a pydantic model or JSON value).
             strategy: ``"replace"``, ``"merge"`` or ``"deepMerge"``.
+            expected_version: Write only if the record is at this version (0: absent);
+                ``None`` writes unconditionally.
 
         Returns:
             ``True`` once the write committed (also when nothing changed).
 
         Raises:
+            ConflictError: The record is at another version (``ECONFLICT``); nothing stored.
             ForbiddenError: The record is not writable by this connection.
             ValidationError: The value violates the contract's record schema.
         """
-        return await self._owner.publish_record_update(self.record_id, value, strategy)
+        return await self._owner.publish_record_update(
+            self.record_id, value, strategy, expected_version=expected_version
+        )
 
     async def unsubscribe(self) -> bool:
         """Unsubscribe (``mesh/unsubscribe-record``) and end iteration."""

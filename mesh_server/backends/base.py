@@ -20,7 +20,9 @@ Guarantees (all backends)
   never an instance's wall clock.
 * **Errors.** Any failure to reach the store raises
   :class:`mesh_sdk.protocol.errors.UnavailableError` (``EUNAVAILABLE``); operations that miss the
-  backend deadline (default 5000 ms) raise it too. Nothing else escapes, except programming errors.
+  backend deadline (default 5000 ms) raise it too. Nothing else escapes, except the documented
+  record outcomes (``TooLargeError``, ``ConflictError``, exceptions of a ``validate`` callback or
+  an update function) and programming errors.
 * **Isolation.** Stored and published values are encoded bytes/str: nothing mutable is shared
   between a writer and readers (the memory backend copies through JSON).
 * **No KEYS.** Enumeration uses indexes (sets/hashes), never ``KEYS``.
@@ -44,12 +46,18 @@ __all__ = [
     "MergeStrategy",
     "MessageHandler",
     "PresenceSnapshot",
+    "RecordUpdater",
     "RecordWrite",
     "RecoveredCallback",
 ]
 
 MergeStrategy = Literal["replace", "merge", "deepMerge"]
 """How a new value combines with the stored one (PROTOCOL §11.3, §12.1)."""
+
+RecordUpdater = Callable[[Any], Any]
+"""``fn(current) -> new`` for :meth:`Backend.update_record`: ``current`` is the record's JSON
+value (``None`` when absent; a private copy), the result the new JSON value or an awaitable of
+it."""
 
 RecoveredCallback = Callable[[], Awaitable[None]]
 """Awaited by a backend after it reconnected to its store and re-subscribed its channels."""
@@ -413,6 +421,7 @@ class Backend(ABC):
         *,
         max_size: int | None = None,
         validate: Callable[[Any], None] | None = None,
+        expected_version: int | None = None,
     ) -> RecordWrite:
         """Atomically combine, diff, store with version + 1 and publish the update (§11.3).
 
@@ -420,15 +429,63 @@ class Backend(ABC):
         version, full value and patch; it is published inside the same atomic step (or the
         commit step of an optimistic compute-then-check-and-set loop).
 
+        With ``expected_version`` the write is a compare-and-set: it happens only if the record
+        is at that version (0: absent) when it commits, else nothing is stored or published
+        and :class:`~mesh_sdk.protocol.errors.ConflictError` reports the version found (never a
+        stale cached one). The version check comes first: a conflicting write is refused as
+        a conflict even if its value is too large or invalid.
+
         Args:
             record_id: The record.
             value: The new value (combined with the stored one per ``strategy``).
             strategy: ``replace``, ``merge`` or ``deepMerge``.
             max_size: Limit of the serialized combined value → ``TooLargeError``, nothing stored.
             validate: Called with the combined value before storing; raising aborts the write.
+            expected_version: The version the record must be at; ``None``: any.
 
         Raises:
+            ConflictError: The record is not at ``expected_version`` (``details`` =
+                ``{"expected": int, "actual": int}``).
             TooLargeError: The combined value exceeds ``max_size``.
+            UnavailableError: The store is unreachable or the deadline passed.
+        """
+
+    @abstractmethod
+    async def update_record(
+        self,
+        record_id: str,
+        fn: RecordUpdater,
+        *,
+        max_size: int | None = None,
+        validate: Callable[[Any], None] | None = None,
+    ) -> RecordWrite:
+        """Atomically read, modify and write a record (§11.3).
+
+        Reads the value, computes ``fn(value)`` and commits the result as a ``replace`` write
+        iff no write or deletion of the record happened in between; otherwise it runs ``fn``
+        again on the newer value, after a jittered, growing pause, until the operation
+        deadline, which bounds the whole update including every run of ``fn``. Updates of one
+        record on one instance wait for each other, so they conflict only with writes of
+        other instances (or plain writes that commit while ``fn`` awaits).
+
+        ``fn`` gets a private copy (it may mutate and return it); it may be sync or async and
+        may run several times. An exception raised by ``fn`` aborts the update (nothing stored)
+        and propagates unchanged, unless ``fn`` saw a state that is no longer current, in which
+        case it runs again on the current one: a stale cached state never decides an outcome.
+        ``fn`` writing the record it updates (from the same task) raises ``RuntimeError``
+        instead of waiting for itself. A result equal to the current value stores nothing.
+
+        Args:
+            record_id: The record.
+            fn: Computes the new value from the current one (``None`` when absent).
+            max_size: Limit of the serialized new value → ``TooLargeError``, nothing stored.
+            validate: Called with the new value before storing; raising aborts the update.
+
+        Returns:
+            The committed write (``changed=False`` when ``fn`` returned the current value).
+
+        Raises:
+            TooLargeError: The new value exceeds ``max_size``.
             UnavailableError: The store is unreachable or the deadline passed.
         """
 

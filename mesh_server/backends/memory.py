@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import inspect
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from mesh_sdk.protocol.codec import dumps, loads
-from mesh_sdk.protocol.errors import TooLargeError, UnavailableError
+from mesh_sdk.protocol.errors import ConflictError, TooLargeError, UnavailableError
 from mesh_sdk.protocol.patch import combine, diff, json_equal
 from mesh_server.backends.base import (
     Backend,
@@ -27,6 +29,7 @@ from mesh_server.backends.base import (
     MergeStrategy,
     MessageHandler,
     PresenceSnapshot,
+    RecordUpdater,
     RecordWrite,
 )
 from mesh_server.backends.messages import (
@@ -36,6 +39,7 @@ from mesh_server.backends.messages import (
     presence_channel,
     record_channel,
 )
+from mesh_server.backends.slots import RecordSlots
 
 __all__ = ["DEFAULT_INSTANCE_TTL_MS", "MemoryBackend", "MemoryHub"]
 
@@ -188,8 +192,14 @@ class MemoryBackend(Backend):
       nothing mutable is shared between writers, readers and subscribers.
     * **Clock.** Presence, state and heartbeat deadlines use the hub clock (monotonic ms).
     * **Errors.** Nothing can be unreachable: operations raise only the documented
-      :class:`~mesh_sdk.protocol.errors.TooLargeError` and exceptions of a ``validate`` callback;
-      :meth:`ping` raises ``UnavailableError`` after :meth:`close`.
+      :class:`~mesh_sdk.protocol.errors.TooLargeError` and
+      :class:`~mesh_sdk.protocol.errors.ConflictError`, exceptions of a ``validate`` callback or
+      an update function, and ``UnavailableError`` when :meth:`update_record` misses its
+      deadline; :meth:`ping` raises ``UnavailableError`` after :meth:`close`.
+    * **Record updates.** :meth:`update_record` holds a per-record slot of this backend while
+      its function runs (updates of one record on one instance wait for each other); if a
+      write of another instance, or a plain write, commits while the function awaits, the
+      function runs again on the new value after a jittered pause.
 
     Args:
         namespace: Prefix of internal channels; backends see each other's state only within
@@ -198,6 +208,10 @@ class MemoryBackend(Backend):
         clock: Clock of the private hub, in milliseconds (only without ``hub``: a shared hub has
             one clock).
         instance_ttl_ms: Heartbeat TTL registered by :meth:`start`.
+        operation_timeout: Deadline of one :meth:`update_record`, its function's runs
+            included, in seconds (→ ``UnavailableError``).
+        record_retry_base: First jittered pause after an update conflict, in seconds.
+        record_retry_max: Longest pause between conflicting update attempts, in seconds.
 
     Raises:
         ValueError: Both ``hub`` and ``clock`` were given.
@@ -210,6 +224,9 @@ class MemoryBackend(Backend):
         hub: MemoryHub | None = None,
         clock: Callable[[], float] | None = None,
         instance_ttl_ms: int = DEFAULT_INSTANCE_TTL_MS,
+        operation_timeout: float = 5.0,
+        record_retry_base: float = 0.001,
+        record_retry_max: float = 0.032,
     ) -> None:
         if hub is not None and clock is not None:
             raise ValueError("pass the clock to the MemoryHub, not to a backend sharing it")
@@ -220,6 +237,9 @@ class MemoryBackend(Backend):
         self._instance_id: str | None = None
         self._endpoint: _Endpoint | None = None
         self._closed = False
+        self._operation_timeout = operation_timeout
+        self._retry = (record_retry_base, record_retry_max)
+        self._slots = RecordSlots()
 
     @property
     def instance_id(self) -> str:
@@ -629,13 +649,85 @@ class MemoryBackend(Backend):
         *,
         max_size: int | None = None,
         validate: Callable[[Any], None] | None = None,
+        expected_version: int | None = None,
     ) -> RecordWrite:
         """Combine, check, diff, store with version + 1 and publish, in one step (§11.3).
 
         The size limit and ``validate`` apply to every write, also one that changes nothing.
         """
+        self._slots.check_reentry(record_id)
+        return self._write_now(record_id, value, strategy, max_size, validate, expected_version)
+
+    async def update_record(
+        self,
+        record_id: str,
+        fn: RecordUpdater,
+        *,
+        max_size: int | None = None,
+        validate: Callable[[Any], None] | None = None,
+    ) -> RecordWrite:
+        """Run ``fn`` on the current value and commit unless a write came in between."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._operation_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                slot = await self._slots.acquire(record_id)
+        except TimeoutError:
+            raise UnavailableError("memory backend: update record timed out") from None
+        try:
+            return await self._update_locked(record_id, fn, max_size, validate, deadline)
+        finally:
+            self._slots.release(record_id, slot)
+
+    async def _update_locked(
+        self,
+        record_id: str,
+        fn: RecordUpdater,
+        max_size: int | None,
+        validate: Callable[[Any], None] | None,
+        deadline: float,
+    ) -> RecordWrite:
+        loop = asyncio.get_running_loop()
+        base, ceiling = self._retry
+        attempt = 0
+        while True:
+            if attempt:
+                await asyncio.sleep(random.uniform(0, min(ceiling, base * 2 ** (attempt - 1))))
+            if loop.time() > deadline:
+                raise UnavailableError("memory backend: update record timed out (conflicts)")
+            stored = self._s.records.get(record_id)
+            version = 0 if stored is None else stored[1]
+            new = fn(None if stored is None else loads(stored[0]))
+            if inspect.isawaitable(new):
+                budget = asyncio.timeout_at(deadline)
+                try:
+                    async with budget:
+                        new = await new
+                except TimeoutError:
+                    # fn's own TimeoutError propagates; the deadline's means unavailability.
+                    if budget.expired():
+                        raise UnavailableError("memory backend: update record timed out") from None
+                    raise
+            # Every write stores a new tuple: the same object means nothing was written.
+            if self._s.records.get(record_id) is not stored:
+                attempt += 1
+                continue
+            return self._write_now(record_id, new, "replace", max_size, validate, version)
+
+    def _write_now(
+        self,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy,
+        max_size: int | None,
+        validate: Callable[[Any], None] | None,
+        expected_version: int | None,
+    ) -> RecordWrite:
+        """One write, without awaiting: an atomic step on the event loop."""
         stored = self._s.records.get(record_id)
         old, version = (None, 0) if stored is None else (loads(stored[0]), stored[1])
+        if expected_version is not None and version != expected_version:
+            raise ConflictError.for_record(record_id, expected_version, version)
         encoded = dumps(combine(old, value, strategy))
         if max_size is not None and len(encoded) > max_size:
             raise TooLargeError(

@@ -15,6 +15,7 @@ import pytest
 EXPORTS = {
     "mesh_server": [
         "CommandNotFoundError",
+        "ConflictError",
         "Connection",
         "Context",
         "ForbiddenError",
@@ -34,6 +35,7 @@ EXPORTS = {
         "Backoff",
         "ChannelSubscription",
         "CommandNotFoundError",
+        "ConflictError",
         "ForbiddenError",
         "MeshAuthenticationError",
         "MeshClient",

@@ -577,6 +577,13 @@ class GetPresenceStateResponse(
 
 
 class PublishRecordUpdateRequest(ContractModel):
+    expectedVersion: Annotated[
+        StrictInt | None,
+        Field(
+            description="Write only if the record is at this version (0: absent), else ECONFLICT with {expected, actual} and nothing stored (PROTOCOL §11.3); absent or null means unconditional.",
+            ge=0,
+        ),
+    ] = None
     newValue: Annotated[
         Any, Field(description="Any JSON value (required, may be null).")
     ]

@@ -75,6 +75,7 @@ from mesh_server.backends.base import (
     MergeStrategy,
     MessageHandler,
     PresenceSnapshot,
+    RecordUpdater,
     RecordWrite,
 )
 from mesh_server.backends.messages import (
@@ -87,7 +88,7 @@ from mesh_server.backends.redis.errors import unavailable, unavailable_on_failur
 from mesh_server.backends.redis.health import Health
 from mesh_server.backends.redis.keys import Keys
 from mesh_server.backends.redis.pubsub import Subscriber
-from mesh_server.backends.redis.records import RecordWriter
+from mesh_server.backends.redis.records import RecordWriter, UpdateAborted
 from mesh_server.backends.redis.scripts import Scripts
 
 __all__ = ["RedisBackend"]
@@ -677,6 +678,7 @@ class RedisBackend(Backend):
         *,
         max_size: int | None = None,
         validate: Callable[[Any], None] | None = None,
+        expected_version: int | None = None,
     ) -> RecordWrite:
         """Commit with one script call when uncontended (see :mod:`.records`)."""
         async with self._guard("write record"):
@@ -686,8 +688,28 @@ class RedisBackend(Backend):
                 strategy,
                 max_size=max_size,
                 validate=validate,
+                expected_version=expected_version,
                 deadline=self._deadline(),
             )
+
+    async def update_record(
+        self,
+        record_id: str,
+        fn: RecordUpdater,
+        *,
+        max_size: int | None = None,
+        validate: Callable[[Any], None] | None = None,
+    ) -> RecordWrite:
+        """Run ``fn`` on the cached or read state and commit with one script call if current."""
+        try:
+            async with self._guard("update record"):
+                return await self._records.update(
+                    record_id, fn, max_size=max_size, validate=validate, deadline=self._deadline()
+                )
+        except UpdateAborted as aborted:
+            error = aborted.error
+        # Raised outside the handler so that nothing is chained to the function's exception.
+        raise error
 
     async def delete_record(self, record_id: str) -> int | None:
         """Delete value and version and publish the deletion (``None`` if absent)."""

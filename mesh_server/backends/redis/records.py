@@ -29,24 +29,26 @@ an older state). How many commands that takes:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 
 from mesh_sdk.protocol.codec import dumps, loads
-from mesh_sdk.protocol.errors import TooLargeError, UnavailableError
+from mesh_sdk.protocol.errors import ConflictError, TooLargeError, UnavailableError
 from mesh_sdk.protocol.patch import combine, diff, json_equal
-from mesh_server.backends.base import MergeStrategy, RecordWrite
+from mesh_server.backends.base import MergeStrategy, RecordUpdater, RecordWrite
 from mesh_server.backends.messages import record_channel
 from mesh_server.backends.redis.keys import Keys
 from mesh_server.backends.redis.scripts import Scripts
+from mesh_server.backends.slots import RecordSlot, RecordSlots
 
-__all__ = ["RecordWriter"]
+__all__ = ["RecordWriter", "UpdateAborted"]
 
 _DELETED_PREFIX: Final = b'{"t":"deleted"'
 _VERSION_KEY: Final = b',"version":'
@@ -66,6 +68,10 @@ class _State:
             return cls(b"", 0, None)
         return cls(bytes(raw_incarnation or b""), int(raw_version), bytes(raw_value or b"null"))
 
+    def decode(self) -> Any:
+        """Return the stored value (``None`` when absent), a new object on every call."""
+        return loads(self.encoded) if self.encoded is not None else None
+
     def same(self, other: _State) -> bool:
         """Whether both describe the same stored value (same incarnation and version)."""
         return self.version == other.version and self.incarnation == other.incarnation
@@ -73,15 +79,6 @@ class _State:
     @property
     def size(self) -> int:
         return len(self.encoded or b"") + len(self.incarnation)
-
-
-@dataclass(slots=True)
-class _Slot:
-    """The writers of one record on this instance."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-    contended_until: float = 0.0
 
 
 class _StateCache:
@@ -159,7 +156,7 @@ class RecordWriter:
         self._scripts = scripts
         self._keys = keys
         self._cache = _StateCache(cache_entries, cache_bytes)
-        self._slots: dict[str, _Slot] = {}
+        self._slots = RecordSlots()
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._prefix = record_channel(keys.ns, "")
@@ -212,33 +209,61 @@ class RecordWriter:
         *,
         max_size: int | None,
         validate: Callable[[Any], None] | None,
+        expected_version: int | None,
         deadline: float,
     ) -> RecordWrite:
         """Combine, check and commit one write; waits for earlier writes of the record here.
 
         Raises:
+            ConflictError: The record is not at ``expected_version`` (checked against the
+                store, never only against cached state).
             TooLargeError: The combined value exceeds ``max_size``.
             UnavailableError: ``deadline`` (event-loop time) passed.
         """
-        slot = self._slots.get(record_id)
-        if slot is None:
-            slot = self._slots[record_id] = _Slot()
-        slot.users += 1
+        change = _Change(value, strategy, None, expected_version)
+        return await self._serialised(record_id, change, max_size, validate, deadline)
+
+    async def update(
+        self,
+        record_id: str,
+        fn: RecordUpdater,
+        *,
+        max_size: int | None,
+        validate: Callable[[Any], None] | None,
+        deadline: float,
+    ) -> RecordWrite:
+        """Read-modify-write: commit ``fn(current)`` iff the record is still at that state.
+
+        A conflict runs ``fn`` again on the state the failed commit returned. An exception of
+        ``fn`` propagates wrapped in :class:`UpdateAborted` (so that no boundary translates it).
+
+        Raises:
+            UpdateAborted: ``fn`` raised (on the current state).
+            TooLargeError: The new value exceeds ``max_size``.
+            UnavailableError: ``deadline`` (event-loop time) passed.
+        """
+        change = _Change(None, "replace", fn, None)
+        return await self._serialised(record_id, change, max_size, validate, deadline)
+
+    async def _serialised(
+        self,
+        record_id: str,
+        change: _Change,
+        max_size: int | None,
+        validate: Callable[[Any], None] | None,
+        deadline: float,
+    ) -> RecordWrite:
+        slot = await self._slots.acquire(record_id)
         try:
-            async with slot.lock:
-                return await self._write_locked(
-                    slot, record_id, value, strategy, max_size, validate, deadline
-                )
+            return await self._write_locked(slot, record_id, change, max_size, validate, deadline)
         finally:
-            slot.users -= 1
-            if slot.users == 0 and self._slots.get(record_id) is slot:
-                del self._slots[record_id]
+            self._slots.release(record_id, slot)
 
     async def _read(self, key: str) -> _State:
         raw_value, raw_version, raw_incarnation = await self._client.hmget(key, ["v", "n", "i"])
         return _State.from_raw(raw_value, raw_version, raw_incarnation)
 
-    async def _pause(self, slot: _Slot, attempt: int) -> None:
+    async def _pause(self, slot: RecordSlot, attempt: int) -> None:
         loop = asyncio.get_running_loop()
         if attempt:
             ceiling = min(self._retry_max_s, self._retry_base_s * 2 ** (attempt - 1))
@@ -250,10 +275,9 @@ class RecordWriter:
 
     async def _write_locked(
         self,
-        slot: _Slot,
+        slot: RecordSlot,
         record_id: str,
-        value: Any,
-        strategy: MergeStrategy,
+        change: _Change,
         max_size: int | None,
         validate: Callable[[Any], None] | None,
         deadline: float,
@@ -263,6 +287,7 @@ class RecordWriter:
         state = self._cache.get(record_id)
         cached = state is not None
         attempt = 0
+        expected = change.expected_version
         while True:
             await self._pause(slot, attempt)
             # Checked here rather than left to asyncio.timeout: redis-py may swallow a
@@ -271,8 +296,18 @@ class RecordWriter:
                 raise UnavailableError("Redis backend: write record timed out (conflicts)")
             if state is None:
                 state, cached = await self._read(key), False
+            if expected is not None and state.version != expected:
+                if not cached:
+                    raise ConflictError.for_record(record_id, expected, state.version)
+                state, cached = await self._read(key), False
+                continue
             try:
-                plan = _plan(record_id, state, value, strategy, max_size, validate)
+                old = state.decode()
+                if change.fn is None:
+                    combined = combine(old, change.value, change.strategy)
+                else:
+                    combined = await _updated(change.fn, state)
+                plan = _plan(record_id, old, combined, max_size, validate)
             except Exception:
                 if not cached:
                     raise
@@ -339,18 +374,49 @@ class RecordWriter:
         return False, _State.from_raw(reply[1], reply[2], reply[3])
 
 
+class UpdateAborted(Exception):
+    """Carries the exception an update function raised past the backend's error boundary.
+
+    Attributes:
+        error: What the function raised.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What a write asks for: ``value`` combined per ``strategy``, or ``fn(current)``."""
+
+    value: Any
+    strategy: MergeStrategy
+    fn: RecordUpdater | None
+    expected_version: int | None
+
+
+async def _updated(fn: RecordUpdater, state: _State) -> Any:
+    """Return ``fn(current)`` (``fn`` gets a copy of its own, which it may mutate)."""
+    try:
+        new = fn(state.decode())
+        if inspect.isawaitable(new):
+            new = await new
+    except Exception as exc:
+        raise UpdateAborted(exc) from exc
+    return new
+
+
 def _plan(
     record_id: str,
-    state: _State,
-    value: Any,
-    strategy: MergeStrategy,
+    old: Any,
+    combined: Any,
     max_size: int | None,
     validate: Callable[[Any], None] | None,
 ) -> _Plan:
-    """Combine ``value`` with ``state``; the size limit and ``validate`` apply to every write."""
-    old = loads(state.encoded) if state.encoded is not None else None
+    """Check ``combined`` over ``old``; the size limit and ``validate`` apply to every write."""
     # Encoding and decoding the combined value shares nothing with the caller's value.
-    encoded = dumps(combine(old, value, strategy))
+    encoded = dumps(combined)
     if max_size is not None and len(encoded) > max_size:
         raise TooLargeError(
             f"record {record_id!r} would exceed {max_size} bytes", details={"limit": max_size}

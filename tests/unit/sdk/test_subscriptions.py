@@ -38,9 +38,16 @@ class Owner:
         return True
 
     async def publish_record_update(
-        self, record_id: str, value: Any, strategy: str | None = None
+        self,
+        record_id: str,
+        value: Any,
+        strategy: str | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> bool:
-        self.calls.append(("publish_record_update", (record_id, value, strategy)))
+        self.calls.append(
+            ("publish_record_update", (record_id, value, strategy, expected_version))
+        )
         return True
 
     async def unsubscribe_presence(self, room: str) -> bool:
@@ -159,7 +166,11 @@ async def test_record_patch_flow(dispatcher: CallbackDispatcher) -> None:
         "doc:1", Doc(title="z", n=9), 9, None, {"title": "z", "n": 9}
     )
     assert await sub.update({"title": "w"}, "merge") is True
-    assert owner.calls == [("publish_record_update", ("doc:1", {"title": "w"}, "merge"))]
+    assert await sub.update({"title": "v"}, expected_version=sub.version) is True
+    assert owner.calls == [
+        ("publish_record_update", ("doc:1", {"title": "w"}, "merge", None)),
+        ("publish_record_update", ("doc:1", {"title": "v"}, "replace", 9)),
+    ]
 
 
 async def test_record_decode_failure_keeps_last_value(dispatcher: CallbackDispatcher) -> None:

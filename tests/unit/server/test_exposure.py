@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from mesh_sdk.protocol.errors import TooLargeError, ValidationError
 from mesh_server.exposure import (
+    READ_ACCESS,
     Exposure,
     RecordExposure,
     SubscriptionQuota,
@@ -115,14 +119,14 @@ async def test_writable_implies_readable() -> None:
     records = RecordExposure()
     records.writable.add(re.compile(r"doc:.+"))
     assert await records.can_read(CONN, "doc:1")
-    assert await records.can_write(CONN, "doc:1")
+    assert await records.can_write(CONN, "doc:1", {"v": 1})
 
 
 async def test_read_pattern_never_grants_writes() -> None:
     records = RecordExposure()
     records.readable.add(re.compile(r"doc:.+"))
     assert await records.can_read(CONN, "doc:1")
-    assert not await records.can_write(CONN, "doc:1")
+    assert not await records.can_write(CONN, "doc:1", {"v": 1})
 
 
 async def test_writable_guard_is_needed_for_writes() -> None:
@@ -131,13 +135,80 @@ async def test_writable_guard_is_needed_for_writes() -> None:
     records.writable.add(re.compile(r"doc:.+"), lambda connection, name: False)
     # Readable through the read pattern, but the writable guard denies the write (§11.1).
     assert await records.can_read(CONN, "doc:1")
-    assert not await records.can_write(CONN, "doc:1")
+    assert not await records.can_write(CONN, "doc:1", {"v": 1})
 
 
 async def test_denied_writable_guard_does_not_grant_reads() -> None:
     records = RecordExposure()
     records.writable.add("doc:1", lambda connection, name: False)
     assert not await records.can_read(CONN, "doc:1")
+
+
+async def test_write_guards_may_take_the_value_being_written() -> None:
+    records = RecordExposure()
+    seen: list[tuple[str, object]] = []
+
+    def by_author(connection: FakeConnection, record_id: str, value: Any) -> bool:
+        seen.append((record_id, value))
+        if value is READ_ACCESS:
+            return record_id.startswith("doc:")
+        return isinstance(value, dict) and value.get("editedBy") == connection.id
+
+    records.writable.add(re.compile(r"doc:.+"), by_author)
+
+    assert await records.can_write(CONN, "doc:1", {"editedBy": CONN.id})
+    assert not await records.can_write(CONN, "doc:1", {"editedBy": "bob"})
+    assert not await records.can_write(CONN, "doc:1", None)
+    # Reading through the writable pattern (writable ⇒ readable) asks with READ_ACCESS.
+    assert await records.can_read(CONN, "doc:1")
+    assert seen == [
+        ("doc:1", {"editedBy": CONN.id}),
+        ("doc:1", {"editedBy": "bob"}),
+        ("doc:1", None),
+        ("doc:1", READ_ACCESS),
+    ]
+    assert repr(READ_ACCESS) == "READ_ACCESS"
+
+
+async def test_guard_forms_are_read_from_the_signature_at_registration() -> None:
+    records = RecordExposure()
+    calls: list[tuple[object, ...]] = []
+
+    async def two(connection: object, record_id: str) -> bool:
+        calls.append((record_id,))
+        return record_id == "a:2"
+
+    def optional_value(connection: object, record_id: str, value: object = None) -> bool:
+        calls.append((record_id, value))
+        return False
+
+    def logged(guard: Callable[..., bool]) -> Callable[..., bool]:
+        @functools.wraps(guard)
+        def wrapper(*args: object) -> bool:
+            return guard(*args)
+
+        return wrapper
+
+    @logged
+    def wrapped_two(connection: object, record_id: str) -> bool:
+        calls.append(("wrapped", record_id))
+        return False
+
+    records.writable.add("a:1", optional_value)
+    records.writable.add("a:2", two)
+    records.writable.add("a:3", wrapped_two)  # the wrapped signature decides: two arguments
+
+    assert not await records.can_write(CONN, "a:1", [1])
+    assert await records.can_write(CONN, "a:2", [2])
+    assert not await records.can_write(CONN, "a:3", [3])
+    assert calls == [("a:1", [1]), ("a:2",), ("wrapped", "a:3")]
+    with pytest.raises(TypeError, match="takes"):
+        records.writable.add("b", lambda connection: True)
+    with pytest.raises(TypeError, match="takes"):
+        records.writable.add("b", lambda connection, name, value, extra: True)
+    # Read patterns keep the two-argument form: no signature check.
+    records.readable.add("c", lambda connection, name, value: True)
+    assert not await records.can_read(CONN, "c")  # calling it raises: counts as a denial
 
 
 def test_internal_names() -> None:
