@@ -193,3 +193,34 @@ async def test_deletion_push_and_recreation(cluster: ServerCluster) -> None:
         got = await collect(e, UPDATE, 3)
         assert got[-1] == {"recordId": "writable:doc1", "full": {"again": False}, "version": 2}
         assert len(pushes(a, UPDATE)) == 2
+
+
+async def test_a_conditional_write_at_another_version_is_an_econflict_error(
+    cluster: ServerCluster,
+) -> None:
+    one, two = await cluster.start(2)
+    expose(one, two)
+    async with RawClient.open(one.url) as a, RawClient.open(two.url) as b:
+        await b.call(SUB, {"recordId": "writable:cas"})
+        create = {"recordId": "writable:cas", "newValue": {"n": 1}, "expectedVersion": 0}
+        assert await a.call(WRITE, create) == {"success": True}
+
+        refused = await a.request(7, WRITE, {**create, "newValue": {"n": 2}})
+
+        error = {
+            "error": 'Record "writable:cas" is at version 1, not 0.',
+            "code": "ECONFLICT",
+            "name": "ConflictError",
+        }
+        # PROTOCOL §4: the error object as payload (for JavaScript clients) and top-level
+        # `error` with the details.
+        assert refused == {
+            "id": 7,
+            "command": WRITE,
+            "payload": error,
+            "error": {**error, "details": {"expected": 0, "actual": 1}},
+        }
+        assert await two.get_record("writable:cas") == ({"n": 1}, 1)
+        assert [p["version"] for p in await collect(b, UPDATE, 1)] == [1]
+        await one.publish_record_update("writable:cas", {"n": 3}, expected_version=1)
+        assert [p["full"] for p in await collect(b, UPDATE, 2)] == [{"n": 1}, {"n": 3}]

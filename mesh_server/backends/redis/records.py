@@ -293,7 +293,8 @@ class RecordWriter:
             # Checked here rather than left to asyncio.timeout: redis-py may swallow a
             # cancellation that lands while a command is in flight.
             if loop.time() > deadline:
-                raise UnavailableError("Redis backend: write record timed out (conflicts)")
+                what = "write" if change.fn is None else "update"
+                raise UnavailableError(f"Redis backend: {what} record timed out (conflicts)")
             if state is None:
                 state, cached = await self._read(key), False
             if expected is not None and state.version != expected:

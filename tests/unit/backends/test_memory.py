@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from mesh_server.backends import MemoryBackend, MemoryHub, create_backend
 from mesh_server.backends.base import PresenceSnapshot
 from mesh_server.backends.messages import presence_channel
 from tests.conformance.conftest import FakeClock, Recorder
+from tests.support.timing import TIMEOUT
 
 
 async def started(backend: MemoryBackend, instance_id: str) -> Recorder:
@@ -201,3 +203,40 @@ async def test_event_loop_is_not_blocked_by_many_subscribers() -> None:
     await backends[0].publish("fan", b"x")
     results = await asyncio.gather(*(recorder.next("fan") for recorder in recorders))
     assert results == [b"x"] * 20
+
+
+async def test_updates_that_keep_conflicting_end_at_the_deadline() -> None:
+    hub = MemoryHub()
+    a = MemoryBackend(hub=hub, operation_timeout=TIMEOUT / 10)
+    b = MemoryBackend(hub=hub)
+    await started(a, "a")
+    await started(b, "b")
+    await a.write_record("r", 0)
+    runs = 0
+
+    async def always_overtaken(current: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        await b.write_record("r", -runs)  # another instance commits first, every time
+        return current + 1
+
+    with pytest.raises(UnavailableError, match="update record timed out"):
+        await a.update_record("r", always_overtaken)
+
+    assert runs >= 2
+    assert await a.get_record("r") == (-runs, runs + 1)  # none of a's results was stored
+
+
+async def test_a_function_past_the_deadline_ends_the_update_and_frees_the_record() -> None:
+    backend = MemoryBackend(operation_timeout=TIMEOUT / 10)
+    await started(backend, "a")
+    never = asyncio.Event()
+
+    async def stuck(current: Any) -> Any:
+        await never.wait()
+        return "never"
+
+    with pytest.raises(UnavailableError, match="update record timed out"):
+        await backend.update_record("r", stuck)
+
+    assert (await backend.update_record("r", lambda current: "free")).version == 1

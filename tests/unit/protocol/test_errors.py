@@ -5,6 +5,7 @@ import pytest
 from mesh_sdk.protocol.errors import (
     ERROR_CLASSES,
     CommandNotFoundError,
+    ConflictError,
     MeshConnectionError,
     MeshError,
     MeshTimeoutError,
@@ -77,6 +78,22 @@ def test_client_side_errors_subclass_builtins() -> None:
 def test_rate_limit_retry_after() -> None:
     assert RateLimitError("r", details={"retryAfterMs": 120}).retry_after_ms == 120
     assert RateLimitError("r").retry_after_ms is None
+
+
+def test_conflict_versions() -> None:
+    error = ConflictError.for_record("game:1", 3, 4)
+    assert error.to_wire() == {
+        "error": 'Record "game:1" is at version 4, not 3.',
+        "code": "ECONFLICT",
+        "name": "ConflictError",
+        "details": {"expected": 3, "actual": 4},
+    }
+    received = MeshError.from_wire(error.to_wire())
+    assert isinstance(received, ConflictError)
+    assert (received.expected, received.actual) == (3, 4)
+    odd = MeshError.from_wire({"error": "c", "code": "ECONFLICT", "details": {"actual": True}})
+    assert isinstance(odd, ConflictError)
+    assert (odd.expected, odd.actual) == (None, None)
 
 
 def test_equality_and_hash() -> None:

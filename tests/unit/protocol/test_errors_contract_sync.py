@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mesh_sdk.protocol import errors as errors_module
 from mesh_sdk.protocol.errors import ERROR_CLASSES, MeshError
 
 TABLE = Path(__file__).resolve().parents[3] / "contract" / "mesh" / "errors.json"
@@ -33,3 +34,11 @@ def test_client_only_codes_are_the_builtin_exception_subclasses() -> None:
     assert client_only == {"ETIMEOUT", "ECONNECTION"}
     assert issubclass(ERROR_CLASSES["ETIMEOUT"], TimeoutError)
     assert issubclass(ERROR_CLASSES["ECONNECTION"], ConnectionError)
+
+
+def test_the_module_tree_lists_every_code_with_its_class_and_name() -> None:
+    tree = errors_module.__doc__ or ""
+    for code, cls in ERROR_CLASSES.items():
+        row = next((line for line in tree.splitlines() if f" {code} " in line), "")
+        assert cls.__name__ in row, code
+        assert cls.default_name in row.split(code, 1)[1], code

@@ -45,9 +45,7 @@ class Owner:
         *,
         expected_version: int | None = None,
     ) -> bool:
-        self.calls.append(
-            ("publish_record_update", (record_id, value, strategy, expected_version))
-        )
+        self.calls.append(("publish_record_update", (record_id, value, strategy, expected_version)))
         return True
 
     async def unsubscribe_presence(self, room: str) -> bool:
