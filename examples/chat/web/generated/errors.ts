@@ -12,6 +12,7 @@
  *   UnavailableError       EUNAVAILABLE  UnavailableError
  *   RateLimitError         ERATELIMIT    RateLimitError
  *   TooLargeError          ETOOLARGE     TooLargeError
+ *   ConflictError          ECONFLICT     ConflictError
  *   UnknownError           EUNKNOWN      UnknownError
  *   MeshTimeoutError       ETIMEOUT      TimeoutError  (client side only)
  *   MeshConnectionError    ECONNECTION   ConnectionError  (client side only)
@@ -26,6 +27,7 @@ export type ErrorCode =
   | "EUNAVAILABLE"
   | "ERATELIMIT"
   | "ETOOLARGE"
+  | "ECONFLICT"
   | "EUNKNOWN"
   | "ETIMEOUT"
   | "ECONNECTION";
@@ -103,6 +105,12 @@ export class TooLargeError extends MeshError {
   static override readonly defaultName: string = "TooLargeError";
 }
 
+/** A conditional record write (expectedVersion, §11.3) found the record at another version; nothing was stored. */
+export class ConflictError extends MeshError {
+  static override readonly defaultCode: string = "ECONFLICT";
+  static override readonly defaultName: string = "ConflictError";
+}
+
 /** Unclassifiable failure; clients also use it for errors without a string code. */
 export class UnknownError extends MeshError {
   static override readonly defaultCode: string = "EUNKNOWN";
@@ -129,6 +137,7 @@ const ERROR_CLASSES: ReadonlyMap<string, typeof MeshError> = new Map<string, typ
   ["EUNAVAILABLE", UnavailableError],
   ["ERATELIMIT", RateLimitError],
   ["ETOOLARGE", TooLargeError],
+  ["ECONFLICT", ConflictError],
   ["EUNKNOWN", UnknownError],
   ["ETIMEOUT", MeshTimeoutError],
   ["ECONNECTION", MeshConnectionError],
