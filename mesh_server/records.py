@@ -43,12 +43,7 @@ if TYPE_CHECKING:
     from mesh_server.backends.base import MergeStrategy, RecordWrite
     from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
 
-__all__ = ["RecordManager", "RecordUpdate"]
-
-RecordUpdate = Callable[[Any], Any]
-"""``fn(current) -> new`` for :meth:`RecordManager.update`: ``current`` is the record's value
-(``None`` when absent), the result the value to store (a JSON value or pydantic model) or an
-awaitable of it."""
+__all__ = ["RecordManager"]
 
 RECORD_UPDATE: Final = "mesh/record-update"
 RECORD_DELETED: Final = "mesh/record-deleted"
@@ -193,16 +188,12 @@ class RecordManager:
             record_id, to_jsonable(value), strategy, expected_version=expected_version
         )
 
-    async def update(self, record_id: str, fn: RecordUpdate) -> RecordWrite:
-        """Atomically read, modify and write a record (§11.3).
+    async def update(self, record_id: str, fn: Callable[[Any], Any]) -> RecordWrite:
+        """Atomically read, modify and write a record (§11.3): ``fn(current) -> new``.
 
-        ``fn(current)`` computes the new value from the current one (``None`` when absent; a
-        private copy ``fn`` may mutate). The result is stored (as by a ``replace`` write) only if
-        nothing was written in between; otherwise ``fn`` runs again on the newer value, after a
-        jittered pause, until the backend deadline. So ``fn`` may run more than once and must
-        not act on anything but its result. It may be sync or async, and may raise to abort:
-        nothing is written and the exception propagates unchanged. ``fn`` must not write the
-        record it updates (``RuntimeError``).
+        ``fn`` (sync or async) may return a pydantic model; it runs again on the newer value
+        when a write came in between, and an exception it raises propagates unchanged (see
+        :meth:`mesh_server.backends.base.Backend.update_record`).
 
         Raises:
             ValidationError: The contract's record schema rejects the new value.
@@ -216,7 +207,7 @@ class RecordManager:
                 new = await new
             return to_jsonable(new)
 
-        return await self._guard_size(
+        return await self._limit_details(
             self._core.limits.max_record_size,
             self._core.backend.update_record(
                 record_id,
@@ -265,13 +256,13 @@ class RecordManager:
             expected_version=expected_version,
         )
         try:
-            return await self._guard_size(max_size, write)
+            return await self._limit_details(max_size, write)
         except TooLargeError as exc:
             if max_size < limit:
                 raise self._budget.refused(record_id) from exc
             raise
 
-    async def _guard_size(self, max_size: int, write: Awaitable[RecordWrite]) -> RecordWrite:
+    async def _limit_details(self, max_size: int, write: Awaitable[RecordWrite]) -> RecordWrite:
         """Await ``write``; a size refusal without details gets ``{"limit": max_size}``."""
         try:
             return await write

@@ -470,10 +470,11 @@ class Backend(ABC):
 
         ``fn`` gets a private copy (it may mutate and return it); it may be sync or async and
         may run several times. An exception raised by ``fn`` aborts the update (nothing stored)
-        and propagates unchanged, unless ``fn`` saw a state that is no longer current, in which
-        case it runs again on the current one: a stale cached state never decides an outcome.
-        ``fn`` writing the record it updates (from the same task) raises ``RuntimeError``
-        instead of waiting for itself. A result equal to the current value stores nothing.
+        and propagates unchanged. A backend that ran ``fn`` on a cached state first checks that
+        the state is current and otherwise runs ``fn`` again on the current one: a stale cache
+        never decides an outcome. ``fn`` writing the record it updates (from the same task)
+        raises ``RuntimeError`` instead of waiting for itself. A result equal to the current
+        value stores nothing.
 
         Args:
             record_id: The record.

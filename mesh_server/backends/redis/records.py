@@ -24,6 +24,12 @@ an older state). How many commands that takes:
   there are instances writing the record at the same time.
 * **Stale state never decides an outcome.** A write found unchanged, too large or invalid
   against *cached* state re-reads the record and recomputes before it answers so.
+* **Compare-and-set and updates cost the same.** A write with an expected version commits with
+  the same script (a cached state at another version is confirmed by one read before the
+  ``ConflictError``). An update runs its function on the cached state inside the record's slot
+  and commits like a write; a conflict runs the function again on the state the script
+  returned. Writes of the record by the updating task itself raise ``RuntimeError``
+  (:mod:`mesh_server.backends.slots`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,12 @@ from pydantic import BaseModel
 from mesh_sdk.client import MeshClient
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, RecordSpec
-from mesh_sdk.protocol.errors import ForbiddenError, UnavailableError, ValidationError
+from mesh_sdk.protocol.errors import (
+    ConflictError,
+    ForbiddenError,
+    UnavailableError,
+    ValidationError,
+)
 from mesh_sdk.subscriptions import PresenceUpdate, RecordChange
 from tests.support.timing import eventually, wait_for
 from tests.unit.sdk.fake_server import HOLD, FakeConnection, FakeRequest, FakeServer
@@ -185,6 +190,40 @@ async def test_record_full_mode_updates_and_writes(fake: FakeServer, make_client
         {"recordId": "doc:2", "newValue": {"title": "t"}, "options": {"strategy": "replace"}},
         {"recordId": "doc:2", "newValue": {"y": 1}, "options": {"strategy": "merge"}},
         {"recordId": "ro", "newValue": 1},
+    ]
+
+
+async def test_record_writes_with_an_expected_version(
+    fake: FakeServer, make_client: Factory
+) -> None:
+    RecordPeer(fake, {"x": 1}, 4)
+    writes: list[Any] = []
+
+    def publish(conn: FakeConnection, req: FakeRequest) -> Any:
+        writes.append(req.payload)
+        if req.payload.get("expectedVersion") != 4:
+            raise ConflictError.for_record("doc:cas", req.payload["expectedVersion"], 4)
+        return {"success": True}
+
+    fake.handlers["mesh/publish-record-update"] = publish
+    client = await connected(fake, make_client)
+    rec = await client.subscribe_record("doc:cas")
+
+    assert await rec.update({"x": 2}, expected_version=rec.version) is True
+    with pytest.raises(ConflictError) as caught:
+        await client.publish_record_update("doc:cas", {"x": 3}, expected_version=0)
+    assert (caught.value.expected, caught.value.actual) == (0, 4)
+    for bad in (-1, True, "4"):
+        with pytest.raises(ValueError, match="expected_version"):
+            await client.publish_record_update("doc:cas", 1, expected_version=bad)  # type: ignore[arg-type]
+    assert writes == [
+        {
+            "recordId": "doc:cas",
+            "newValue": {"x": 2},
+            "options": {"strategy": "replace"},
+            "expectedVersion": 4,
+        },
+        {"recordId": "doc:cas", "newValue": {"x": 3}, "expectedVersion": 0},
     ]
 
 
