@@ -111,6 +111,14 @@ async def test_server_writes_with_expected_version(cluster: FakeCluster) -> None
     assert await records.get("doc") == ("b", 2)
 
 
+async def test_server_writes_accept_models(cluster: FakeCluster) -> None:
+    (core,) = await cluster.start(1, contract=ContractIndex("app", record_specs=[COUNTERS]))
+    records = core.features.records
+    written = await records.publish_update("counter:1", Counter(count=3), expected_version=0)
+    assert (written.value, written.version) == ({"count": 3}, 1)
+    assert await records.get("counter:1") == ({"count": 3}, 1)
+
+
 async def test_update_stores_models_and_pushes_to_subscribers(cluster: FakeCluster) -> None:
     core = await writable(cluster, contract=ContractIndex("app", record_specs=[COUNTERS]))
     records = core.features.records
