@@ -1,0 +1,202 @@
+"""Strict JSON (RFC 8259, PROTOCOL §2): parsing, encoding and nesting depth, without recursion.
+
+The codec's JSON layer. orjson does the work on the hot path; the standard library covers the
+valid JSON orjson refuses. Both of those recurse (in C) on nested values, so nothing deeper than
+:data:`FALLBACK_MAX_DEPTH` ever reaches the standard library, and the helpers that measure depth
+or find a member's text are iterative: hostile nesting can never raise ``RecursionError``.
+Nesting levels count containers: a scalar has depth 0, ``[]`` and ``{"a": 1}`` depth 1,
+``[[1]]`` depth 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+import orjson
+
+__all__ = [
+    "FALLBACK_MAX_DEPTH",
+    "JSONDecodeError",
+    "dumps",
+    "loads",
+    "may_nest_deeper",
+    "member_text",
+    "nested_deeper_than",
+]
+
+FALLBACK_MAX_DEPTH: Final = 256
+"""Deepest document the standard-library fallbacks parse or encode (orjson stops at 1024 levels
+when parsing and 255 when encoding)."""
+
+_CONTAINERS: Final = (list, dict)
+# Every quantifier is possessive: no backtracking, so each pattern runs in linear time on any
+# input, hostile or not.
+# A string literal, or from a quote to the end of an unterminated one (never fails to match).
+_LENIENT_STRING: Final = re.compile(r'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
+_NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]++")
+_CURLY_TO_SQUARE: Final = str.maketrans("{}", "[]")
+# Tokens of a valid JSON text: a string, an opening or closing bracket, or a run of anything else
+# (scalars, ":", ",", whitespace).
+_TOKENS: Final = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|[\[{]|[\]}]|[^"\[\]{}]++')
+_SEPARATORS: Final = " \t\n\r:,"
+
+
+class JSONDecodeError(ValueError):
+    """Raised by :func:`loads` for anything that is not strict JSON."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse strict JSON from bytes or text.
+
+    orjson handles the common case: like JavaScript's ``JSON.parse`` it reads integers beyond 64
+    bits as floats (request ids keep their exact text, see
+    :func:`mesh_sdk.protocol.codec.decode_client_frame`). Valid
+    JSON it refuses (numbers beyond the double range such as ``1e400``, which become ``inf``) is
+    parsed by the standard library, still rejecting ``NaN``/``Infinity``; that parser recurses,
+    so it never sees a document nested deeper than 256 levels.
+
+    Raises:
+        JSONDecodeError: The input is not valid UTF-8, not strict JSON, or nested too deeply.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        error = str(exc)
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray | memoryview) else data
+        if isinstance(data, str):
+            text.encode("utf-8")  # lone surrogates are not valid UTF-8 text
+    except UnicodeError:
+        raise JSONDecodeError(error) from None
+    if _text_nests_deeper(text, FALLBACK_MAX_DEPTH):
+        raise JSONDecodeError(f"nested deeper than {FALLBACK_MAX_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+        # orjson refuses escaped lone surrogates ("\ud800"); so do we: not valid UTF-8.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError):
+        raise JSONDecodeError(error) from None
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize ``value`` as compact JSON bytes.
+
+    NaN and ±Infinity are never emitted (PROTOCOL §2): like JavaScript's ``JSON.stringify``,
+    they become ``null``.
+
+    Raises:
+        TypeError: ``value`` is not representable as strict JSON.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        # Integers beyond 64 bits are valid JSON orjson will not write; NaN must never be sent.
+        # orjson also stops at 255 levels; the standard library encoder recurses, so it only
+        # sees values within the fallback depth.
+        if nested_deeper_than(value, FALLBACK_MAX_DEPTH):
+            raise TypeError(f"{exc}: nested deeper than {FALLBACK_MAX_DEPTH} levels") from None
+        try:
+            return json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Return whether a decoded JSON value has more than ``limit`` nesting levels.
+
+    Iterative (no recursion, whatever the depth) and stops at the first level beyond ``limit``.
+    A scalar has depth 0, ``[]`` and ``{}`` depth 1, ``[[]]`` depth 2.
+    """
+    if type(value) not in _CONTAINERS:
+        return False
+    if limit < 1:
+        return True
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) in _CONTAINERS:
+                if depth >= limit:
+                    return True
+                push((child, depth + 1))
+    return False
+
+
+def may_nest_deeper(data: bytes | str, limit: int) -> bool:
+    """Cheap pre-check on an object's JSON text: could one of its members nest beyond ``limit``?
+
+    ``False`` is definite; ``True`` means "walk the decoded members". An object with at most
+    ``limit + 1`` brackets cannot hold a member nested deeper than ``limit`` (the object is one
+    level itself): two C-speed counts spare the walk for almost every frame.
+    """
+    if len(data) <= 2 * (limit + 1):
+        return False
+    if isinstance(data, str):
+        return data.count("[") + data.count("{") > limit + 1
+    return data.count(b"[") + data.count(b"{") > limit + 1
+
+
+def _text_nests_deeper(text: str, limit: int) -> bool:
+    """Whether a JSON text nests deeper than ``limit``, found without parsing it (linear time)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKETS.sub("", _LENIENT_STRING.sub("", text)).translate(_CURLY_TO_SQUARE)
+    # Each pass removes the innermost containers: the number of passes is the depth.
+    for _ in range(limit):
+        shorter = brackets.replace("[]", "")
+        if not shorter:
+            return False
+        if len(shorter) == len(brackets):
+            return True  # unbalanced: not JSON anyway (the parser will say why)
+        brackets = shorter
+    return True
+
+
+def member_text(text: str, name: str) -> str | None:
+    """Return the JSON text of the last top-level member ``name`` of a valid JSON object text.
+
+    Iterative, so safe at any depth. The codec uses it for ids whose decoded value would not
+    encode back to the text the client sent (PROTOCOL §3.3: ids are echoed verbatim).
+    """
+    found: str | None = None
+    depth = 0
+    key: str | None = None  # the top-level member whose value comes next
+    start = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first == "[" or first == "{":
+            depth += 1
+            if depth == 2:
+                start = match.start()
+        elif first == "]" or first == "}":
+            depth -= 1
+            if depth == 1:
+                if key == name:
+                    found = text[start : match.end()]
+                key = None
+        elif depth == 1:
+            if first == '"':
+                if key is None:
+                    key = json.loads(token) if "\\" in token else token[1:-1]
+                    continue
+                value = token
+            else:
+                value = token.strip(_SEPARATORS)
+                if not value:
+                    continue
+            if key == name:
+                found = value
+            key = None
+    return found
