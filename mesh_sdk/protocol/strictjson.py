@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Final
+from typing import Any, AnyStr, Final
 
 import orjson
 
@@ -24,6 +24,7 @@ __all__ = [
     "may_nest_deeper",
     "member_text",
     "nested_deeper_than",
+    "text_nests_deeper",
 ]
 
 FALLBACK_MAX_DEPTH: Final = 256
@@ -37,6 +38,9 @@ _CONTAINERS: Final = (list, dict)
 _LENIENT_STRING: Final = re.compile(r'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
 _NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]++")
 _CURLY_TO_SQUARE: Final = str.maketrans("{}", "[]")
+_LENIENT_STRING_BYTES: Final = re.compile(_LENIENT_STRING.pattern.encode(), re.DOTALL)
+_CURLY_TO_SQUARE_BYTES: Final = bytes.maketrans(b"{}", b"[]")
+_OTHERS: Final = bytes(sorted(set(range(256)) - set(b"[]{}")))  # deleted by translate()
 # Tokens of a valid JSON text: a string, an opening or closing bracket, or a run of anything else
 # (scalars, ":", ",", whitespace).
 _TOKENS: Final = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|[\[{]|[\]}]|[^"\[\]{}]++')
@@ -74,7 +78,7 @@ def loads(data: bytes | str) -> Any:
             text.encode("utf-8")  # lone surrogates are not valid UTF-8 text
     except UnicodeError:
         raise JSONDecodeError(error) from None
-    if _text_nests_deeper(text, FALLBACK_MAX_DEPTH):
+    if text_nests_deeper(text, FALLBACK_MAX_DEPTH):
         raise JSONDecodeError(f"nested deeper than {FALLBACK_MAX_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
@@ -134,27 +138,40 @@ def nested_deeper_than(value: Any, limit: int) -> bool:
 
 
 def may_nest_deeper(data: bytes | str, limit: int) -> bool:
-    """Cheap pre-check on an object's JSON text: could one of its members nest beyond ``limit``?
+    """Pre-check on an object's JSON text: could one of its members nest beyond ``limit``?
 
-    ``False`` is definite; ``True`` means "walk the decoded members". An object with at most
-    ``limit + 1`` brackets cannot hold a member nested deeper than ``limit`` (the object is one
-    level itself): two C-speed counts spare the walk for almost every frame.
+    ``False`` is definite; ``True`` means "walk the decoded members". The object is one level
+    itself, so no member is deeper than ``limit`` when the text is at most ``limit + 1`` deep;
+    that is measured at C speed (see :func:`text_nests_deeper`), which spares the walk for every
+    frame that is not really deep.
     """
     if len(data) <= 2 * (limit + 1):
-        return False
+        return False  # depth d takes 2d brackets
+    return text_nests_deeper(data, limit + 1)
+
+
+def text_nests_deeper(data: bytes | str, limit: int) -> bool:
+    """Whether a JSON text nests deeper than ``limit``, found without parsing it.
+
+    Linear in the text per level, up to ``limit`` levels, with C-speed string operations only:
+    strings are cut out, the brackets left are reduced pass by pass (each pass removes the
+    innermost containers). A text with at most ``limit`` opening brackets is not even scanned.
+    """
     if isinstance(data, str):
-        return data.count("[") + data.count("{") > limit + 1
-    return data.count(b"[") + data.count(b"{") > limit + 1
-
-
-def _text_nests_deeper(text: str, limit: int) -> bool:
-    """Whether a JSON text nests deeper than ``limit``, found without parsing it (linear time)."""
-    if text.count("[") + text.count("{") <= limit:
+        if data.count("[") + data.count("{") <= limit:
+            return False
+        stripped = _NOT_BRACKETS.sub("", _LENIENT_STRING.sub("", data))
+        return _deeper(stripped.translate(_CURLY_TO_SQUARE), "[]", limit)
+    if data.count(b"[") + data.count(b"{") <= limit:
         return False
-    brackets = _NOT_BRACKETS.sub("", _LENIENT_STRING.sub("", text)).translate(_CURLY_TO_SQUARE)
-    # Each pass removes the innermost containers: the number of passes is the depth.
+    stripped_bytes = _LENIENT_STRING_BYTES.sub(b"", data)
+    return _deeper(stripped_bytes.translate(_CURLY_TO_SQUARE_BYTES, _OTHERS), b"[]", limit)
+
+
+def _deeper(brackets: AnyStr, pair: AnyStr, limit: int) -> bool:
+    # Each pass removes the innermost containers ("[]" pairs): the number of passes is the depth.
     for _ in range(limit):
-        shorter = brackets.replace("[]", "")
+        shorter = brackets.replace(pair, pair[:0])
         if not shorter:
             return False
         if len(shorter) == len(brackets):

@@ -19,7 +19,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,9 +29,9 @@ __all__ = [
     "Expect",
     "Frame",
     "FrameFactory",
-    "canonical",
     "id_key",
     "judge",
+    "parse_exact",
 ]
 
 CONTRACT: Final = Path(__file__).resolve().parents[2] / "contract" / "mesh"
@@ -50,7 +50,7 @@ LIMITS: Final = {
 }
 """Limits of the fuzzed server (the oracle applies the same)."""
 
-_EXACT: Final = Context(prec=100_000)  # no rounding: ids compare exactly
+_EXACT: Final = Context(prec=100_000, Emax=MAX_EMAX, Emin=MIN_EMIN)  # ids compare exactly
 _SHALLOW: Final = 200  # the stdlib parser judges frames up to this depth
 _MISSING: Final = object()
 
@@ -89,23 +89,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def canonical(value: Any) -> Any:
-    """A JSON value with every number replaced by its exact decimal text (ints = floats)."""
-    if isinstance(value, dict):
-        return {k: canonical(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    if isinstance(value, Decimal):
-        return f"number:{value.normalize(_EXACT)}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"number:{Decimal(value).normalize(_EXACT)}"
-    return value
+def _number(text: str) -> str:
+    try:
+        value = Decimal(text)
+        return f"number:{value.normalize(_EXACT) if value else 0}"  # -0 is 0
+    except ArithmeticError:  # an exponent beyond even Decimal's range
+        return f"number:{text.lower()}"
+
+
+def parse_exact(text: str) -> Any:
+    """Strict JSON with every number replaced by a string of its exact value (``1`` = ``1.0``).
+
+    Ids then compare exactly, whatever their size (``10**30 + 1`` ≠ ``10**30``).
+
+    Raises:
+        ValueError: Not strict JSON.
+    """
+    return json.loads(text, parse_float=_number, parse_int=_number, parse_constant=_reject_constant)
 
 
 def id_key(id_text: str) -> str:
     """A key equal for two id texts iff they are the same JSON value, numbers compared exactly."""
-    value = json.loads(id_text, parse_float=Decimal, parse_constant=_reject_constant)
-    return json.dumps(canonical(value), ensure_ascii=False)
+    return json.dumps(parse_exact(id_text), ensure_ascii=False)
 
 
 def _depth(value: Any) -> int:
@@ -156,9 +161,9 @@ def judge(data: str | bytes) -> Expect:
     if _text_depth(text) > _SHALLOW:
         raise ValueError("judge() is for shallow frames; build deep ones with a known shape")
     try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        obj = parse_exact(text)
         # Escaped lone surrogates are not Unicode text (orjson refuses them too).
-        json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeError):
         return malformed
     if not isinstance(obj, dict):
@@ -168,7 +173,7 @@ def judge(data: str | bytes) -> Expect:
         return Expect()  # liveness: never answered, never counted
     if "id" not in obj or _depth(obj["id"]) > LIMITS["max_id_depth"]:
         return malformed
-    key = json.dumps(canonical(obj["id"]), ensure_ascii=False)
+    key = json.dumps(obj["id"], ensure_ascii=False)
     too_deep = _depth(obj.get("payload")) > LIMITS["max_json_depth"] or (
         command is not _MISSING and _depth(command) > LIMITS["max_json_depth"]
     )

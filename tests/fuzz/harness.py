@@ -16,14 +16,13 @@ import contextlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.fuzz.frames import CONTRACT, LIMITS, Frame, FrameFactory, canonical, id_key
+from tests.fuzz.frames import CONTRACT, LIMITS, Frame, FrameFactory, id_key, parse_exact
 from tests.support.timing import TIMEOUT
 
 __all__ = ["Lane", "Report", "run_lanes"]
@@ -36,10 +35,6 @@ PUSHES: Final = frozenset(
 )
 """Push names of the built-in contract."""
 _RESPONSE_KEYS: Final = frozenset({"id", "command", "payload", "error"})
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
 
 
 @dataclass
@@ -229,7 +224,7 @@ class Lane:
             report.problem(f"{self.name}: binary frame from the server")
             return None
         try:
-            frame = json.loads(message, parse_float=Decimal, parse_constant=_reject_constant)
+            frame = parse_exact(message)
         except ValueError:
             report.problem(f"{self.name}: not strict JSON {message[:200]!r}")
             return None
@@ -257,7 +252,7 @@ class Lane:
             report.problem(f"{self.name}: {shape}: {message[:200]!r}")
         code = frame["error"]["code"] if isinstance(frame.get("error"), dict) else "success"
         report.codes[str(code)] += 1
-        key = json.dumps(canonical(frame["id"]), ensure_ascii=False)
+        key = json.dumps(frame["id"], ensure_ascii=False)
         waiting = self.outstanding.get(key)
         if not waiting:
             report.problem(f"{self.name}: answer nobody awaits: {message[:200]!r}")

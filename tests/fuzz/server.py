@@ -15,6 +15,8 @@ from typing import Any
 from mesh_server import MeshServer, ValidationError
 from tests.fuzz.frames import LIMITS
 
+CHANNELS = re.compile(r"chat:.{1,100}")
+
 
 def build(redis_url: str | None) -> MeshServer:
     """The server under test: every feature exposed, echo and publish commands."""
@@ -36,12 +38,14 @@ def build(redis_url: str | None) -> MeshServer:
     @server.command("publish")
     async def publish(ctx: Any) -> Any:
         payload = ctx.payload
-        if not isinstance(payload, dict) or not isinstance(payload.get("channel"), str):
+        channel = payload.get("channel") if isinstance(payload, dict) else None
+        # An application validates what it hands to the server API (which refuses mesh: names).
+        if not isinstance(channel, str) or not CHANNELS.fullmatch(channel):
             raise ValidationError('Invalid payload for "publish"')
         await server.publish_to_channel(payload["channel"], payload.get("message"), history=5)
         return True
 
-    server.expose_channel(re.compile(r"chat:.+"))
+    server.expose_channel(CHANNELS)
     server.track_presence(re.compile(r"room:.+"))
     server.expose_record(re.compile(r"test:.+"))
     server.expose_writable_record(re.compile(r"doc:.+"))
