@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 from mesh_sdk.protocol.errors import MeshError, TooLargeError, error_from_wire
 from mesh_sdk.protocol.strictjson import (
@@ -79,6 +79,9 @@ LIVENESS_COMMANDS: Final = frozenset({"pong", "latency:response"})
 """Client frames that are never answered (PROTOCOL §3.2 step 2)."""
 
 _MISSING: Final = object()
+# Ids that would not encode back to the client's text (orjson reads integers beyond 64 bits as
+# floats; floats lose their spelling): they keep it (§3.3).
+_RAW_ID_TYPES: Final = frozenset({float, list, dict})
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,42 +180,52 @@ def decode_client_frame(
     if type(obj) is not dict:
         return Malformed(f"not a JSON object but {type(obj).__name__}")
     command = obj.get("command", _MISSING)
-    # §3.2 step 2; a non-string command (possibly unhashable) is never a liveness frame.
-    if type(command) is str and command in LIVENESS_COMMANDS:
-        return Liveness(cast(Literal["pong", "latency:response"], command), obj.get("payload"))
+    # §3.2 step 2. Compared, never hashed: a command may be any JSON value, lists included.
+    if command == "pong" or command == "latency:response":
+        return Liveness(command, obj.get("payload"))
     if "id" not in obj:
         return Malformed("request without id")
     request_id = obj["id"]
     payload = obj.get("payload", _MISSING)
     if payload is _MISSING:
         payload = {}
+    limit = max_id_depth if max_id_depth < max_depth else max_depth
+    if type(request_id) in _RAW_ID_TYPES or (
+        len(data) > 2 * limit + 2 and may_nest_deeper(data, limit)
+    ):
+        return _unusual(data, request_id, command, payload, max_depth, max_id_depth)
+    if command is _MISSING:
+        return Request(request_id, None, payload, False)
+    return Request(request_id, command if type(command) is str else None, payload, True, command)
+
+
+def _unusual(
+    data: bytes | str,
+    request_id: Any,
+    command: Any,
+    payload: Any,
+    max_depth: int,
+    max_id_depth: int,
+) -> ClientFrame:
+    # The slow path of decode_client_frame: a frame that may be nested too deeply, or an id
+    # that must keep its text.
     too_deep: str | None = None
-    if may_nest_deeper(data, min(max_depth, max_id_depth)):
-        if nested_deeper_than(request_id, max_id_depth):
-            return Malformed(f"id nested deeper than {max_id_depth} levels")
-        if command is not _MISSING and nested_deeper_than(command, max_depth):
-            too_deep, command = "command", _MISSING
-        elif nested_deeper_than(payload, max_depth):
-            too_deep = "payload"
+    if nested_deeper_than(request_id, max_id_depth):
+        return Malformed(f"id nested deeper than {max_id_depth} levels")
+    if command is not _MISSING and nested_deeper_than(command, max_depth):
+        too_deep, command, payload = "command", _MISSING, {}
+    elif nested_deeper_than(payload, max_depth):
+        too_deep, payload = "payload", {}
     raw_id: str | None = None
-    if type(request_id) is float or type(request_id) is list or type(request_id) is dict:
-        text = data if isinstance(data, str) else data.decode("utf-8")
-        raw_id = member_text(text, "id")
+    if type(request_id) in _RAW_ID_TYPES:
+        raw_id = member_text(data if isinstance(data, str) else data.decode("utf-8"), "id")
         if raw_id is not None:
             request_id = json.loads(raw_id)  # exact integers; bounded depth, checked above
-    if too_deep is not None:
-        payload = {}
     if command is _MISSING:
-        request = Request(request_id, None, payload, has_command=False, raw_id=raw_id)
+        request = Request(request_id, None, payload, False, None, raw_id)
     else:
-        request = Request(
-            request_id,
-            command if type(command) is str else None,
-            payload,
-            has_command=True,
-            raw_command=command,
-            raw_id=raw_id,
-        )
+        real = command if type(command) is str else None
+        request = Request(request_id, real, payload, True, command, raw_id)
     if too_deep is None:
         return request
     error = TooLargeError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, AnyStr, Final
+from typing import Any, Final
 
 import orjson
 
@@ -32,17 +32,10 @@ FALLBACK_MAX_DEPTH: Final = 256
 when parsing and 255 when encoding)."""
 
 _CONTAINERS: Final = (list, dict)
-# Every quantifier is possessive: no backtracking, so each pattern runs in linear time on any
-# input, hostile or not.
-# A string literal, or from a quote to the end of an unterminated one (never fails to match).
-_LENIENT_STRING: Final = re.compile(r'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
-_NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]++")
-_CURLY_TO_SQUARE: Final = str.maketrans("{}", "[]")
-_LENIENT_STRING_BYTES: Final = re.compile(_LENIENT_STRING.pattern.encode(), re.DOTALL)
-_CURLY_TO_SQUARE_BYTES: Final = bytes.maketrans(b"{}", b"[]")
-_OTHERS: Final = bytes(sorted(set(range(256)) - set(b"[]{}")))  # deleted by translate()
+_NOT_STRUCTURE: Final = bytes(sorted(set(range(256)) - set(b'"[]{}')))  # translate() deletes
+_CURLY_TO_SQUARE: Final = bytes.maketrans(b"{}", b"[]")
 # Tokens of a valid JSON text: a string, an opening or closing bracket, or a run of anything else
-# (scalars, ":", ",", whitespace).
+# (scalars, ":", ",", whitespace). Possessive quantifiers: linear time, no backtracking.
 _TOKENS: Final = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|[\[{]|[\]}]|[^"\[\]{}]++')
 _SEPARATORS: Final = " \t\n\r:,"
 
@@ -153,25 +146,23 @@ def may_nest_deeper(data: bytes | str, limit: int) -> bool:
 def text_nests_deeper(data: bytes | str, limit: int) -> bool:
     """Whether a JSON text nests deeper than ``limit``, found without parsing it.
 
-    Linear in the text per level, up to ``limit`` levels, with C-speed string operations only:
-    strings are cut out, the brackets left are reduced pass by pass (each pass removes the
-    innermost containers). A text with at most ``limit`` opening brackets is not even scanned.
+    Only C-speed string operations, each linear in the text, and at most ``limit`` passes: escaped
+    backslashes and escaped quotes are dropped, so the quotes left delimit strings; what lies
+    between them is dropped, and the brackets left are reduced pass by pass (each pass removes
+    the innermost containers). A text with at most ``limit`` opening brackets is not even
+    scanned.
     """
     if isinstance(data, str):
-        if data.count("[") + data.count("{") <= limit:
-            return False
-        stripped = _NOT_BRACKETS.sub("", _LENIENT_STRING.sub("", data))
-        return _deeper(stripped.translate(_CURLY_TO_SQUARE), "[]", limit)
+        data = data.encode("utf-8", "surrogatepass")
     if data.count(b"[") + data.count(b"{") <= limit:
         return False
-    stripped_bytes = _LENIENT_STRING_BYTES.sub(b"", data)
-    return _deeper(stripped_bytes.translate(_CURLY_TO_SQUARE_BYTES, _OTHERS), b"[]", limit)
-
-
-def _deeper(brackets: AnyStr, pair: AnyStr, limit: int) -> bool:
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = data.translate(None, _NOT_STRUCTURE)
+    brackets = b"".join(structure.split(b'"')[::2]).translate(_CURLY_TO_SQUARE)
     # Each pass removes the innermost containers ("[]" pairs): the number of passes is the depth.
     for _ in range(limit):
-        shorter = brackets.replace(pair, pair[:0])
+        shorter = brackets.replace(b"[]", b"")
         if not shorter:
             return False
         if len(shorter) == len(brackets):

@@ -17,6 +17,7 @@ from mesh_sdk.protocol.strictjson import (
     may_nest_deeper,
     member_text,
     nested_deeper_than,
+    text_nests_deeper,
 )
 
 
@@ -92,6 +93,21 @@ def test_nested_deeper_than_matches_the_reference(value: Any, limit: int) -> Non
     if depth_of(value) > limit:
         assert may_nest_deeper(text, limit)
         assert may_nest_deeper(text.encode(), limit)
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(alphabet='[]{}"\\\\/nu0a', max_size=6),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=30,
+    ),
+    st.integers(0, 8),
+    st.booleans(),
+)
+def test_text_depth_ignores_brackets_in_strings(value: Any, limit: int, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert text_nests_deeper(text, limit) is (depth_of(value) > limit)
+    assert text_nests_deeper(text.encode(), limit) is (depth_of(value) > limit)
 
 
 def test_may_nest_deeper_is_a_cheap_bound() -> None:
