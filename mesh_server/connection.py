@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.codec import Request
@@ -213,31 +213,41 @@ class Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_command(self, request: Request) -> None:
-        frame: bytes | None = None
-        try:
-            frame = await self._pipeline.run_command(self, request)
-        except Exception as exc:  # the pipeline answers every request; this is a bug
-            frame = self._pipeline.internal_error(self, request, exc)
-        finally:
-            # Also when cancelled: the slot is freed (the answer is dropped, the task is over).
-            self._finished(frame)
+        await self._answer(self._pipeline.run_command, request)
 
     async def _run_builtins(self) -> None:
         queue = self._builtins
         try:
             while queue and not self._closing:
-                request = queue.popleft()
-                frame: bytes | None = None
-                try:
-                    frame = await self._pipeline.run_builtin(self, request)
-                except Exception as exc:  # the pipeline answers every request; this is a bug
-                    frame = self._pipeline.internal_error(self, request, exc)
-                finally:
-                    self._finished(frame)
+                await self._answer(self._pipeline.run_builtin, queue.popleft())
                 self._run_after_response()
         finally:
             self._builtin_task = None
             self._after_response.clear()
+            if queue and not self._closing:
+                # Whatever ended this run, the built-ins still queued are answered: they would
+                # otherwise wait for the next built-in, which may never come.
+                self._builtin_task = self._loop.create_task(self._run_builtins())
+
+    async def _answer(
+        self, run: Callable[[Connection, Request], Awaitable[bytes]], request: Request
+    ) -> None:
+        frame: bytes | None = None
+        try:
+            frame = await run(self, request)
+        except Exception as exc:  # the pipeline answers every request; this is a bug
+            frame = self._pipeline.internal_error(self, request, exc)
+        except asyncio.CancelledError as exc:
+            if not self._closing:
+                # Nothing cancels the requests of an open connection: a CancelledError leaked by
+                # a library, or a bug. Answered like any other failure.
+                frame = self._pipeline.internal_error(self, request, exc)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        finally:
+            # Also when cancelled: the slot is freed (the answer is dropped, the task is over).
+            self._finished(frame)
 
     def after_response(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` right after the response of the running built-in is sent.

@@ -221,7 +221,7 @@ class Pipeline:
         return self._encode_result(connection, request, result, None)
 
     def internal_error(
-        self, connection: Connection, request: Request, exc: Exception
+        self, connection: Connection, request: Request, exc: BaseException
     ) -> bytes | None:
         """Answer ``ESERVER`` for a failure outside the handler (logged with its traceback).
 
@@ -259,7 +259,9 @@ class Pipeline:
             # A result that violates the response schema or is not JSON: a server bug → ESERVER.
             return encode_error_response(request, self._unexpected(connection, request, exc))
 
-    def _unexpected(self, connection: Connection, request: Request, exc: Exception) -> MeshError:
+    def _unexpected(
+        self, connection: Connection, request: Request, exc: BaseException
+    ) -> MeshError:
         # §4: any other exception → "Internal server error"/"Error"; traceback logged once; its
         # text only with debug.
         self._log.error(

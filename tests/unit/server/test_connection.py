@@ -371,3 +371,39 @@ async def test_a_bug_while_handling_a_frame_closes_1011(
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [
         "handling a frame failed on conn-test"
     ]
+
+
+async def test_cancellations_never_strand_queued_builtins(
+    server: MeshServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 8 item 8: a built-in run that ended early left the built-ins queued behind it
+    # unanswered until the next built-in arrived (the last ones of a connection: never).
+    started = asyncio.Event()
+    calls: list[int] = []
+
+    async def handler(conn: Any, model: Any) -> Any:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise asyncio.CancelledError  # leaked by a library, nobody cancelled the task
+        if len(calls) == 2:
+            started.set()
+            await asyncio.Event().wait()  # until the task is cancelled below
+        return True
+
+    server.pipeline.add_builtins({"mesh/noop": handler})
+    connection, transport = await open_connection(server)
+    connection.start()
+    for request_id in range(1, 5):
+        transport.feed({"id": request_id, "command": "mesh/noop"})
+    await wait_for(started.wait())
+    task = connection._builtin_task
+    assert task is not None
+    task.cancel()  # a real cancellation of the FIFO while the connection stays open
+    await eventually(lambda: len(transport.frames()) == 5)
+    by_id = {f["id"]: f for f in transport.frames()[1:]}
+    assert by_id[1]["error"]["code"] == "ESERVER"
+    assert by_id[2]["error"]["code"] == "ESERVER"
+    assert by_id[3]["payload"] is True
+    assert by_id[4]["payload"] is True
+    assert connection.session.inflight == 0
+    assert len([r for r in caplog.records if r.exc_info]) == 2
