@@ -257,15 +257,20 @@ class Pipeline:
             return encode_response(request, payload)
         except Exception as exc:
             # A result that violates the response schema or is not JSON: a server bug → ESERVER.
-            return encode_error_response(request, self._unexpected(connection, request, exc))
+            error = self._unexpected(connection, request, exc, "invalid result of command %r")
+            return encode_error_response(request, error)
 
     def _unexpected(
-        self, connection: Connection, request: Request, exc: BaseException
+        self,
+        connection: Connection,
+        request: Request,
+        exc: BaseException,
+        what: str = "command %r failed",
     ) -> MeshError:
         # §4: any other exception → "Internal server error"/"Error"; traceback logged once; its
         # text only with debug.
         self._log.error(
-            "command %r failed (request id %s on %s)",
+            what + " (request id %s on %s)",
             request.command if request.command is not None else _command_text(request),
             _id_text(request),
             connection.id,

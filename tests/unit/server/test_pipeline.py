@@ -156,7 +156,7 @@ async def test_unexpected_failures_log_one_traceback_with_ids(
     failures = [r for r in caplog.records if r.exc_info]
     assert [r.getMessage() for r in failures] == [
         f"command 'broken' failed (request id {2**70} on conn-fake)",
-        "command 'unencodable' failed (request id 1 on conn-fake)",
+        "invalid result of command 'unencodable' (request id 1 on conn-fake)",
     ]
 
 
