@@ -246,7 +246,7 @@ class Connection:
             if task is not None and task.cancelling():
                 raise
         finally:
-            # Also when cancelled: the slot is freed (the answer is dropped, the task is over).
+            # Whatever happened, the in-flight slot is freed (§15: reading resumes).
             self._finished(frame)
 
     def after_response(self, callback: Callable[[], None]) -> None:
