@@ -100,6 +100,7 @@ class Pipeline:
 
     Attributes:
         bad_input: The server's log of bad client input (shared with its connections).
+        failures: Requests answered ``ESERVER`` for an unexpected exception (server bugs).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class Pipeline:
         self._builtins: dict[str, BuiltinHandler] = {}
         self._global: tuple[Middleware, ...] = ()
         self.bad_input = BadInputLog(log, server.limits.bad_input_log_interval)
+        self.failures = 0
 
     # ------------------------------------------------------------------ registration
 
@@ -269,6 +271,7 @@ class Pipeline:
     ) -> MeshError:
         # §4: any other exception → "Internal server error"/"Error"; traceback logged once; its
         # text only with debug.
+        self.failures += 1
         self._log.error(
             what + " (request id %s on %s)",
             request.command if request.command is not None else _command_text(request),

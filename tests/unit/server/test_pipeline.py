@@ -153,6 +153,7 @@ async def test_unexpected_failures_log_one_traceback_with_ids(
         "name": "Error",
     }
     assert (await run(server, request("unencodable")))["error"]["code"] == "ESERVER"
+    assert server.pipeline.failures == 2
     failures = [r for r in caplog.records if r.exc_info]
     assert [r.getMessage() for r in failures] == [
         f"command 'broken' failed (request id {2**70} on conn-fake)",
