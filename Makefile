@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format codegen codegen-check bench bench-full bench-node redis-check clean
+.PHONY: demo test lint format codegen codegen-check bench bench-full bench-node fuzz redis-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -79,6 +79,15 @@ bench: $(STAMP) redis-check bench-node
 
 bench-full: $(STAMP) redis-check bench-node
 	BENCH=full $(BIN)/python -m bench
+
+# Hostile-input fuzzing (tests/fuzz): N frames per backend, reproducible by SEED; BACKEND=memory or
+# redis runs one backend. `make test` runs the short CI slice of the same test.
+N ?= 100000
+SEED ?= 20261204
+BACKEND ?=
+fuzz: $(STAMP) redis-check
+	MESH_FUZZ_FRAMES=$(N) MESH_FUZZ_SEED=$(SEED) $(BIN)/pytest tests/fuzz -q -s -p no:cacheprovider \
+	  -k "test_hostile_frames$(if $(BACKEND), and $(BACKEND))"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis codegen/ts/node_modules

@@ -38,6 +38,7 @@ from websockets.uri import parse_uri
 
 from mesh_sdk.errors import MeshAuthenticationError
 from mesh_sdk.events import Callback, CallbackDispatcher, EventEmitter
+from mesh_sdk.protocol.codec import DEFAULT_SDK_MAX_JSON_DEPTH
 from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import MeshConnectionError, MeshError
 from mesh_sdk.reconnect import (
@@ -121,6 +122,8 @@ class MeshClient(SubscriptionAPI):
             never give up, the default).
         command_timeout: Default command timeout (ms); ``None`` for none.
         max_message_size: Largest inbound frame in bytes (16 MiB).
+        max_json_depth: Nesting limit of received frames (128; see
+            :class:`~mesh_sdk.session.ClientSession`).
         open_timeout: Time allowed for the TCP/TLS/HTTP handshake and ``mesh/assign-id`` (ms).
         republish_presence_states: After a reconnect, publish again the presence states set
             through this client without ``expire_after`` (§14 step 3).
@@ -147,6 +150,7 @@ class MeshClient(SubscriptionAPI):
         max_reconnect_attempts: int | None = None,
         command_timeout: float | None = 30_000,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_json_depth: int = DEFAULT_SDK_MAX_JSON_DEPTH,
         open_timeout: float = 10_000,
         republish_presence_states: bool = True,
         queue_size: int = DEFAULT_QUEUE_SIZE,
@@ -176,6 +180,7 @@ class MeshClient(SubscriptionAPI):
             max_missed_pings=max_missed_pings,
             backoff=Backoff(reconnect_base_delay, reconnect_max_delay, rng),
             max_message_size=max_message_size,
+            max_json_depth=max_json_depth,
             assign_timeout=open_timeout,
         )
         self._dispatcher = CallbackDispatcher()

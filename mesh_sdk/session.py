@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mesh_sdk.protocol.codec import (
+    DEFAULT_SDK_MAX_JSON_DEPTH,
     ErrorResponse,
     Malformed,
     Push,
@@ -184,6 +185,9 @@ class ClientSession(Generic[H]):
         max_missed_pings: Pings that may go missing before the watchdog fires (§14).
         backoff: The reconnect delay policy.
         max_message_size: Inbound frame limit in bytes (``None``: unlimited).
+        max_json_depth: Nesting limit of a received frame's ``id``, ``payload`` and ``error``: a
+            deeper response fails its request with ``ETOOLARGE``, a deeper push is ignored (no
+            code path recurses into hostile nesting).
         assign_timeout: Milliseconds a new socket may stay without ``mesh/assign-id`` before
             the watchdog fires (``None``: wait forever).
     """
@@ -195,6 +199,7 @@ class ClientSession(Generic[H]):
         max_missed_pings: int = 1,
         backoff: Backoff | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_json_depth: int = DEFAULT_SDK_MAX_JSON_DEPTH,
         assign_timeout: float | None = None,
     ) -> None:
         if ping_timeout is not None and ping_timeout <= 0:
@@ -205,6 +210,7 @@ class ClientSession(Generic[H]):
         self.max_missed_pings = max_missed_pings
         self.backoff = backoff if backoff is not None else Backoff()
         self.max_message_size = max_message_size
+        self.max_json_depth = max_json_depth
         self.assign_timeout = assign_timeout
         self.state = SessionState.IDLE
         self.connection_id: str | None = None
@@ -439,7 +445,7 @@ class ClientSession(Generic[H]):
         Liveness frames (``ping``, ``latency:request``) are answered through
         :meth:`data_to_send`; everything else becomes events.
         """
-        frame = decode_server_frame(data, self.max_message_size)
+        frame = decode_server_frame(data, self.max_message_size, max_depth=self.max_json_depth)
         if isinstance(frame, Malformed):
             self.counters.malformed += 1
             return [Ignored(f"malformed frame: {frame.reason}")]

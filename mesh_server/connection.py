@@ -13,6 +13,11 @@ broadcasts and liveness frames alike.
   the connection is closed with 4001 and later frames are dropped (PROTOCOL §15, §16).
 * Cleanup: exactly once, in the order of PROTOCOL §5.3, retried in the background while the
   backend is unreachable.
+* Failure containment: every request task ends in exactly one answer and frees its in-flight
+  slot, whatever fails (an unexpected exception is a server bug: ``ESERVER``, logged once with
+  its traceback). An exception while handling an inbound frame (never expected) is logged and
+  closes this connection with 1011 instead of escaping into the transport. Bad client input is
+  counted in the server's :class:`~mesh_server.bad_input.BadInputLog`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.codec import Request
 from mesh_server.session import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_POLICY_VIOLATION,
     CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_BIG,
     Close,
+    Discarded,
     Pong,
     Reply,
     ServerSession,
@@ -65,6 +74,7 @@ class Connection:
         self._t = transport
         self._loop = asyncio.get_running_loop()
         self._pipeline = server.pipeline
+        self._bad_input = server.pipeline.bad_input
         limits = server.limits
         self._max_bytes = limits.max_outbound_bytes
         self._max_frames = limits.max_outbound_frames
@@ -162,17 +172,29 @@ class Connection:
         self._handle(data)
 
     def _handle(self, data: bytes) -> None:
-        event = self.session.receive(data, self._now())
-        if event is None:
-            return
-        if type(event) is Request:
-            self._dispatch(event)
-        elif type(event) is Reply:
-            self.send(event.frame)
-        elif type(event) is Close:
-            self.close(event.code)
-        elif type(event) is Pong:
-            self.server.notify_pong(self)
+        try:
+            event = self.session.receive(data, self._now())
+            if event is None:
+                return
+            if type(event) is Request:
+                self._dispatch(event)
+            elif type(event) is Reply:
+                self._bad_input.record(event.problem, self.id)
+                self.send(event.frame)
+            elif type(event) is Discarded:
+                self._bad_input.record("malformed", self.id, event.reason[:200])
+            elif type(event) is Close:
+                if event.code == CLOSE_POLICY_VIOLATION or event.code == CLOSE_TOO_BIG:
+                    kind = "policy_close" if event.code == CLOSE_POLICY_VIOLATION else "too_large"
+                    self._bad_input.record(kind, self.id, event.reason)
+                self.close(event.code, event.reason)
+            elif type(event) is Pong:
+                self.server.notify_pong(self)
+        except Exception:
+            # A bug, never bad input (the session classifies any frame): contain it to this
+            # connection rather than let it escape into the transport.
+            _log.exception("handling a frame failed on %s", self.id)
+            self.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     def _dispatch(self, request: Request) -> None:
         if self.session.request_started():
@@ -191,20 +213,41 @@ class Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_command(self, request: Request) -> None:
-        frame = await self._pipeline.run_command(self, request)
-        self._finished(frame)
+        await self._answer(self._pipeline.run_command, request)
 
     async def _run_builtins(self) -> None:
         queue = self._builtins
         try:
             while queue and not self._closing:
-                request = queue.popleft()
-                frame = await self._pipeline.run_builtin(self, request)
-                self._finished(frame)
+                await self._answer(self._pipeline.run_builtin, queue.popleft())
                 self._run_after_response()
         finally:
             self._builtin_task = None
             self._after_response.clear()
+            if queue and not self._closing:
+                # Whatever ended this run, the built-ins still queued are answered: they would
+                # otherwise wait for the next built-in, which may never come.
+                self._builtin_task = self._loop.create_task(self._run_builtins())
+
+    async def _answer(
+        self, run: Callable[[Connection, Request], Awaitable[bytes]], request: Request
+    ) -> None:
+        frame: bytes | None = None
+        try:
+            frame = await run(self, request)
+        except Exception as exc:  # the pipeline answers every request; this is a bug
+            frame = self._pipeline.internal_error(self, request, exc)
+        except asyncio.CancelledError as exc:
+            if not self._closing:
+                # Nothing cancels the requests of an open connection: a CancelledError leaked by
+                # a library, or a bug. Answered like any other failure.
+                frame = self._pipeline.internal_error(self, request, exc)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        finally:
+            # Whatever happened, the in-flight slot is freed (§15: reading resumes).
+            self._finished(frame)
 
     def after_response(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` right after the response of the running built-in is sent.
@@ -226,9 +269,10 @@ class Connection:
             except Exception:
                 _log.exception("after-response callback failed")
 
-    def _finished(self, frame: bytes) -> None:
+    def _finished(self, frame: bytes | None) -> None:
         # §5.3: responses of requests still running at close are discarded (send drops them).
-        self.send(frame)
+        if frame is not None:
+            self.send(frame)
         if self.session.request_finished() and not self._closing:
             backlog = self._backlog
             while backlog and not self.session.reading_paused and not self._closing:

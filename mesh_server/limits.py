@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mesh_sdk.protocol.codec import (
+    DEFAULT_MAX_ID_DEPTH,
+    DEFAULT_MAX_JSON_DEPTH,
+    MAX_SUPPORTED_JSON_DEPTH,
+)
+
 __all__ = ["Limits"]
 
 
@@ -40,6 +46,18 @@ class Limits:
             ``ETOOLARGE``, details ``quota`` = ``"max_record_bytes_per_connection"``.
         max_connections: Connections per instance (``None``: unlimited) → HTTP 503.
         backend_timeout_ms: Deadline of one backend operation → ``EUNAVAILABLE``.
+        max_json_depth: Nesting levels allowed in a request's ``payload`` (and a non-string
+            ``command``), checked once when the frame is decoded → ``ETOOLARGE``
+            ``{"limit": max_json_depth}`` answered at once (1 to 128; containers count: ``[]`` is
+            one level).
+        max_id_depth: Nesting levels allowed in a request ``id`` (0 to 128); a deeper id is
+            unusable, so the frame is malformed (ignored, counted toward 1008).
+        bad_input_log_interval: Seconds between the summary lines that count bad client input
+            (malformed frames, unknown commands, invalid payloads, limit hits); each occurrence
+            is also logged at DEBUG.
+
+    Raises:
+        ValueError: A nesting limit or the log interval is out of range.
     """
 
     max_message_size: int = 1024 * 1024
@@ -65,3 +83,15 @@ class Limits:
     max_record_bytes_per_connection: int | None = 16 * 1024 * 1024
     max_connections: int | None = None
     backend_timeout_ms: int = 5000
+    # Hostile input (PROTOCOL §15): nesting, and how bad input is logged.
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    max_id_depth: int = DEFAULT_MAX_ID_DEPTH
+    bad_input_log_interval: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_json_depth <= MAX_SUPPORTED_JSON_DEPTH:
+            raise ValueError(f"max_json_depth must be within 1..{MAX_SUPPORTED_JSON_DEPTH}")
+        if not 0 <= self.max_id_depth <= MAX_SUPPORTED_JSON_DEPTH:
+            raise ValueError(f"max_id_depth must be within 0..{MAX_SUPPORTED_JSON_DEPTH}")
+        if not self.bad_input_log_interval > 0:
+            raise ValueError("bad_input_log_interval must be > 0 seconds")

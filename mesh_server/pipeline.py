@@ -1,8 +1,14 @@
 """The command pipeline (PROTOCOL §3.4): lookup → validation → middleware → handler → response.
 
-Rate limiting (step 1) happens earlier, in the session (:mod:`mesh_server.session`), because a
-rejected request never reaches the pipeline. Every request ends in exactly one encoded response
-frame (§3.2 step 4); the pipeline never raises for a request (only ``CancelledError`` escapes).
+Rate limiting (step 1) and the nesting limit happen earlier, in the session
+(:mod:`mesh_server.session`), because a rejected request never reaches the pipeline. Every request
+ends in exactly one encoded response frame (§3.2 step 4); the pipeline never raises for a request
+(only ``CancelledError`` escapes).
+
+Logging: unknown commands and invalid payloads are the client's fault and go to the rate-limited
+:class:`~mesh_server.bad_input.BadInputLog`; an unexpected exception of a handler or middleware,
+or a result that cannot be encoded, is a server bug, logged once with its traceback, the request
+id and the connection id.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from mesh_sdk.protocol.codec import Request, dumps, encode_error_response, encod
 from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import CommandNotFoundError, MeshError, ServerError
 from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
+from mesh_server.bad_input import BadInputLog
 from mesh_server.context import Context
 from mesh_server.features import BuiltinHandler
 from mesh_server.middleware import Handler, Middleware, check_middleware
@@ -90,6 +97,10 @@ class Pipeline:
             their requests and responses are validated.
         debug: Send unexpected exceptions' text to clients (never do this in production).
         log: Logger for handler failures.
+
+    Attributes:
+        bad_input: The server's log of bad client input (shared with its connections).
+        failures: Requests answered ``ESERVER`` for an unexpected exception (server bugs).
     """
 
     def __init__(
@@ -107,6 +118,8 @@ class Pipeline:
         self._commands: dict[str, _AppCommand] = {}
         self._builtins: dict[str, BuiltinHandler] = {}
         self._global: tuple[Middleware, ...] = ()
+        self.bad_input = BadInputLog(log, server.limits.bad_input_log_interval)
+        self.failures = 0
 
     # ------------------------------------------------------------------ registration
 
@@ -159,13 +172,14 @@ class Pipeline:
         command = request.command
         if command is None or (entry := self._commands.get(command)) is None:
             # §3.4 step 2: lookup before any middleware.
-            return encode_error_response(
-                request, CommandNotFoundError.for_command(_command_text(request))
-            )
+            return self._not_found(connection, request)
+        raw = request.payload
+        spec = entry.spec
         try:
-            raw = request.payload
-            spec = entry.spec
             payload = spec.validate_request(raw) if spec is not None else raw  # step 3
+        except MeshError as exc:
+            return self._invalid(connection, request, exc)
+        try:
             ctx = Context(command, payload, connection, self._server, request.id, raw)
             for fn in self._global:  # step 4
                 step: Any = fn(ctx)
@@ -181,19 +195,20 @@ class Pipeline:
         except MeshError as exc:
             return encode_error_response(request, exc)
         except Exception as exc:
-            return encode_error_response(request, self._unexpected(command, exc))
-        return self._encode_result(request, command, result, spec)
+            return encode_error_response(request, self._unexpected(connection, request, exc))
+        return self._encode_result(connection, request, result, spec)
 
     async def run_builtin(self, connection: Connection, request: Request) -> bytes:
         """Run a built-in command: validate (always), global middleware, handler (§3.4, §7)."""
         command = request.command
         if command is None or (handler := self._builtins.get(command)) is None:
-            return encode_error_response(
-                request, CommandNotFoundError.for_command(_command_text(request))
-            )
+            return self._not_found(connection, request)
+        raw = request.payload
         try:
-            raw = request.payload
             model = validate_builtin(command, raw)
+        except MeshError as exc:
+            return self._invalid(connection, request, exc)
+        try:
             if self._global:
                 ctx = Context(command, model, connection, self._server, request.id, raw)
                 for fn in self._global:
@@ -204,11 +219,35 @@ class Pipeline:
         except MeshError as exc:
             return encode_error_response(request, exc)
         except Exception as exc:
-            return encode_error_response(request, self._unexpected(command, exc))
-        return self._encode_result(request, command, result, None)
+            return encode_error_response(request, self._unexpected(connection, request, exc))
+        return self._encode_result(connection, request, result, None)
+
+    def internal_error(
+        self, connection: Connection, request: Request, exc: BaseException
+    ) -> bytes | None:
+        """Answer ``ESERVER`` for a failure outside the handler (logged with its traceback).
+
+        Returns:
+            The error response, or ``None`` when not even that can be encoded (logged too).
+        """
+        error = self._unexpected(connection, request, exc)
+        try:
+            return encode_error_response(request, error)
+        except Exception:
+            self._log.exception("cannot answer a request on %s", connection.id)
+            return None
+
+    def _not_found(self, connection: Connection, request: Request) -> bytes:
+        text = _command_text(request)
+        self.bad_input.record("unknown_command", connection.id, text[:100])
+        return encode_error_response(request, CommandNotFoundError.for_command(text))
+
+    def _invalid(self, connection: Connection, request: Request, exc: MeshError) -> bytes:
+        self.bad_input.record("invalid_payload", connection.id, f"{request.command}: {exc}"[:200])
+        return encode_error_response(request, exc)
 
     def _encode_result(
-        self, request: Request, command: str, result: Any, spec: CommandSpec | None
+        self, connection: Connection, request: Request, result: Any, spec: CommandSpec | None
     ) -> bytes:
         try:
             if spec is not None:
@@ -219,18 +258,39 @@ class Pipeline:
                 payload = to_jsonable(result)
             return encode_response(request, payload)
         except Exception as exc:
-            # A result that violates the response schema or is not JSON: ESERVER + log.
-            self._log.error("invalid result of command %r: %s", command, exc)
-            return encode_error_response(request, self._unexpected(command, exc, log=False))
+            # A result that violates the response schema or is not JSON: a server bug → ESERVER.
+            error = self._unexpected(connection, request, exc, "invalid result of command %r")
+            return encode_error_response(request, error)
 
-    def _unexpected(self, command: str, exc: Exception, *, log: bool = True) -> MeshError:
-        # §4: any other exception → "Internal server error"/"Error"; traceback logged; its text
-        # only with debug.
-        if log:
-            self._log.error("command %r failed", command, exc_info=exc)
+    def _unexpected(
+        self,
+        connection: Connection,
+        request: Request,
+        exc: BaseException,
+        what: str = "command %r failed",
+    ) -> MeshError:
+        # §4: any other exception → "Internal server error"/"Error"; traceback logged once; its
+        # text only with debug.
+        self.failures += 1
+        self._log.error(
+            what + " (request id %s on %s)",
+            request.command if request.command is not None else _command_text(request),
+            _id_text(request),
+            connection.id,
+            exc_info=exc,
+        )
         if self.debug:
             return ServerError(f"{type(exc).__name__}: {exc}")
         return ServerError("Internal server error")
+
+
+def _id_text(request: Request) -> str:
+    if request.raw_id is not None:
+        return request.raw_id[:100]
+    try:
+        return dumps(request.id).decode()[:100]
+    except TypeError:  # not from the wire (a decoded id always encodes)
+        return repr(request.id)[:100]
 
 
 _PLAIN: Final = frozenset({dict, list, str, int, float, bool, type(None)})

@@ -10,8 +10,10 @@ Inputs and outputs:
 * :meth:`ServerSession.start` → the ``mesh/assign-id`` frame (the first frame, §5.2) and arms the
   liveness timers (§6).
 * :meth:`ServerSession.receive` classifies one inbound frame (§3.2) and returns one event: a
-  :class:`~mesh_sdk.protocol.codec.Request` to dispatch, a :class:`Reply` to send (rate limited),
-  :data:`PONG` (feature hook: presence refresh), :class:`Close`, or ``None`` (nothing to do).
+  :class:`~mesh_sdk.protocol.codec.Request` to dispatch, a :class:`Reply` to send (a request
+  answered at once: rate limited, or nested too deeply), :data:`PONG` (feature hook: presence
+  refresh), :class:`Close`, :class:`Discarded` (a malformed frame, counted) or ``None`` (nothing
+  to do). Reply, Discarded and Close name the client's problem for the abuse log.
 * :meth:`ServerSession.on_timer` runs due liveness work and returns frames to send and possibly a
   :class:`Close`; :attr:`ServerSession.next_deadline` says when to call it next.
 * :meth:`request_started` / :meth:`request_finished` count requests in flight;
@@ -27,6 +29,7 @@ from typing import Final
 
 from mesh_sdk.protocol.codec import (
     Liveness,
+    Rejected,
     Request,
     decode_client_frame,
     encode_error_response,
@@ -46,6 +49,7 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "PONG",
     "Close",
+    "Discarded",
     "Pong",
     "Reply",
     "ServerSession",
@@ -76,9 +80,22 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Send this encoded frame (an answer produced by the session itself, e.g. ``ERATELIMIT``)."""
+    """Send this encoded frame: an answer produced by the session itself.
+
+    Attributes:
+        frame: The encoded error response.
+        problem: What the client did (``"rate_limited"``, ``"too_deep"``), for the abuse log.
+    """
 
     frame: bytes
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """A malformed frame was ignored and counted (PROTOCOL §3.2, §15); nothing to send."""
+
+    reason: str
 
 
 class Pong:
@@ -93,7 +110,7 @@ class Pong:
 PONG: Final = Pong()
 """The single :class:`Pong` event instance."""
 
-SessionEvent = Request | Reply | Close | Pong | None
+SessionEvent = Request | Reply | Close | Pong | Discarded | None
 """What :meth:`ServerSession.receive` returns."""
 
 
@@ -127,6 +144,8 @@ class ServerSession:
         self.latency_interval = latency_interval
         self.max_missed_pongs = max_missed_pongs
         self._max_size = limits.max_message_size
+        self._max_depth = limits.max_json_depth
+        self._max_id_depth = limits.max_id_depth
         self.started = False
         self.closed = False
         self.close_code: int | None = None
@@ -164,13 +183,13 @@ class ServerSession:
         self._next_latency = now + self.latency_interval
         return encode_push("mesh/assign-id", self.connection_id)
 
-    def close(self, code: int) -> Close:
+    def close(self, code: int, reason: str = "") -> Close:
         """Mark the session closed (idempotent for the first code) and return the close action."""
         if not self.closed:
             self.closed = True
             self.close_code = code
             self._next_ping = self._next_latency = None
-        return Close(code)
+        return Close(code, reason)
 
     @property
     def next_deadline(self) -> int | None:
@@ -194,16 +213,21 @@ class ServerSession:
         """
         if self.closed:
             return None
-        frame = decode_client_frame(data, self._max_size)
+        frame = decode_client_frame(
+            data, self._max_size, max_depth=self._max_depth, max_id_depth=self._max_id_depth
+        )
         if isinstance(frame, Request):
             if self._rate is not None:
                 return self._rate_limit(frame, now)
             return frame
         if isinstance(frame, Liveness):
             return self._liveness(frame, now)
+        if isinstance(frame, Rejected):
+            return self._reject(frame, now)
         if frame.too_large:
-            return self.close(1009)  # §2: a larger frame is not processed; close 1009
-        return self._count_malformed(now)
+            # §2: a larger frame is not processed; close 1009.
+            return self.close(CLOSE_TOO_BIG, "frame too large")
+        return self._count_malformed(frame.reason, now)
 
     def _liveness(self, frame: Liveness, now: int) -> SessionEvent:
         if frame.command == "pong":
@@ -218,7 +242,7 @@ class ServerSession:
             self._latency_sent_at = None
         return None
 
-    def _count_malformed(self, now: int) -> SessionEvent:
+    def _count_malformed(self, reason: str, now: int) -> SessionEvent:
         # §15: more than max_malformed_frames in any malformed_window_ms → close 1008.
         window = self._malformed
         window.append(now)
@@ -226,8 +250,16 @@ class ServerSession:
         while window and window[0] <= horizon:
             window.popleft()
         if len(window) > self.limits.max_malformed_frames:
-            return self.close(CLOSE_POLICY_VIOLATION)
-        return None
+            return self.close(CLOSE_POLICY_VIOLATION, "malformed-frame limit")
+        return Discarded(reason)
+
+    def _reject(self, rejected: Rejected, now: int) -> SessionEvent:
+        # A request over the nesting limit is still a request: rate limited first (§3.4 step 1).
+        if self._rate is not None:
+            event = self._rate_limit(rejected.request, now)
+            if event is not rejected.request:
+                return event
+        return Reply(encode_error_response(rejected.request, rejected.error), "too_deep")
 
     def _rate_limit(self, request: Request, now: int) -> SessionEvent:
         # §15: token bucket of `rate` tokens/s and capacity `burst`; liveness frames exempt.
@@ -246,9 +278,9 @@ class ServerSession:
         while rejections and rejections[0] <= horizon:
             rejections.popleft()
         if len(rejections) > self.limits.rate_abuse_rejections:
-            return self.close(CLOSE_POLICY_VIOLATION)  # §15: MAY close 1008 on abuse
+            return self.close(CLOSE_POLICY_VIOLATION, "rate-limit abuse")  # §15: MAY close 1008
         error = RateLimitError("Rate limit exceeded", details={"retryAfterMs": retry_after})
-        return Reply(encode_error_response(request, error))
+        return Reply(encode_error_response(request, error), "rate_limited")
 
     # ------------------------------------------------------------------ timers (§6)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from mesh_sdk.protocol.codec import (
     Liveness,
     Malformed,
     Push,
+    Rejected,
     Request,
     Response,
     decode_client_frame,
@@ -56,8 +58,37 @@ def test_arbitrary_json_documents_never_raise(value: Any) -> None:
 
 @given(json_values, commands, json_values)
 def test_request_round_trip(id_: Any, command: str, payload: Any) -> None:
-    decoded = decode_client_frame(encode_request(id_, command, payload))
-    assert decoded == Request(id_, command, payload, True, command)
+    frame = encode_request(id_, command, payload)
+    decoded = decode_client_frame(frame)
+    assert isinstance(decoded, Request)
+    assert dataclasses.replace(decoded, raw_id=None) == Request(
+        id_, command, payload, True, command
+    )
+    # Ids that would not encode back as sent keep their text, so every answer echoes it exactly.
+    keeps_text = isinstance(id_, float | list | dict)
+    assert (decoded.raw_id is not None) is keeps_text
+    assert orjson.loads(encode_response(decoded, None))["id"] == orjson.loads(frame)["id"]
+    if keeps_text:
+        assert encode_response(decoded, None).startswith(b'{"id":' + orjson.dumps(id_) + b",")
+
+
+@given(st.integers(0, 300), st.integers(0, 300), st.sampled_from(["[", "{"]))
+def test_any_nesting_decodes_to_documented_outcomes(id_depth: int, depth: int, open_: str) -> None:
+    def nest(levels: int) -> str:
+        if open_ == "[":
+            return "[" * levels + "1" + "]" * levels
+        return '{"a":' * levels + "1" + "}" * levels
+
+    frame = f'{{"id":{nest(id_depth)},"command":"x","payload":{nest(depth)}}}'
+    decoded = decode_client_frame(frame, max_size=None)
+    if id_depth > 32:
+        assert isinstance(decoded, Malformed)
+    elif depth > 64:
+        assert isinstance(decoded, Rejected)
+        assert decoded.error.code == "ETOOLARGE"
+    else:
+        assert isinstance(decoded, Request)
+    assert isinstance(decode_server_frame(frame), Response | ErrorResponse | Malformed)
 
 
 @given(json_values, commands, json_values)

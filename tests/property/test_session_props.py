@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mesh_sdk.protocol.codec import Request
 from mesh_server.limits import Limits
-from mesh_server.session import PONG, Close, Pong, Reply, ServerSession
+from mesh_server.session import PONG, Close, Discarded, Pong, Reply, ServerSession
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -78,7 +78,7 @@ def test_arbitrary_sequences_never_raise_and_keep_invariants(
                 assert session.missed_pongs > max_missed
         else:
             event = session.receive(item, now)
-            assert event is None or isinstance(event, Request | Reply | Close | Pong)
+            assert event is None or isinstance(event, Request | Reply | Close | Pong | Discarded)
             if isinstance(event, Pong):
                 assert event is PONG
                 assert not session.awaiting_pong

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import orjson
 import pytest
 
@@ -8,6 +11,7 @@ from mesh_sdk.protocol.codec import (
     Liveness,
     Malformed,
     Push,
+    Rejected,
     Request,
     Response,
     decode_client_frame,
@@ -17,9 +21,8 @@ from mesh_sdk.protocol.codec import (
     encode_push,
     encode_request,
     encode_response,
-    loads,
 )
-from mesh_sdk.protocol.errors import CommandNotFoundError, ValidationError
+from mesh_sdk.protocol.errors import CommandNotFoundError, TooLargeError, ValidationError
 
 
 @pytest.mark.parametrize(
@@ -78,12 +81,125 @@ def test_lone_surrogate_in_text_frame_is_malformed() -> None:
     assert isinstance(decode_client_frame('{"id":1,"payload":"\ud800"}'), Malformed)
 
 
-def test_big_integers_are_valid_json() -> None:
-    big = 2**80
-    assert decode_client_frame(f'{{"id":{big},"command":"x"}}'.encode()) == Request(
-        big, "x", {}, True, "x"
+@pytest.mark.parametrize(
+    "id_text",
+    [
+        str(10**30),
+        str(2**64),
+        str(-(2**63) - 1),
+        "1e400",
+        "-1E+400",
+        "1.50",
+        "0.1e1",
+        '{"a": [1.0, 2e0]}',
+        '[10000000000000000000000000000000, "x"]',
+    ],
+)
+def test_ids_round_trip_verbatim(id_text: str) -> None:
+    # Issue 8 item 5: ids that orjson would turn into (other) floats keep their exact text.
+    frame = f'{{"payload": [1], "id" : {id_text} , "command":"echo"}}'.encode()
+    request = decode_client_frame(frame)
+    assert isinstance(request, Request)
+    assert request.raw_id == id_text
+    for encoded in (
+        encode_response(request, {"n": 1}),
+        encode_error_response(request, CommandNotFoundError.for_command("echo")),
+        encode_response(Request(request.id, None, {}, False, None, id_text), 2),
+    ):
+        assert encoded.startswith(b'{"id":' + id_text.encode() + b",")
+        assert json.loads(encoded)["id"] == json.loads(id_text)
+
+
+def test_big_integer_ids_are_exact() -> None:
+    request = decode_client_frame(f'{{"id":{2**80},"command":"x"}}'.encode())
+    assert request == Request(2**80, "x", {}, True, "x", str(2**80))
+    assert type(request.id) is int  # type: ignore[union-attr]
+    infinite = decode_client_frame(b'{"id":1e400,"command":"x"}')
+    assert isinstance(infinite, Request)
+    assert infinite.id == float("inf")
+
+
+@pytest.mark.parametrize("id_value", [1, -(2**63), 2**64 - 1, "s", None, True])
+def test_ids_that_encode_back_keep_no_text(id_value: Any) -> None:
+    request = decode_client_frame(orjson.dumps({"id": id_value, "command": "x"}))
+    assert request == Request(id_value, "x", {}, True, "x")
+
+
+def test_duplicate_ids_echo_the_last_one() -> None:
+    request = decode_client_frame(b'{"id":1.5,"command":"x","id":2.5e0}')
+    assert isinstance(request, Request)
+    assert (request.id, request.raw_id) == (2.5, "2.5e0")
+
+
+@pytest.mark.parametrize(
+    ("frame", "raw_command"),
+    [
+        (b'{"id":1,"command":{}}', {}),
+        (b'{"id":1,"command":["echo"],"payload":1}', ["echo"]),
+        (b'{"id":1,"command":{"pong":1}}', {"pong": 1}),
+        (b'{"id":1,"command":["pong"]}', ["pong"]),
+    ],
+)
+def test_unhashable_commands_are_requests_for_enotfound(frame: bytes, raw_command: Any) -> None:
+    # Issue 8 item 1: `command in LIVENESS_COMMANDS` raised TypeError for unhashable commands.
+    request = decode_client_frame(frame)
+    assert isinstance(request, Request)
+    assert request.command is None
+    assert request.raw_command == raw_command
+
+
+def test_unhashable_command_without_id_is_malformed() -> None:
+    assert decode_client_frame(b'{"command":{"x":1}}') == Malformed("request without id")
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_nesting_limits() -> None:
+    def decode(**members: Any) -> Any:
+        return decode_client_frame(orjson.dumps(members), max_depth=5, max_id_depth=3)
+
+    assert decode(id=nested(3), command="x", payload=nested(5)) == Request(
+        nested(3), "x", nested(5), True, "x", orjson.dumps(nested(3)).decode()
     )
-    assert loads(dumps(big)) == big
+    assert decode(id=nested(4), command="x") == Malformed("id nested deeper than 3 levels")
+    too_deep = decode(id=1, command="x", payload=nested(6))
+    assert too_deep == Rejected(
+        Request(1, "x", {}, True, "x"),
+        TooLargeError("Request payload nested deeper than 5 levels", details={"limit": 5}),
+    )
+    # A command too deep to echo is left out of the answer.
+    deep_command = decode(id="a", command=nested(6))
+    assert isinstance(deep_command, Rejected)
+    assert deep_command.request == Request("a", None, {}, False, None)
+    assert deep_command.error.details == {"limit": 5}
+    # Unknown members are never used, so never measured.
+    assert isinstance(decode(id=1, command="x", other=nested(50)), Request)
+    # Liveness frames are never answered, whatever their payload.
+    assert isinstance(decode(command="pong", payload=nested(50)), Liveness)
+
+
+def test_nesting_limits_of_text_frames_and_brackets_in_strings() -> None:
+    text = '{"id":1,"command":"x","payload":' + json.dumps(nested(70)) + "}"
+    assert isinstance(decode_client_frame(text), Rejected)
+    brackets = '{"id":1,"command":"x","payload":"' + "[" * 200 + '"}'
+    assert decode_client_frame(brackets) == Request(1, "x", "[" * 200, True, "x")
+
+
+def test_nesting_beyond_the_parsers_is_malformed() -> None:
+    deep = b'{"id":1,"command":"x","payload":' + b"[" * 2000 + b"]" * 2000 + b"}"
+    result = decode_client_frame(deep, max_size=None)
+    assert isinstance(result, Malformed)
+    assert "nested deeper than 256 levels" in result.reason
+    # orjson parses up to 1024 levels: such a request still gets its ETOOLARGE answer.
+    parsed = b'{"id":1e400,"command":"x","payload":' + b"[" * 200 + b"]" * 200 + b"}"
+    rejected = decode_client_frame(parsed)
+    assert isinstance(rejected, Rejected)
+    assert rejected.request.raw_id == "1e400"
 
 
 def test_size_limit() -> None:
@@ -160,3 +276,23 @@ def test_server_frames() -> None:
         assert isinstance(decode_server_frame(bad), Malformed)
     assert isinstance(decode_server_frame(b'{"command":"x"}' * 2, max_size=5), Malformed)
     assert decode_server_frame(bytearray(b'{"id":1,"command":5}')) == Response(1, None, None)
+
+
+def test_server_frame_nesting_limit() -> None:
+    deep = nested(6)
+    response = decode_server_frame(orjson.dumps({"id": 3, "payload": deep}), max_depth=5)
+    assert isinstance(response, ErrorResponse)
+    assert (response.id, response.payload, response.error.code) == (3, None, "ETOOLARGE")
+    assert response.error.details == {"limit": 5}
+    error = orjson.dumps({"id": 3, "command": "c", "payload": {}, "error": deep})
+    assert isinstance(decode_server_frame(error, max_depth=5), ErrorResponse)
+    push = decode_server_frame(orjson.dumps({"command": "p", "payload": deep}), max_depth=5)
+    assert push == Malformed("push nested deeper than 5 levels")
+    bad_id = decode_server_frame(orjson.dumps({"id": deep, "payload": 1}), max_depth=5)
+    assert bad_id == Malformed("id nested deeper than 5 levels")
+    assert decode_server_frame(orjson.dumps({"id": 1, "payload": nested(5)}), max_depth=5) == (
+        Response(1, None, nested(5))
+    )
+    # Default: deep enough for every push wrapping a client value the server accepted.
+    push = orjson.dumps({"command": "mesh/record-update", "payload": {"full": nested(64)}})
+    assert isinstance(decode_server_frame(push), Push)

@@ -120,6 +120,22 @@ def test_error_shaped_payload_without_top_level_error_is_success() -> None:
     assert event.payload == payload
 
 
+def test_deep_server_frames_fail_the_request_or_are_ignored() -> None:
+    session: ClientSession[str] = ClientSession(max_json_depth=3)
+    ready(session)
+    p = session.request("x", {}, "h", 0, 1000)
+    deep = b"[" * 2000 + b"]" * 2000  # also beyond the parsers: never a RecursionError
+    (event,) = session.receive(b'{"id":%d,"payload":[[[[1]]]]}' % p.id, 1)
+    assert isinstance(event, Failed)
+    assert event.error.code == "ETOOLARGE"
+    assert event.error.details == {"limit": 3}
+    (event,) = session.receive(b'{"command":"p","payload":' + deep + b"}", 1)
+    assert isinstance(event, Ignored)
+    (event,) = session.receive(b'{"command":"p","payload":[[[[1]]]]}', 1)
+    assert isinstance(event, Ignored)
+    assert session.counters.malformed == 2
+
+
 def test_validation_error_details() -> None:
     session: ClientSession[str] = ClientSession()
     ready(session)

@@ -262,3 +262,148 @@ async def test_after_response_callbacks_follow_the_builtin_response(server: Mesh
     outside = asyncio.Event()
     connection.after_response(outside.set)
     await wait_for(outside.wait())
+
+
+# ------------------------------------------------------------------ hostile input (issue 8)
+
+
+async def test_non_string_commands_are_answered_and_the_connection_lives(
+    server: MeshServer,
+) -> None:
+    server.expose_command("echo", lambda ctx: ctx.payload)
+    connection, transport = await open_connection(server)
+    connection.start()
+    assert transport.on_message is not None
+    transport.on_message(b'{"id":1,"command":{}}')
+    transport.on_message(b'{"id":2,"command":["echo"],"payload":1}')
+    transport.on_message(b'{"command":{"x":1}}')  # no id: malformed, counted
+    transport.feed({"id": 3, "command": "echo", "payload": "still here"})
+    await eventually(lambda: len(transport.frames()) == 4)
+    by_id = {f["id"]: f for f in transport.frames()[1:]}
+    assert by_id[1]["error"]["code"] == "ENOTFOUND"
+    assert by_id[1]["command"] == {}
+    assert by_id[2]["error"]["error"] == 'Command "["echo"]" not found'
+    assert by_id[3]["payload"] == "still here"
+    assert transport.closed_with is None
+    assert server.pipeline.bad_input.totals["malformed"] == 1
+    assert connection.session.inflight == 0
+
+
+async def test_deep_frames_never_leak_inflight_slots(server: MeshServer) -> None:
+    server = MeshServer(port=0, max_inflight_requests=5, max_malformed_frames=1000)
+    await server.backend.start(server.instance_id, lambda c, d: None)
+    server.expose_command("echo", lambda ctx: ctx.payload)
+    connection, transport = await open_connection(server)
+    connection.start()
+    assert transport.on_message is not None
+    deep_id = b'{"id":' + b"[" * 1000 + b"]" * 1000 + b',"command":"mesh/noop"}'
+    deep_payload = b'{"id":9,"command":"echo","payload":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    for _ in range(100):
+        transport.on_message(deep_id)
+        transport.on_message(deep_payload)
+    transport.feed({"id": "last", "command": "echo", "payload": 1})
+    await eventually(lambda: transport.frames()[-1].get("id") == "last")
+    answers = transport.frames()[1:]
+    assert len(answers) == 101
+    assert {a["error"]["code"] for a in answers[:-1]} == {"ETOOLARGE"}
+    assert connection.session.inflight == 0
+    assert transport.reading
+    totals = server.pipeline.bad_input.totals
+    assert (totals["malformed"], totals["too_deep"]) == (100, 100)
+    await server.backend.close()
+
+
+async def test_pipeline_failures_still_answer_and_free_the_slot(
+    server: MeshServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.expose_command("echo", lambda ctx: ctx.payload)
+    server.pipeline.add_builtins({"mesh/noop": lambda conn, model: _true()})
+    connection, transport = await open_connection(server)
+    connection.start()
+
+    async def broken(conn: Any, request: Any) -> bytes:
+        raise RuntimeError("pipeline bug")
+
+    monkeypatch.setattr(server.pipeline, "run_command", broken)
+    real_builtin = server.pipeline.run_builtin
+    calls = 0
+
+    async def first_breaks(conn: Any, request: Any) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("builtin bug")
+        return await real_builtin(conn, request)
+
+    monkeypatch.setattr(server.pipeline, "run_builtin", first_breaks)
+    transport.feed({"id": 1, "command": "echo"})
+    transport.feed({"id": 2, "command": "mesh/noop"})
+    transport.feed({"id": 3, "command": "mesh/noop"})  # the FIFO goes on after a failure
+    await eventually(lambda: len(transport.frames()) == 4)
+    by_id = {f["id"]: f for f in transport.frames()[1:]}
+    assert by_id[1]["error"]["code"] == "ESERVER"
+    assert by_id[2]["error"]["code"] == "ESERVER"
+    assert by_id[3]["payload"] is True
+    assert connection.session.inflight == 0
+    logged = sorted(r.getMessage() for r in caplog.records if r.exc_info)
+    assert logged == [
+        "command 'echo' failed (request id 1 on conn-test)",
+        "command 'mesh/noop' failed (request id 2 on conn-test)",
+    ]
+
+
+async def _true() -> bool:
+    return True
+
+
+async def test_a_bug_while_handling_a_frame_closes_1011(
+    server: MeshServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection, transport = await open_connection(server)
+    connection.start()
+
+    def broken(data: bytes, now: int) -> Any:
+        raise RuntimeError("session bug")
+
+    monkeypatch.setattr(connection.session, "receive", broken)
+    transport.feed({"id": 1, "command": "echo"})  # nothing escapes into the transport
+    assert transport.closed_with == 1011
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [
+        "handling a frame failed on conn-test"
+    ]
+
+
+async def test_cancellations_never_strand_queued_builtins(
+    server: MeshServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 8 item 8: a built-in run that ended early left the built-ins queued behind it
+    # unanswered until the next built-in arrived (the last ones of a connection: never).
+    started = asyncio.Event()
+    calls: list[int] = []
+
+    async def handler(conn: Any, model: Any) -> Any:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise asyncio.CancelledError  # leaked by a library, nobody cancelled the task
+        if len(calls) == 2:
+            started.set()
+            await asyncio.Event().wait()  # until the task is cancelled below
+        return True
+
+    server.pipeline.add_builtins({"mesh/noop": handler})
+    connection, transport = await open_connection(server)
+    connection.start()
+    for request_id in range(1, 5):
+        transport.feed({"id": request_id, "command": "mesh/noop"})
+    await wait_for(started.wait())
+    task = connection._builtin_task
+    assert task is not None
+    task.cancel()  # a real cancellation of the FIFO while the connection stays open
+    await eventually(lambda: len(transport.frames()) == 5)
+    by_id = {f["id"]: f for f in transport.frames()[1:]}
+    assert by_id[1]["error"]["code"] == "ESERVER"
+    assert by_id[2]["error"]["code"] == "ESERVER"
+    assert by_id[3]["payload"] is True
+    assert by_id[4]["payload"] is True
+    assert connection.session.inflight == 0
+    assert len([r for r in caplog.records if r.exc_info]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -103,3 +104,72 @@ def test_validate_builtin_returns_models_and_passes_unknown() -> None:
     model = validate_builtin("mesh/join-room", {"roomName": "r", "extra": 1})
     assert model.roomName == "r"
     assert validate_builtin("mesh/not-in-contract", [1]) == [1]
+
+
+# ------------------------------------------------------------------ logging (issue 8 item 6)
+
+
+async def test_bad_input_is_counted_not_logged_with_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = MeshServer()
+
+    async def join(connection: Any, model: Any) -> Any:
+        return {"success": True}
+
+    server.pipeline.add_builtins({"mesh/join-room": join})
+    caplog.set_level(logging.DEBUG, logger="mesh_server")
+    assert (await run(server, request("nope")))["error"]["code"] == "ENOTFOUND"
+    assert (await run(server, request("mesh/join-room", {})))["error"]["code"] == "EVALIDATION"
+    assert (await run(server, request("nope")))["error"]["code"] == "ENOTFOUND"
+    totals = server.pipeline.bad_input.totals
+    assert (totals["unknown_command"], totals["invalid_payload"]) == (2, 1)
+    assert not [r for r in caplog.records if r.exc_info]
+    assert not [r for r in caplog.records if r.levelno > logging.INFO]
+    # One summary line (the first occurrence after a quiet interval); the rest at DEBUG.
+    summaries = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert [r.getMessage() for r in summaries] == [
+        "bad client input in the last 0.0 s: 1 unknown_command"
+    ]
+
+
+async def test_unexpected_failures_log_one_traceback_with_ids(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = MeshServer()
+
+    def broken(ctx: Any) -> Any:
+        raise KeyError("oops")
+
+    server.expose_command("broken", broken)
+    server.expose_command("unencodable", lambda ctx: {"a": {1, 2}})
+    frame = await server.pipeline.run_command(
+        FakeConnection(),  # type: ignore[arg-type]
+        Request(2**70, "broken", {}, raw_command="broken", raw_id=str(2**70)),
+    )
+    assert json.loads(frame)["error"] == {
+        "error": "Internal server error",
+        "code": "ESERVER",
+        "name": "Error",
+    }
+    assert (await run(server, request("unencodable")))["error"]["code"] == "ESERVER"
+    assert server.pipeline.failures == 2
+    failures = [r for r in caplog.records if r.exc_info]
+    assert [r.getMessage() for r in failures] == [
+        f"command 'broken' failed (request id {2**70} on conn-fake)",
+        "invalid result of command 'unencodable' (request id 1 on conn-fake)",
+    ]
+
+
+def test_internal_error_answers_even_outside_handlers(caplog: pytest.LogCaptureFixture) -> None:
+    server = MeshServer()
+    connection: Any = FakeConnection()
+    frame = server.pipeline.internal_error(connection, request("x"), RuntimeError("bug"))
+    assert frame is not None
+    assert json.loads(frame)["error"]["code"] == "ESERVER"
+    # An id that cannot be encoded (never decoded from JSON) still gets a logged outcome.
+    odd = Request(object(), "x", {}, raw_command="x")
+    assert server.pipeline.internal_error(connection, odd, RuntimeError("bug")) is None
+    assert [r.getMessage() for r in caplog.records if r.exc_info][-1] == (
+        "cannot answer a request on conn-fake"
+    )

@@ -12,6 +12,7 @@ from mesh_server.limits import Limits
 from mesh_server.session import (
     PONG,
     Close,
+    Discarded,
     Reply,
     ServerSession,
 )
@@ -207,24 +208,86 @@ def test_receive_after_close_ignored() -> None:
 
 def test_oversize_frame_closes_1009() -> None:
     session = make(Limits(max_message_size=64))
-    assert session.receive(b"[" + b" " * 100 + b"]", 0) == Close(1009)
+    assert session.receive(b"[" + b" " * 100 + b"]", 0) == Close(1009, "frame too large")
     assert session.closed
 
 
 def test_malformed_flood_closes_1008() -> None:
     session = make(Limits(max_malformed_frames=3, malformed_window_ms=1000))
     for i in range(3):
-        assert session.receive(b"not json", i) is None
-    assert session.receive(b"[1]", 3) == Close(1008)
+        assert isinstance(session.receive(b"not json", i), Discarded)
+    assert session.receive(b"[1]", 3) == Close(1008, "malformed-frame limit")
 
 
 def test_malformed_window_slides() -> None:
     session = make(Limits(max_malformed_frames=2, malformed_window_ms=1000))
-    assert session.receive(b"x", 0) is None
-    assert session.receive(frame({"command": "no id"}), 500) is None
+    assert isinstance(session.receive(b"x", 0), Discarded)
+    assert session.receive(frame({"command": "no id"}), 500) == Discarded("request without id")
     # The first one left the window at t=1000.
-    assert session.receive(b"1", 1000) is None
-    assert session.receive(b"2", 1400) == Close(1008)
+    assert isinstance(session.receive(b"1", 1000), Discarded)
+    assert session.receive(b"2", 1400) == Close(1008, "malformed-frame limit")
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_payload_over_the_nesting_limit_is_answered_etoolarge() -> None:
+    session = make(Limits(max_json_depth=3))
+    assert isinstance(
+        session.receive(frame({"id": 1, "command": "x", "payload": nested(3)}), 0), Request
+    )
+    event = session.receive(frame({"id": 7, "command": "x", "payload": nested(4)}), 0)
+    assert isinstance(event, Reply)
+    assert event.problem == "too_deep"
+    reply = json.loads(event.frame)
+    assert reply["id"] == 7
+    assert reply["command"] == "x"
+    assert reply["error"]["code"] == "ETOOLARGE"
+    assert reply["error"]["details"] == {"limit": 3}
+    assert not session.closed
+
+
+def test_id_over_the_nesting_limit_is_malformed() -> None:
+    session = make(Limits(max_id_depth=2, max_malformed_frames=1))
+    assert isinstance(session.receive(frame({"id": nested(2), "command": "x"}), 0), Request)
+    event = session.receive(frame({"id": nested(3), "command": "x"}), 0)
+    assert event == Discarded("id nested deeper than 2 levels")
+    assert session.receive(frame({"id": nested(3)}), 1) == Close(1008, "malformed-frame limit")
+
+
+def test_too_deep_requests_are_rate_limited_first() -> None:
+    session = make(Limits(rate_limit=1, rate_burst=1, max_json_depth=1))
+    deep = frame({"id": 1, "command": "x", "payload": nested(2)})
+    first = session.receive(deep, 0)
+    assert isinstance(first, Reply)
+    assert first.problem == "too_deep"
+    second = session.receive(deep, 0)
+    assert isinstance(second, Reply)
+    assert second.problem == "rate_limited"
+    assert json.loads(second.frame)["error"]["code"] == "ERATELIMIT"
+
+
+@pytest.mark.parametrize(
+    "frame_bytes",
+    [
+        b'{"id":1,"command":{}}',
+        b'{"id":1,"command":["echo"],"payload":1}',
+        b'{"id":1,"command":{"pong":1}}',
+    ],
+)
+def test_non_string_commands_are_requests(frame_bytes: bytes) -> None:
+    # Issue 8 item 1: a non-string (unhashable) command is a request answered ENOTFOUND.
+    event = make().receive(frame_bytes, 0)
+    assert isinstance(event, Request)
+    assert event.command is None
+
+
+def test_non_string_command_without_id_is_malformed() -> None:
+    assert make().receive(b'{"command":{"x":1}}', 0) == Discarded("request without id")
 
 
 # ------------------------------------------------------------------ rate limit (§15)
@@ -262,7 +325,7 @@ def test_rate_limit_abuse_closes_1008() -> None:
     session.receive(req, 0)
     for _ in range(3):
         assert isinstance(session.receive(req, 1), Reply)
-    assert session.receive(req, 2) == Close(1008)
+    assert session.receive(req, 2) == Close(1008, "rate-limit abuse")
 
 
 def test_rate_abuse_window_slides() -> None:
