@@ -218,7 +218,10 @@ def contract_diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
     strict_clients: Annotated[
         bool,
-        typer.Option("--strict-clients", help="Client readers reject unknown members too."),
+        typer.Option(
+            "--strict-clients",
+            help="Client readers reject unknown members too (generated with --strict-readers).",
+        ),
     ] = False,
 ) -> None:
     """List every change between two contracts; exit 1 if one breaks the mode."""

@@ -131,9 +131,7 @@ def test_pointer_escaping_and_nested_paths() -> None:
     spec = CONTRACT.push("mesh/record-update")
     assert spec is not None
     with pytest.raises(ValidationError) as info:
-        spec.read_payload(
-            {"recordId": "r", "version": 1, "patch": [{"op": "move", "path": ""}]}
-        )
+        spec.read_payload({"recordId": "r", "version": 1, "patch": [{"op": "move", "path": ""}]})
     assert "/patch/0/op" in {d["path"] for d in info.value.details}
 
 
