@@ -326,6 +326,7 @@ class FacadeClient:
             logger.warning("could not check the server's contract: %s", exc)
             return
         if mismatch is None:
+            self.contract_error = None  # e.g. reconnected to a server built from our contract
             return
         if self.contract_check == "strict":
             self.contract_error = ContractMismatchError(mismatch)

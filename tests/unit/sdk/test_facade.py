@@ -114,6 +114,11 @@ async def test_strict_mode_closes_the_client_and_raises() -> None:
     assert e.value.mismatch.server_fingerprint == OTHER
     assert app.contract_error is e.value
     assert fake.closed
+    # Connecting again once the server runs our contract clears the error.
+    fake.info = dict(SAME)
+    await wait_for(app.connect())
+    assert app.contract_error is None
+    assert app.contract_mismatch is None
 
 
 async def test_server_without_contract_warns_or_fails_in_strict_mode() -> None:
