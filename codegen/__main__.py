@@ -1,5 +1,4 @@
-"""``python -m codegen CONTRACT_DIR --out PACKAGE_DIR [--check] [--lang python|ts]
-[--strict-readers]``."""
+"""``python -m codegen CONTRACT_DIR --out DIR [--check] [--lang python|ts] [--strict-readers]``."""
 
 from __future__ import annotations
 

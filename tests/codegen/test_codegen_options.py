@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from codegen.cli import _existing, codegen_command, generate, recorded_strict_readers
@@ -72,3 +73,17 @@ def test_help_shows_the_reader_options() -> None:
     result = CliRunner().invoke(app, ["codegen", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "--strict-readers / --tolerant-readers" in result.output
+
+
+@pytest.mark.parametrize(
+    ("contract", "client_ts"),
+    [
+        (GOLDEN, "tests/codegen/golden/expected-ts/client.ts"),
+        (ROOT / "examples/chat/contract", "examples/chat/web/generated/client.ts"),
+    ],
+)
+def test_typescript_bindings_carry_the_same_fingerprint(contract: Path, client_ts: str) -> None:
+    fingerprint = contract_fingerprint(load_contract(contract))
+    text = (ROOT / client_ts).read_text(encoding="utf-8")
+    # prettier breaks the long line after ``=``.
+    assert f'export const FINGERPRINT =\n  "{fingerprint}";' in text
