@@ -14,7 +14,7 @@ from . import models
 
 __all__ = ["CONTRACT", "FINGERPRINT"]
 
-FINGERPRINT: Final = "sha256:134711afba0b974c14feeb2095a2093c23349203c9cfd75073c683341aa574a4"
+FINGERPRINT: Final = "sha256:f19d5cec48d9b8527bf57113a3e3407df327f14bf2d252e90f93f1c01db1c88d"
 """The contract fingerprint (contract/README.md "Fingerprint"); servers announce theirs."""
 
 CONTRACT: ContractIndex = ContractIndex(
