@@ -1,4 +1,4 @@
-"""``python -m codegen CONTRACT_DIR --out PACKAGE_DIR [--check] [--lang python|ts]``."""
+"""``python -m codegen CONTRACT_DIR --out DIR [--check] [--lang python|ts] [--strict-readers]``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Generated package directory.")],
     check: Annotated[bool, typer.Option("--check", help="Only compare; exit 1 on drift.")] = False,
     lang: Annotated[str, typer.Option("--lang", help="python or ts.")] = "python",
+    strict_readers: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-readers/--tolerant-readers",
+            help="Python: clients reject unknown members of what they read (default: as "
+            "recorded in OUT, else tolerant).",
+        ),
+    ] = None,
 ) -> None:
     """Generate typed bindings from a contract (Python package, or TypeScript with --lang ts)."""
     try:
@@ -26,7 +34,8 @@ def main(
     except MissingDependencyError as exc:
         typer.echo(str(exc))
         raise typer.Exit(3) from None
-    raise typer.Exit(cli.codegen_command(contract_dir, out, check, lang=lang))
+    code = cli.codegen_command(contract_dir, out, check, lang=lang, strict_readers=strict_readers)
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

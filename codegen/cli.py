@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import difflib
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Final, TextIO
 
 from codegen.loader import ContractError, load_contract
-from codegen.render import MARKER, MissingGeneratorError, render
+from codegen.render import MARKER, REGENERATE, MissingGeneratorError, render
 from codegen.ts_render import NodeToolsMissingError, render_ts
 
-__all__ = ["codegen_command", "compare_trees", "generate", "report_problems"]
+__all__ = [
+    "codegen_command",
+    "compare_trees",
+    "generate",
+    "recorded_strict_readers",
+    "report_problems",
+]
 
 INSTALL_HINT: Final = (
     "codegen needs datamodel-code-generator and black: pip install 'mesh-py[codegen]'"
 )
 IGNORED: Final = frozenset({"__pycache__"})
 LANGUAGES: Final = ("python", "ts")
+STRICT_READERS: Final = "--strict-readers"
 
 
 def project_root(start: Path) -> Path:
@@ -48,7 +56,24 @@ def _relative(path: Path, root: Path) -> str:
         return path.name
 
 
-def generate(contract_dir: Path, out: Path, lang: str = "python") -> dict[str, str]:
+def recorded_strict_readers(out: Path) -> bool:
+    """Whether the package in ``out`` was generated with ``--strict-readers``.
+
+    The option is recorded in the regenerate command of the marker file's header, so ``--check``
+    and a plain regeneration reproduce the output without repeating it.
+    """
+    marker = out / MARKER
+    if not marker.is_file():
+        return False
+    for line in marker.read_text(encoding="utf-8").splitlines():
+        if line.startswith(REGENERATE):
+            return STRICT_READERS in shlex.split(line.removeprefix(REGENERATE))
+    return False
+
+
+def generate(
+    contract_dir: Path, out: Path, lang: str = "python", *, strict_readers: bool | None = None
+) -> dict[str, str]:
     """Load, meta-check and render ``contract_dir``; return ``{relative path: text}``.
 
     Header paths are relative to the project root of the contract (the nearest ancestor with a
@@ -56,8 +81,11 @@ def generate(contract_dir: Path, out: Path, lang: str = "python") -> dict[str, s
 
     Args:
         contract_dir: The contract directory.
-        out: The output folder (only named in the regenerate command of the header).
+        out: The output folder (named in the regenerate command of the header; the marker of
+            an existing Python package there holds its recorded options).
         lang: ``python`` (pydantic package) or ``ts`` (TypeScript bindings).
+        strict_readers: Python only: generate strict client readers; ``None``: as recorded in
+            ``out`` (:func:`recorded_strict_readers`).
 
     Raises:
         ContractError: The contract is invalid.
@@ -69,7 +97,11 @@ def generate(contract_dir: Path, out: Path, lang: str = "python") -> dict[str, s
     command = f"python -m codegen {rel_contract} --out {_relative(out, root)}"
     if lang == "ts":
         return render_ts(contract, rel_contract, command + " --lang ts")
-    return render(contract, rel_contract, command)
+    if strict_readers is None:
+        strict_readers = recorded_strict_readers(out)
+    if strict_readers:
+        command += " " + STRICT_READERS
+    return render(contract, rel_contract, command, strict_readers=strict_readers)
 
 
 def _existing(out: Path) -> dict[str, str]:
@@ -134,6 +166,7 @@ def codegen_command(
     check: bool,
     *,
     lang: str = "python",
+    strict_readers: bool | None = None,
     stdout: TextIO | None = None,
 ) -> int:
     """Generate ``out`` from ``contract_dir`` (or compare with ``check``); return the exit code.
@@ -144,6 +177,8 @@ def codegen_command(
             directory without codegen's marker file is refused.
         check: Compare only; exit 1 and print a diff when ``out`` is not up to date.
         lang: ``python`` (pydantic models and facade) or ``ts`` (TypeScript bindings).
+        strict_readers: Python only: ``--strict-readers`` (``True``) or ``--tolerant-readers``
+            (``False``); ``None`` keeps what ``out`` records (tolerant for a new package).
         stdout: Stream for messages (default: ``sys.stdout``; problems go there too).
 
     Returns:
@@ -154,7 +189,7 @@ def codegen_command(
         print(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}", file=stream)
         return 2
     try:
-        files = generate(contract_dir, out, lang)
+        files = generate(contract_dir, out, lang, strict_readers=strict_readers)
     except ContractError as exc:
         report_problems(contract_dir, exc, stream)
         return 2

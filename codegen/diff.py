@@ -12,7 +12,8 @@ Payload schemas are compared by :mod:`codegen.schema_diff`; what a schema change
 on who writes and who reads the payload. Requests are written by clients and read by the server,
 which is strict (``additionalProperties: false`` rejects unknown members). Responses, pushes,
 channel messages and record values are written by the server and read by clients, which ignore
-unknown members (tolerant readers) unless ``strict_clients`` is set. Values of records writable
+unknown members (tolerant readers, :func:`mesh_sdk.protocol.contract.read_model`) unless
+``strict_clients`` is set (clients generated with ``--strict-readers``). Values of records writable
 in both versions flow both ways.
 """
 
@@ -149,9 +150,9 @@ def diff_contracts(old: Contract, new: Contract, *, strict_clients: bool = False
     Args:
         old: The previous contract.
         new: The changed contract.
-        strict_clients: Classify as if client readers rejected unknown members too (a facade
-            generated with full strictness), so adding an optional response member breaks old
-            clients.
+        strict_clients: Classify as if client readers rejected unknown members too (clients
+            generated with ``mesh codegen --strict-readers``), so adding an optional response
+            member breaks old clients.
     """
     changes: list[Change] = []
     if old.name != new.name:

@@ -17,6 +17,10 @@ class Context:
 
     name: str
     header: str
+    fingerprint: str
+    """``sha256:…`` of the contract (:func:`codegen.fingerprint.contract_fingerprint`)."""
+    strict_readers: bool = False
+    """Generated with ``--strict-readers``: clients read with unknown members rejected."""
 
 
 def _doc(text: str) -> str:
@@ -51,15 +55,21 @@ def contract_index(
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
-__all__ = ["CONTRACT"]
+__all__ = ["CONTRACT", "FINGERPRINT"]
+
+FINGERPRINT: Final = {ctx.fingerprint!r}
+"""The contract fingerprint (contract/README.md "Fingerprint"); servers announce theirs."""
 
 CONTRACT: ContractIndex = ContractIndex(
     name={ctx.name!r},
+    fingerprint=FINGERPRINT,
+    strict_readers={ctx.strict_readers!r},
     command_specs=(
 {cmd}    ),
     channel_specs=(
@@ -106,6 +116,7 @@ from mesh_sdk.facade import (
     ChannelGroup,
     ChannelSubscriptionLike,
     CommandGroup,
+    ContractCheck,
     FacadeClient,
     MeshClientLike,
     MessageHandler,
@@ -191,13 +202,17 @@ def record_id_{method}({_sig(params)}) -> str:
     parts.append(
         f'''
 class {n}Client(FacadeClient):
-    """Typed facade of {n} over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`)."""
+    """Typed facade of {n} over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    def __init__(self, client: MeshClientLike) -> None:
-        super().__init__(client)
-        self.commands = {n}Commands(client)
-        self.channels = {n}Channels(client)
-        self.records = {n}Records(client)
+    ``contract_check``: what a server with another contract fingerprint causes on connect
+    (:class:`mesh_sdk.facade.FacadeClient`).
+    """
+
+    def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:
+        super().__init__(client, CONTRACT, contract_check=contract_check)
+        self.commands = {n}Commands(client, CONTRACT)
+        self.channels = {n}Channels(client, CONTRACT)
+        self.records = {n}Records(client, CONTRACT)
 
 '''
     )
@@ -212,16 +227,16 @@ def package_init(ctx: Context, *, facade: bool = True) -> str:
 """Generated package of the {ctx.name} contract: models and contract index (no client facade)."""
 
 from . import models
-from .contract_index import CONTRACT
+from .contract_index import CONTRACT, FINGERPRINT
 
-__all__ = ["CONTRACT", "models"]
+__all__ = ["CONTRACT", "FINGERPRINT", "models"]
 '''
     return f'''{ctx.header}
 """Generated package of the {ctx.name} contract: models, contract index, typed facade."""
 
 from . import models
-from .contract_index import CONTRACT
+from .contract_index import CONTRACT, FINGERPRINT
 from .facade import {ctx.name}Client
 
-__all__ = ["CONTRACT", "{ctx.name}Client", "models"]
+__all__ = ["CONTRACT", "FINGERPRINT", "{ctx.name}Client", "models"]
 '''

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from codegen import ts_templates
+from codegen.fingerprint import contract_fingerprint
 from codegen.loader import Contract, ContractError, ContractProblem, Entry, snake
 from codegen.render import MARKER, MissingGeneratorError
 from mesh_sdk.protocol.errors import ERROR_CLASSES
@@ -294,7 +295,9 @@ def render_ts(contract: Contract, rel_contract: str, command: str) -> dict[str, 
         for name in RUNTIME_FILES
     }
     sources = {
-        "client.ts": ts_templates.client_module(head, name, commands, channels, records),
+        "client.ts": ts_templates.client_module(
+            head, name, commands, channels, records, contract_fingerprint(contract)
+        ),
         "errors.ts": ts_templates.errors_module(head, _error_table()),
         "index.ts": ts_templates.index_module(head, name),
         **copied,

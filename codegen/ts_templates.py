@@ -132,8 +132,9 @@ def client_module(
     commands: list[TsCommand],
     channels: list[TsChannel],
     records: list[TsRecord],
+    fingerprint: str,
 ) -> str:
-    """Render ``client.ts``: wire names, template builders and the typed wrapper."""
+    """Render ``client.ts``: fingerprint, wire names, template builders and the typed wrapper."""
     parts = [
         f"""{header}
 /**
@@ -161,6 +162,12 @@ import {{
   type ChannelSubscription,
   type RecordSubscription,
 }} from "./subscriptions.js";
+
+/**
+ * Fingerprint of the {name} contract (contract/README.md "Fingerprint"): equal to what a server
+ * built from the same contract answers to `mesh/contract-info`.
+ */
+export const FINGERPRINT = {json.dumps(fingerprint)};
 """
     ]
     for command in commands:

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mesh_sdk.client import MeshClient
-    from mesh_sdk.errors import MeshAuthenticationError, SubscriptionDenied
+    from mesh_sdk.errors import (
+        ContractMismatchError,
+        ContractMismatchWarning,
+        MeshAuthenticationError,
+        SubscriptionDenied,
+    )
     from mesh_sdk.protocol.errors import (
         CommandNotFoundError,
         ConflictError,
@@ -44,6 +49,8 @@ __all__ = [
     "ChannelSubscription",
     "CommandNotFoundError",
     "ConflictError",
+    "ContractMismatchError",
+    "ContractMismatchWarning",
     "ForbiddenError",
     "MeshAuthenticationError",
     "MeshClient",
@@ -68,7 +75,12 @@ __all__ = [
 
 _MODULES = {
     "mesh_sdk.client": ("MeshClient",),
-    "mesh_sdk.errors": ("MeshAuthenticationError", "SubscriptionDenied"),
+    "mesh_sdk.errors": (
+        "ContractMismatchError",
+        "ContractMismatchWarning",
+        "MeshAuthenticationError",
+        "SubscriptionDenied",
+    ),
     "mesh_sdk.protocol.errors": (
         "CommandNotFoundError",
         "ConflictError",

@@ -108,6 +108,8 @@ class MeshClient(SubscriptionAPI):
         contract: Optional :class:`~mesh_sdk.protocol.contract.ContractIndex`: command requests are
             validated before sending and responses after receiving (returned as models);
             channel messages, record values and push payloads are decoded with its schemas.
+            What the client reads ignores unknown members unless the contract was generated
+            with ``--strict-readers`` (contract/README.md "Evolving a contract").
         ping_timeout: The server's ping interval (ms); the watchdog reconnects when no ``ping``
             arrived for ``(max_missed_pings + 1) × ping_timeout`` (§14). ``None`` disables it.
         max_missed_pings: Pings that may go missing before the watchdog fires.
@@ -606,7 +608,7 @@ class MeshClient(SubscriptionAPI):
         spec = self.contract.push(command) if self.contract is not None else None
         if spec is not None:
             try:
-                payload = spec.validate_payload(payload)
+                payload = spec.read_payload(payload, strict=self._strict_readers)
             except MeshError as exc:
                 logger.warning("dropping push %r that violates the contract: %s", command, exc)
                 return
@@ -681,7 +683,7 @@ class MeshClient(SubscriptionAPI):
             spec.validate_request(wire_payload)
         result = await self._call(name, wire_payload, timeout=timeout)
         if spec is not None:
-            return spec.validate_response(result)
+            return spec.read_response(result, strict=self._strict_readers)
         return result
 
     async def _call(

@@ -3,18 +3,32 @@
 ::
 
     MeshConnectionError           ECONNECTION
-    └── MeshAuthenticationError   ECONNECTION  the upgrade was answered 401/403 (§14)
+    ├── MeshAuthenticationError   ECONNECTION  the upgrade was answered 401/403 (§14)
+    └── ContractMismatchError     ECONNECTION  strict facade: the server's contract differs
     ForbiddenError                EFORBIDDEN
     └── SubscriptionDenied        EFORBIDDEN   a subscribe answered ``success:false`` (§7)
+
+    UserWarning
+    └── ContractMismatchWarning                facade: the server's contract differs
 
 They never travel over the wire.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mesh_sdk.protocol.errors import ForbiddenError, MeshConnectionError
 
-__all__ = ["MeshAuthenticationError", "SubscriptionDenied"]
+if TYPE_CHECKING:
+    from mesh_sdk.contract_check import ContractMismatch
+
+__all__ = [
+    "ContractMismatchError",
+    "ContractMismatchWarning",
+    "MeshAuthenticationError",
+    "SubscriptionDenied",
+]
 
 
 class MeshAuthenticationError(MeshConnectionError):
@@ -45,3 +59,27 @@ class SubscriptionDenied(ForbiddenError):
     def __init__(self, message: str = "", *, target: str = "") -> None:
         super().__init__(message or f'Subscription to "{target}" denied')
         self.target = target
+
+
+class ContractMismatchError(MeshConnectionError):
+    """A facade in strict mode found that the server's contract differs from its own.
+
+    The facade closed the client: it never talks to a server built from another contract.
+
+    Attributes:
+        mismatch: What differs (fingerprints, commands only on one side).
+    """
+
+    default_name = "ContractMismatchError"
+
+    def __init__(self, mismatch: ContractMismatch) -> None:
+        super().__init__(str(mismatch))
+        self.mismatch = mismatch
+
+
+class ContractMismatchWarning(UserWarning):
+    """A facade found that the server's contract differs from its own (the default mode).
+
+    Escalate it with ``warnings.simplefilter("error", ContractMismatchWarning)``, or construct
+    the facade with ``contract_check="strict"``.
+    """

@@ -152,9 +152,19 @@ def codegen(
     lang: Annotated[
         str, typer.Option("--lang", help="python (pydantic package) or ts (TypeScript).")
     ] = "python",
+    strict_readers: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-readers/--tolerant-readers",
+            help="Python: clients reject unknown members of what they read (default: as "
+            "recorded in OUT, else tolerant).",
+        ),
+    ] = None,
 ) -> None:
     """Generate typed bindings from a contract (codegen-time dependencies needed)."""
-    raise typer.Exit(_tool("codegen.cli").codegen_command(contract_dir, out, check, lang=lang))
+    cli = _tool("codegen.cli")
+    code = cli.codegen_command(contract_dir, out, check, lang=lang, strict_readers=strict_readers)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -208,7 +218,10 @@ def contract_diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
     strict_clients: Annotated[
         bool,
-        typer.Option("--strict-clients", help="Client readers reject unknown members too."),
+        typer.Option(
+            "--strict-clients",
+            help="Client readers reject unknown members too (generated with --strict-readers).",
+        ),
     ] = False,
 ) -> None:
     """List every change between two contracts; exit 1 if one breaks the mode."""

@@ -40,6 +40,7 @@ from mesh_server.connection_manager import (
     MetadataReadGuard,
     MetadataWriteGuard,
 )
+from mesh_server.contract_info import contract_info_commands
 from mesh_server.errors import MeshAuthError
 from mesh_server.features import ConnectionLike, Feature
 from mesh_server.hub import Hub
@@ -373,6 +374,7 @@ class MeshServer(FeatureAPI):
         backend = self.backend
         backend.on_recovered = self._on_backend_recovered
         self.pipeline.add_builtins(self.connection_manager.builtin_commands())
+        self.pipeline.add_builtins(contract_info_commands(self._contract))
         for feature in self._features:
             self.pipeline.add_builtins(feature.builtin_commands())
             self._hub.add_routes(feature.message_routes())

@@ -11,24 +11,32 @@ object (the ``orjson.loads`` result). That matches JSON Schema's type rules with
 are plain ``str`` subclasses-by-annotation (:data:`DateTimeStr` …) checked by the same rules as
 ``jsonschema.FormatChecker``, so values round-trip byte-exactly (no ``datetime`` normalisation).
 
+Validation mode per direction (contract/README.md "Evolving a contract"): what a server *reads*
+(requests, record writes) and what any side is about to *write* is validated in full, unknown
+members included (``validate_*``, ``dump_*``). What a client *reads* (responses, pushes, channel
+messages, record values: ``read_*``, :func:`read_model`) ignores unknown members by default, so a
+server may add an optional member without breaking older clients; unknown members are dropped
+from the model (the raw JSON keeps them). A contract generated with ``--strict-readers``
+(``ContractIndex.strict_readers``) reads in full too.
+
 This module imports no asyncio, websockets or redis.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
-import uuid as _uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Annotated, Any, Final
+from typing import Any, TypeVar
 
 import orjson
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict
+from pydantic.config import ExtraValues
 
 from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.protocol.formats import DateStr, DateTimeStr, EmailStr, UriStr, UuidStr
 from mesh_sdk.protocol.patch import json_pointer
 
 __all__ = [
@@ -44,6 +52,8 @@ __all__ = [
     "UriStr",
     "UuidStr",
     "fill_template",
+    "read_model",
+    "read_model_json",
     "to_jsonable",
     "validation_problems",
 ]
@@ -53,84 +63,11 @@ class ContractModel(BaseModel):
     """Base class of every generated contract model.
 
     Strict by default (JSON Schema types, no coercion). Unknown members are ignored unless the
-    schema says ``additionalProperties: false``, in which case the generated class forbids them.
+    schema says ``additionalProperties: false``, in which case the generated class forbids them;
+    readers override that per call (:func:`read_model`), never by a second set of classes.
     """
 
     model_config = ConfigDict(strict=True)
-
-
-# --- String formats (same acceptance as jsonschema's FormatChecker) --------------------------
-
-_RFC3339: Final = re.compile(
-    r"(\d{4})-(0[1-9]|1[0-2])-(\d{2})[Tt]"
-    r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
-    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
-    re.ASCII,
-)
-_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-# RFC 3986 ``URI`` (absolute, with scheme) at the character level.
-_URI: Final = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.-]*:"
-    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?\[\]]|%[0-9A-Fa-f]{2})*"
-    r"(?:#(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?",
-    re.ASCII,
-)
-
-
-def _check_date_time(value: str) -> str:
-    match = _RFC3339.fullmatch(value)
-    if match is None or int(match[1]) == 0:
-        raise ValueError("is not a 'date-time'")
-    year, month, day = int(match[1]), int(match[2]), int(match[3])
-    try:
-        _dt.date(year, month, day)
-    except ValueError:
-        raise ValueError("is not a 'date-time'") from None
-    return value
-
-
-def _check_date(value: str) -> str:
-    if _DATE.fullmatch(value) is None:
-        raise ValueError("is not a 'date'")
-    try:
-        _dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError("is not a 'date'") from None
-    return value
-
-
-def _check_email(value: str) -> str:
-    if "@" not in value:
-        raise ValueError("is not a 'email'")
-    return value
-
-
-def _check_uri(value: str) -> str:
-    if _URI.fullmatch(value) is None:
-        raise ValueError("is not a 'uri'")
-    return value
-
-
-def _check_uuid(value: str) -> str:
-    try:
-        _uuid.UUID(value)
-    except ValueError:
-        raise ValueError("is not a 'uuid'") from None
-    if len(value) != 36 or any(value[i] != "-" for i in (8, 13, 18, 23)):
-        raise ValueError("is not a 'uuid'")
-    return value
-
-
-DateTimeStr = Annotated[StrictStr, AfterValidator(_check_date_time)]
-"""``format: date-time`` (RFC 3339, offset required); kept as the original string."""
-DateStr = Annotated[StrictStr, AfterValidator(_check_date)]
-"""``format: date`` (``YYYY-MM-DD``)."""
-EmailStr = Annotated[StrictStr, AfterValidator(_check_email)]
-"""``format: email`` (jsonschema's check: contains ``@``)."""
-UriStr = Annotated[StrictStr, AfterValidator(_check_uri)]
-"""``format: uri`` (absolute RFC 3986 URI)."""
-UuidStr = Annotated[StrictStr, AfterValidator(_check_uuid)]
-"""``format: uuid`` (hyphenated 8-4-4-4-12)."""
 
 
 # --- Validation problems (PROTOCOL §4 EVALIDATION details) -----------------------------------
@@ -204,17 +141,57 @@ def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> l
     return problems
 
 
-def _validate(model: type[BaseModel], obj: Any, what: str) -> Any:
+M = TypeVar("M", bound=BaseModel)
+
+
+def _extra(strict: bool) -> ExtraValues | None:
+    """The per-call ``extra`` of a reader: the model's own rule when strict, else ``ignore``.
+
+    The override applies to every nested model of the validated tree; generated maps
+    (``additionalProperties`` schemas) are ``dict`` fields, which it does not touch.
+    """
+    return None if strict else "ignore"
+
+
+def _validate(model: type[BaseModel], obj: Any, what: str, *, strict_reader: bool = True) -> Any:
     """Validate ``obj`` strictly against ``model``: the one implementation every spec uses.
+
+    Args:
+        model: The model.
+        obj: The parsed JSON value.
+        what: Names the payload in the error message.
+        strict_reader: Reject unknown members where the schema forbids them (writers and the
+            server); ``False`` ignores them (client readers).
 
     Raises:
         ValidationError: ``EVALIDATION`` ``Invalid <what>`` with the §4 problem list.
     """
     try:
-        return model.model_validate(obj, strict=True)
+        return model.model_validate(obj, strict=True, extra=_extra(strict_reader))
     except pydantic.ValidationError as exc:
         error = ValidationError(f"Invalid {what}", details=validation_problems(exc, obj))
         raise error from None
+
+
+def read_model(model: type[M], obj: Any, *, strict: bool = False) -> M:
+    """Validate a payload a client *reads* (a response, push, message or record value).
+
+    Unknown members are ignored (tolerant reader) unless ``strict``; everything else is checked
+    as the model says. Used for models given to the SDK directly (``model=``) and by facades.
+
+    Raises:
+        pydantic.ValidationError: ``obj`` violates the model.
+    """
+    return model.model_validate(obj, extra=_extra(strict))
+
+
+def read_model_json(model: type[M], text: str | bytes, *, strict: bool = False) -> M:
+    """Like :func:`read_model`, from JSON text (``model_validate_json``).
+
+    Raises:
+        pydantic.ValidationError: ``text`` is not JSON or violates the model.
+    """
+    return model.model_validate_json(text, extra=_extra(strict))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -256,14 +233,19 @@ class CommandSpec:
         # The same message as ValidationError.for_command (PROTOCOL §4).
         return _validate(self.request_model, payload, f'payload for "{self.name}"')
 
-    def validate_response(self, payload: Any) -> Any:
-        """Validate a response payload and return the typed model.
+    def read_response(self, payload: Any, *, strict: bool = False) -> Any:
+        """Validate a response payload a client received and return the typed model.
+
+        Args:
+            payload: The parsed response payload.
+            strict: Reject unknown members too (``--strict-readers``); by default they are
+                ignored, so a server may add optional response members.
 
         Raises:
-            ValidationError: The payload violates the response schema (servers answer
-                ``ESERVER``; clients surface it).
+            ValidationError: The payload violates the response schema.
         """
-        return _validate(self.response_model, payload, f'response for "{self.name}"')
+        what = f'response for "{self.name}"'
+        return _validate(self.response_model, payload, what, strict_reader=strict)
 
     def dump_request(self, value: Any) -> Any:
         """Return the JSON-able payload of a request model (or validated plain value)."""
@@ -310,8 +292,13 @@ class ChannelSpec:
         """Return the JSON-able form of a message model."""
         return _dump(self.message_model, value)
 
-    def decode_message(self, text: str) -> Any:
-        """Parse the JSON text of a ``mesh/subscription-message`` (PROTOCOL §8) and validate it.
+    def decode_message(self, text: str, *, strict: bool = False) -> Any:
+        """Parse the JSON text of a ``mesh/subscription-message`` (PROTOCOL §8) and read it.
+
+        Args:
+            text: The message text.
+            strict: Reject unknown members too (``--strict-readers``); by default a client
+                ignores them.
 
         Raises:
             ValidationError: The text is not JSON or violates the schema.
@@ -323,7 +310,8 @@ class ChannelSpec:
                 f'Invalid message for channel "{self.name}"',
                 details=[{"path": "", "message": "not valid JSON"}],
             ) from None
-        return self.validate_message(obj)
+        what = f'message for channel "{self.name}"'
+        return _validate(self.message_model, obj, what, strict_reader=strict)
 
     def encode_message(self, value: Any) -> str:
         """Return the compact JSON text to publish for a message model."""
@@ -345,12 +333,25 @@ class RecordSpec:
     writable: bool = False
 
     def validate_value(self, obj: Any) -> Any:
-        """Validate a record value and return the typed model.
+        """Validate a record value in full (a write: checked by the writer and the server).
 
         Raises:
             ValidationError: The value violates the record's schema.
         """
         return _validate(self.model, obj, f'value for record "{self.name}"')
+
+    def read_value(self, obj: Any, *, strict: bool = False) -> Any:
+        """Validate a record value a client received and return the typed model.
+
+        Args:
+            obj: The parsed value.
+            strict: Reject unknown members too (``--strict-readers``); by default ignored.
+
+        Raises:
+            ValidationError: The value violates the record's schema.
+        """
+        what = f'value for record "{self.name}"'
+        return _validate(self.model, obj, what, strict_reader=strict)
 
     def dump_value(self, value: Any) -> Any:
         """Return the JSON-able form of a record value."""
@@ -368,13 +369,18 @@ class PushSpec:
     name: str
     model: type[BaseModel]
 
-    def validate_payload(self, obj: Any) -> Any:
-        """Validate a push payload and return the typed model.
+    def read_payload(self, obj: Any, *, strict: bool = False) -> Any:
+        """Validate a push payload a client received and return the typed model.
+
+        Args:
+            obj: The parsed payload.
+            strict: Reject unknown members too (``--strict-readers``); by default ignored.
 
         Raises:
             ValidationError: The payload violates the push's schema.
         """
-        return _validate(self.model, obj, f'payload for push "{self.name}"')
+        what = f'payload for push "{self.name}"'
+        return _validate(self.model, obj, what, strict_reader=strict)
 
     def dump_payload(self, value: Any) -> Any:
         """Return the JSON-able form of a push payload."""
@@ -383,13 +389,25 @@ class PushSpec:
 
 @dataclass(frozen=True)
 class ContractIndex:
-    """Everything a contract declares, looked up by wire name or by full-match pattern."""
+    """Everything a contract declares, looked up by wire name or by full-match pattern.
+
+    Attributes:
+        name: The contract name (``contract.json``).
+        fingerprint: ``sha256:…`` of the contract's normal form (contract/README.md
+            "Fingerprint"); generated indexes always have one. The server announces it with
+            ``mesh/contract-info``; facades compare it on connect.
+        strict_readers: Clients read responses, pushes, messages and record values in full,
+            rejecting unknown members (``mesh codegen --strict-readers``); by default they
+            ignore them (tolerant readers).
+    """
 
     name: str
     command_specs: Iterable[CommandSpec] = ()
     channel_specs: Iterable[ChannelSpec] = ()
     record_specs: Iterable[RecordSpec] = ()
     push_specs: Iterable[PushSpec] = ()
+    fingerprint: str | None = None
+    strict_readers: bool = False
     _commands: Mapping[str, CommandSpec] = field(init=False, repr=False)
     _pushes: Mapping[str, PushSpec] = field(init=False, repr=False)
     _channels: tuple[ChannelSpec, ...] = field(init=False, repr=False)

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.events import CallbackDispatcher, EventEmitter
-from mesh_sdk.protocol.contract import to_jsonable
+from mesh_sdk.protocol.contract import read_model, read_model_json, to_jsonable
 from mesh_sdk.protocol.errors import MeshConnectionError, MeshError, UnavailableError
 from mesh_sdk.subscriptions.channels import ChannelSubscription, MessageDecoder
 from mesh_sdk.subscriptions.presence import (
@@ -101,6 +101,11 @@ class SubscriptionAPI(ABC):
     def _spawn(self, coro: Any, name: str) -> None:
         """Run ``coro`` as a tracked background task (implemented by the client)."""
 
+    @property
+    def _strict_readers(self) -> bool:
+        """Whether reads reject unknown members: only with a ``--strict-readers`` contract."""
+        return self.contract is not None and self.contract.strict_readers
+
     def _init_subscriptions(self) -> None:
         self._channels: dict[str, ChannelSubscription[Any]] = {}
         self._records: dict[str, RecordSubscription[Any]] = {}
@@ -159,6 +164,7 @@ class SubscriptionAPI(ABC):
         *,
         history_limit: int = 0,
         model: type[M],
+        strict_reader: bool | None = None,
     ) -> ChannelSubscription[M]: ...
 
     @overload
@@ -169,6 +175,7 @@ class SubscriptionAPI(ABC):
         *,
         history_limit: int = 0,
         model: None = None,
+        strict_reader: bool | None = None,
     ) -> ChannelSubscription[Any]: ...
 
     async def subscribe_channel(
@@ -178,6 +185,7 @@ class SubscriptionAPI(ABC):
         *,
         history_limit: int = 0,
         model: type[BaseModel] | None = None,
+        strict_reader: bool | None = None,
     ) -> ChannelSubscription[Any]:
         """Subscribe to a channel (``mesh/subscribe-channel``, §9.3).
 
@@ -191,6 +199,9 @@ class SubscriptionAPI(ABC):
                 (newest first).
             model: A pydantic model to decode messages with (``model_validate_json``);
                 otherwise the contract's channel schema, otherwise raw strings.
+            strict_reader: Reject messages with unknown members; by default (``None``) only
+                with a ``--strict-readers`` contract, otherwise unknown members are ignored
+                (tolerant reader, contract/README.md "Evolving a contract").
 
         Raises:
             SubscriptionDenied: The server answered ``success: false``.
@@ -199,7 +210,7 @@ class SubscriptionAPI(ABC):
         sub: ChannelSubscription[Any] = ChannelSubscription(
             self,
             channel,
-            self._channel_decoder(channel, model),
+            self._channel_decoder(channel, model, strict_reader),
             self._dispatcher,
             queue_size=self._queue_size,
         )
@@ -220,12 +231,15 @@ class SubscriptionAPI(ABC):
             raise
         return sub
 
-    def _channel_decoder(self, channel: str, model: type[BaseModel] | None) -> MessageDecoder[Any]:
+    def _channel_decoder(
+        self, channel: str, model: type[BaseModel] | None, strict: bool | None
+    ) -> MessageDecoder[Any]:
+        strict = self._strict_readers if strict is None else strict
         if model is not None:
-            return model.model_validate_json
+            return partial(read_model_json, model, strict=strict)
         spec = self.contract.channel_for(channel) if self.contract is not None else None
         if spec is not None:
-            return spec.decode_message
+            return partial(spec.decode_message, strict=strict)
         return _identity
 
     def _channel_answer(self, sub: ChannelSubscription[Any], history: bool, payload: Any) -> Any:
@@ -399,6 +413,7 @@ class SubscriptionAPI(ABC):
         mode: RecordMode = "full",
         model: type[M],
         on_change: Callable[[RecordChange[M]], Any] | None = None,
+        strict_reader: bool | None = None,
     ) -> RecordSubscription[M]: ...
 
     @overload
@@ -409,6 +424,7 @@ class SubscriptionAPI(ABC):
         mode: RecordMode = "full",
         model: None = None,
         on_change: Callable[[RecordChange[Any]], Any] | None = None,
+        strict_reader: bool | None = None,
     ) -> RecordSubscription[Any]: ...
 
     async def subscribe_record(
@@ -418,6 +434,7 @@ class SubscriptionAPI(ABC):
         mode: RecordMode = "full",
         model: type[BaseModel] | None = None,
         on_change: Callable[[RecordChange[Any]], Any] | None = None,
+        strict_reader: bool | None = None,
     ) -> RecordSubscription[Any]:
         """Subscribe to a record (``mesh/subscribe-record``, §11.5).
 
@@ -432,6 +449,10 @@ class SubscriptionAPI(ABC):
             model: A pydantic model to decode values with (``model_validate``); otherwise the
                 contract's record schema, otherwise plain JSON.
             on_change: Optional callback (sync or async) receiving each :class:`RecordChange`.
+            strict_reader: Reject values with unknown members; by default (``None``) only with a
+                ``--strict-readers`` contract, otherwise unknown members are dropped from the
+                decoded value (``RecordChange.raw`` keeps them). Writes are always validated in
+                full.
 
         Raises:
             SubscriptionDenied: The record is not readable (``success: false``).
@@ -443,7 +464,7 @@ class SubscriptionAPI(ABC):
             self,
             record_id,
             mode,
-            self._record_decoder(record_id, model),
+            self._record_decoder(record_id, model, strict_reader),
             self._dispatcher,
             queue_size=self._queue_size,
         )
@@ -461,12 +482,15 @@ class SubscriptionAPI(ABC):
             raise
         return sub
 
-    def _record_decoder(self, record_id: str, model: type[BaseModel] | None) -> ValueDecoder[Any]:
+    def _record_decoder(
+        self, record_id: str, model: type[BaseModel] | None, strict: bool | None
+    ) -> ValueDecoder[Any]:
+        strict = self._strict_readers if strict is None else strict
         if model is not None:
-            return model.model_validate
+            return partial(read_model, model, strict=strict)
         spec = self.contract.record_for(record_id) if self.contract is not None else None
         if spec is not None:
-            return spec.validate_value
+            return partial(spec.read_value, strict=strict)
         return _identity
 
     def _record_answer(self, sub: RecordSubscription[Any], payload: Any) -> Any:

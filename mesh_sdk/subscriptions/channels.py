@@ -31,8 +31,9 @@ class ChannelSubscription(AsyncContextSubscription, Generic[T]):
 
     Messages are decoded with the ``model`` given to
     :meth:`~mesh_sdk.client.MeshClient.subscribe_channel` (``model.model_validate_json``), else
-    with the contract's channel schema, else kept as the raw string. A message that fails to
-    decode is logged and skipped (counted in :attr:`decode_errors`).
+    with the contract's channel schema, else kept as the raw string; unknown members are ignored
+    unless the subscription reads strictly. A message that fails to decode is logged and skipped
+    (counted in :attr:`decode_errors`).
 
     Consume messages with callbacks (:meth:`on_message`, sync or async) and/or
     ``async for message in subscription`` (each iterator has its own bounded queue). After a

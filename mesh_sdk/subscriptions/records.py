@@ -143,9 +143,10 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
 
     ``value`` is decoded with the ``model`` given to
     :meth:`~mesh_sdk.client.MeshClient.subscribe_record` (``model.model_validate``), else the
-    contract's record schema, else kept as JSON. A value that fails to decode is logged (counted
-    in :attr:`decode_errors`); :attr:`raw` and :attr:`version` still advance, :attr:`value`
-    keeps the last value that decoded.
+    contract's record schema, else kept as JSON. Unknown members are dropped from ``value``
+    unless the subscription reads strictly (:attr:`raw` keeps them). A value that fails to
+    decode is logged (counted in :attr:`decode_errors`); :attr:`raw` and :attr:`version` still
+    advance, :attr:`value` keeps the last value that decoded.
 
     Callbacks registered with :meth:`on_change` (sync or async) receive one :class:`RecordChange`
     per change, in version order; ``async for value in subscription`` yields values and

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from expected import ChatAppClient, models
+from expected import FINGERPRINT, ChatAppClient, models
 from expected.facade import channel_name_chat, record_id_user_profile
 from mesh_sdk import MeshClient
+from mesh_sdk.contract_check import ContractMismatch
 from mesh_sdk.facade import ChannelSubscriptionLike, RecordSubscriptionLike
 from mesh_sdk.subscriptions import RecordChange
 
@@ -33,7 +34,10 @@ def on_profile(change: RecordChange[models.UserProfile]) -> None:
 
 
 async def use_real_client(client: MeshClient) -> None:
-    app = ChatAppClient(client)
+    app = ChatAppClient(client, contract_check="strict")
+    await app.connect()
+    mismatch: ContractMismatch | None = await app.check_contract()
+    print(mismatch, app.contract_error, FINGERPRINT.upper())
     rec = await app.records.user_profile(id="u1", on_change=on_profile)
     profile: models.UserProfile | None = rec.value
     print(profile, rec.version + 1)
@@ -71,6 +75,7 @@ async def use(client: Any) -> None:
     await app.records.user_profile(id="u1", mode="diff")
     rec = await app.records.user_profile(id="u1")
     print(rec.value.no_such_field if rec.value else None)
+    ChatAppClient(client, contract_check="loud")
 """
 
 
@@ -102,3 +107,4 @@ def test_golden_facade_type_checks(tmp_path: Path) -> None:
     assert any(":11:" in e and "GetUserMetadataRequest" in e for e in bad), proc.stdout
     assert any(":12:" in e and "mode" in e for e in bad), proc.stdout
     assert any(":14:" in e and "no_such_field" in e for e in bad), proc.stdout
+    assert any(":15:" in e and "contract_check" in e for e in bad), proc.stdout

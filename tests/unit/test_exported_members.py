@@ -36,6 +36,8 @@ EXPORTS = {
         "ChannelSubscription",
         "CommandNotFoundError",
         "ConflictError",
+        "ContractMismatchError",
+        "ContractMismatchWarning",
         "ForbiddenError",
         "MeshAuthenticationError",
         "MeshClient",

@@ -4,7 +4,7 @@
 """Generated package of the Chat contract: models, contract index, typed facade."""
 
 from . import models
-from .contract_index import CONTRACT
+from .contract_index import CONTRACT, FINGERPRINT
 from .facade import ChatClient
 
-__all__ = ["CONTRACT", "ChatClient", "models"]
+__all__ = ["CONTRACT", "FINGERPRINT", "ChatClient", "models"]

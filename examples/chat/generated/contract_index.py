@@ -6,15 +6,21 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
-__all__ = ["CONTRACT"]
+__all__ = ["CONTRACT", "FINGERPRINT"]
+
+FINGERPRINT: Final = "sha256:7e92b3a03cd052499512a684c1cffb333c926f3e3ebc34464d5fcb1b7dbe4530"
+"""The contract fingerprint (contract/README.md "Fingerprint"); servers announce theirs."""
 
 CONTRACT: ContractIndex = ContractIndex(
     name="Chat",
+    fingerprint=FINGERPRINT,
+    strict_readers=False,
     command_specs=(
         CommandSpec(
             "chat/send",

@@ -12,6 +12,7 @@ from mesh_sdk.facade import (
     ChannelGroup,
     ChannelSubscriptionLike,
     CommandGroup,
+    ContractCheck,
     FacadeClient,
     MeshClientLike,
     MessageHandler,
@@ -88,13 +89,17 @@ class ChatRecords(RecordGroup):
 
 
 class ChatClient(FacadeClient):
-    """Typed facade of Chat over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`)."""
+    """Typed facade of Chat over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    def __init__(self, client: MeshClientLike) -> None:
-        super().__init__(client)
-        self.commands = ChatCommands(client)
-        self.channels = ChatChannels(client)
-        self.records = ChatRecords(client)
+    ``contract_check``: what a server with another contract fingerprint causes on connect
+    (:class:`mesh_sdk.facade.FacadeClient`).
+    """
+
+    def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:
+        super().__init__(client, CONTRACT, contract_check=contract_check)
+        self.commands = ChatCommands(client, CONTRACT)
+        self.channels = ChatChannels(client, CONTRACT)
+        self.records = ChatRecords(client, CONTRACT)
 
 
 __all__ = [

@@ -4,6 +4,6 @@
 """Generated package of the MeshProtocol contract: models and contract index (no client facade)."""
 
 from . import models
-from .contract_index import CONTRACT
+from .contract_index import CONTRACT, FINGERPRINT
 
-__all__ = ["CONTRACT", "models"]
+__all__ = ["CONTRACT", "FINGERPRINT", "models"]

@@ -6,21 +6,33 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
-__all__ = ["CONTRACT"]
+__all__ = ["CONTRACT", "FINGERPRINT"]
+
+FINGERPRINT: Final = "sha256:f19d5cec48d9b8527bf57113a3e3407df327f14bf2d252e90f93f1c01db1c88d"
+"""The contract fingerprint (contract/README.md "Fingerprint"); servers announce theirs."""
 
 CONTRACT: ContractIndex = ContractIndex(
     name="MeshProtocol",
+    fingerprint=FINGERPRINT,
+    strict_readers=False,
     command_specs=(
         CommandSpec(
             "mesh/clear-presence-state",
             models.ClearPresenceStateRequest,
             models.ClearPresenceStateResponse,
             "Clear this connection's presence state.",
+        ),
+        CommandSpec(
+            "mesh/contract-info",
+            models.ContractInfoRequest,
+            models.ContractInfoResponse,
+            'Describe the server\'s application contract, so a generated client can check it was built from the same one (contract/README.md "Fingerprint"). Not in the reference: JavaScript clients never send it.',
         ),
         CommandSpec(
             "mesh/get-channel-history",

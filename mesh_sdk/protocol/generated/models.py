@@ -43,6 +43,33 @@ class ClearPresenceStateResponse(RootModel[StrictBool]):
     ]
 
 
+class ContractInfoRequest(ContractModel):
+    """
+    Any object; members are ignored.
+    """
+
+
+class ContractInfoResponse(ContractModel):
+    commands: Annotated[
+        list[StrictStr],
+        Field(
+            description="Wire names of the contract's commands, sorted; empty when the server has no application contract."
+        ),
+    ]
+    fingerprint: Annotated[
+        StrictStr | None,
+        Field(
+            description="The contract fingerprint (sha256:<64 hex digits>); null when the server has no application contract."
+        ),
+    ]
+    name: Annotated[
+        StrictStr | None,
+        Field(
+            description="The contract name; null when the server has no application contract."
+        ),
+    ]
+
+
 class ErrorObject(ContractModel):
     """
     The error object (§4).

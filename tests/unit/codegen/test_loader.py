@@ -378,4 +378,4 @@ def test_template_with_explicit_example(tmp_path: Path) -> None:
 def test_builtin_contract_loads() -> None:
     contract = load_contract(Path(__file__).resolve().parents[3] / "contract" / "mesh")
     assert contract.builtin
-    assert len(contract.entries_of("commands")) == 18
+    assert len(contract.entries_of("commands")) == 19

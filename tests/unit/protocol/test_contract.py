@@ -31,7 +31,7 @@ def _details(name: str, payload: Any) -> Any:
 
 
 def test_all_builtin_commands_are_indexed() -> None:
-    assert len(CONTRACT.commands) == 18
+    assert len(CONTRACT.commands) == 19
     assert CONTRACT.command("nope") is None
     assert CONTRACT.push("mesh/record-update") is not None
 
@@ -115,25 +115,23 @@ def test_response_alternatives_and_dump_round_trip() -> None:
     spec = CONTRACT.command("mesh/subscribe-channel")
     assert spec is not None
     for payload in ({"success": True, "history": ["m2"]}, {"success": False, "history": []}):
-        assert spec.dump_response(spec.validate_response(payload)) == payload
+        assert spec.dump_response(spec.read_response(payload)) == payload
     with pytest.raises(ValidationError):
-        spec.validate_response({"success": False, "history": ["x"]})
+        spec.read_response({"success": False, "history": ["x"]})
     assert spec.dump_response({"success": True, "history": []}) == {
         "success": True,
         "history": [],
     }
     unsub = CONTRACT.command("mesh/unsubscribe-channel")
     assert unsub is not None
-    assert unsub.dump_response(unsub.validate_response(True)) is True
+    assert unsub.dump_response(unsub.read_response(True)) is True
 
 
 def test_pointer_escaping_and_nested_paths() -> None:
     spec = CONTRACT.push("mesh/record-update")
     assert spec is not None
     with pytest.raises(ValidationError) as info:
-        spec.validate_payload(
-            {"recordId": "r", "version": 1, "patch": [{"op": "move", "path": ""}]}
-        )
+        spec.read_payload({"recordId": "r", "version": 1, "patch": [{"op": "move", "path": ""}]})
     assert "/patch/0/op" in {d["path"] for d in info.value.details}
 
 
@@ -175,22 +173,47 @@ class FakeClient:
         return self.result
 
     async def subscribe_channel(
-        self, channel: str, on_message: Any = None, *, history_limit: Any = 0, model: Any = None
+        self,
+        channel: str,
+        on_message: Any = None,
+        *,
+        history_limit: Any = 0,
+        model: Any = None,
+        strict_reader: Any = None,
     ) -> Any:
-        self.calls.append(("channel", channel, on_message, history_limit, model))
+        self.calls.append(("channel", channel, on_message, history_limit, model, strict_reader))
         return "sub"
 
     async def subscribe_record(
-        self, record_id: str, *, mode: Any = "full", model: Any = None, on_change: Any = None
+        self,
+        record_id: str,
+        *,
+        mode: Any = "full",
+        model: Any = None,
+        on_change: Any = None,
+        strict_reader: Any = None,
     ) -> Any:
-        self.calls.append(("record", record_id, mode, model, on_change))
+        self.calls.append(("record", record_id, mode, model, on_change, strict_reader))
         return "rec"
+
+    def on(self, event: str, callback: Any) -> Any:
+        raise AssertionError("contract_check='off' never listens")
+
+    async def connect(self) -> None:
+        raise AssertionError("not used")
+
+    async def close(self) -> None:
+        raise AssertionError("not used")
+
+    @property
+    def connected(self) -> bool:
+        return False
 
 
 async def test_generated_facade_delegates_and_validates() -> None:
     # The built-in package has no facade (it is shared with the server): use an app's.
     fake = FakeClient({"id": 7, "sentAt": "2026-01-02T03:04:05Z"})
-    client = ChatClient(fake)
+    client = ChatClient(fake, contract_check="off")
     request = chat_models.SendMessageRequest(room="r", text="hi")
     response = await client.commands.send_message(request, timeout=2.0)
     assert response.id == 7

@@ -27,6 +27,13 @@ import {
   type RecordSubscription,
 } from "./subscriptions.js";
 
+/**
+ * Fingerprint of the Chat contract (contract/README.md "Fingerprint"): equal to what a server
+ * built from the same contract answers to `mesh/contract-info`.
+ */
+export const FINGERPRINT =
+  "sha256:7e92b3a03cd052499512a684c1cffb333c926f3e3ebc34464d5fcb1b7dbe4530";
+
 /** Wire name of the command sendMessage (SendMessageRequest → SendMessageResponse). */
 export const SEND_MESSAGE_COMMAND = "chat/send";
 

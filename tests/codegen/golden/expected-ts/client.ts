@@ -27,6 +27,13 @@ import {
   type RecordSubscription,
 } from "./subscriptions.js";
 
+/**
+ * Fingerprint of the ChatApp contract (contract/README.md "Fingerprint"): equal to what a server
+ * built from the same contract answers to `mesh/contract-info`.
+ */
+export const FINGERPRINT =
+  "sha256:a73c96c8ba75c277c25b6f43abe4c9f6a6816b2f8033bdb0d1002bbc4e379d65";
+
 /** Wire name of the command sendMessage (SendMessageRequest → SendMessageResponse). */
 export const SEND_MESSAGE_COMMAND = "chat/send";
 

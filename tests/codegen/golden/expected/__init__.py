@@ -4,7 +4,7 @@
 """Generated package of the ChatApp contract: models, contract index, typed facade."""
 
 from . import models
-from .contract_index import CONTRACT
+from .contract_index import CONTRACT, FINGERPRINT
 from .facade import ChatAppClient
 
-__all__ = ["CONTRACT", "ChatAppClient", "models"]
+__all__ = ["CONTRACT", "FINGERPRINT", "ChatAppClient", "models"]

@@ -6,15 +6,21 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, PushSpec, RecordSpec
 
 from . import models
 
-__all__ = ["CONTRACT"]
+__all__ = ["CONTRACT", "FINGERPRINT"]
+
+FINGERPRINT: Final = "sha256:a73c96c8ba75c277c25b6f43abe4c9f6a6816b2f8033bdb0d1002bbc4e379d65"
+"""The contract fingerprint (contract/README.md "Fingerprint"); servers announce theirs."""
 
 CONTRACT: ContractIndex = ContractIndex(
     name="ChatApp",
+    fingerprint=FINGERPRINT,
+    strict_readers=False,
     command_specs=(
         CommandSpec(
             "chat/send",

@@ -12,6 +12,7 @@ from mesh_sdk.facade import (
     ChannelGroup,
     ChannelSubscriptionLike,
     CommandGroup,
+    ContractCheck,
     FacadeClient,
     MeshClientLike,
     MessageHandler,
@@ -116,13 +117,17 @@ class ChatAppRecords(RecordGroup):
 
 
 class ChatAppClient(FacadeClient):
-    """Typed facade of ChatApp over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`)."""
+    """Typed facade of ChatApp over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    def __init__(self, client: MeshClientLike) -> None:
-        super().__init__(client)
-        self.commands = ChatAppCommands(client)
-        self.channels = ChatAppChannels(client)
-        self.records = ChatAppRecords(client)
+    ``contract_check``: what a server with another contract fingerprint causes on connect
+    (:class:`mesh_sdk.facade.FacadeClient`).
+    """
+
+    def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:
+        super().__init__(client, CONTRACT, contract_check=contract_check)
+        self.commands = ChatAppCommands(client, CONTRACT)
+        self.channels = ChatAppChannels(client, CONTRACT)
+        self.records = ChatAppRecords(client, CONTRACT)
 
 
 __all__ = [

@@ -1,0 +1,184 @@
+"""Contract evolution end to end: ``mesh/contract-info``, facade checks, tolerant readers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from examples.chat.generated import CONTRACT, FINGERPRINT, ChatClient, models
+from examples.chat.generated.facade import record_id_room_topic
+from mesh_sdk import MeshClient
+from mesh_sdk.errors import ContractMismatchError, ContractMismatchWarning
+from mesh_sdk.protocol.contract import CommandSpec, ContractIndex
+from mesh_sdk.protocol.errors import ValidationError
+from mesh_server import MeshServer
+from tests.support.raw_client import RawClient, running_server
+from tests.support.timing import wait_for
+from tests.unit.sdk.recorder import Recorder
+
+pytestmark = pytest.mark.integration
+
+OTHER = ContractIndex(
+    name="Chat",
+    fingerprint="sha256:" + "1" * 64,
+    command_specs=[
+        CommandSpec("chat/edit", models.SendMessageRequest, models.SendMessageResponse),
+    ],
+)
+"""A redeployed server's contract: ``chat/send`` was renamed to ``chat/edit``."""
+
+SENT_AT = "2026-01-02T03:04:05Z"
+
+
+def _reply(ctx: Any) -> models.SendMessageResponse:
+    return models.SendMessageResponse(id=1, sentAt=SENT_AT)
+
+
+def _client(url: str) -> MeshClient:
+    return MeshClient(url, reconnect_base_delay=20, reconnect_max_delay=100)
+
+
+async def test_the_server_announces_its_contract() -> None:
+    async with running_server(contract=CONTRACT) as server, RawClient.open(server.url) as raw:
+        # Unknown request members are ignored, as for every built-in (PROTOCOL §7).
+        frame = await raw.request(1, "mesh/contract-info", {"since": 1})
+    assert frame["payload"] == {
+        "name": "Chat",
+        "fingerprint": FINGERPRINT,
+        "commands": ["chat/send"],
+    }
+
+
+async def test_a_server_without_contract_announces_nulls() -> None:
+    async with running_server() as server, RawClient.open(server.url) as raw:
+        frame = await raw.request(1, "mesh/contract-info")
+    assert frame["payload"] == {"name": None, "fingerprint": None, "commands": []}
+
+
+async def test_matching_server_is_checked_on_connect_and_every_reconnect() -> None:
+    asked: list[str] = []
+    async with running_server(contract=CONTRACT) as server:
+        server.expose_command("chat/send", _reply)
+        server.use_middleware(lambda ctx: asked.append(ctx.command))
+        mesh = _client(server.url)
+        recorder = Recorder(mesh)
+        async with ChatClient(mesh) as app:
+            assert asked == ["mesh/contract-info"]
+            assert app.contract_mismatch is None
+            server.connections[mesh.connection_id].close(4000, "test")  # type: ignore[index]
+            await recorder.wait("reconnect")
+            response = await app.commands.send_message(
+                models.SendMessageRequest(room="a", text="b")
+            )
+            assert response.id == 1
+            await wait_for(app.close())
+    assert asked.count("mesh/contract-info") == 2
+    assert app.contract_mismatch is None
+
+
+async def test_a_different_server_contract_warns_with_what_differs() -> None:
+    async with running_server(contract=OTHER) as server:
+        app = ChatClient(_client(server.url))
+        expected = "only in the client: chat/send; commands only on the server: chat/edit"
+        with pytest.warns(ContractMismatchWarning, match=expected):
+            await wait_for(app.connect())
+        assert app.client.connected
+        await app.close()
+
+
+async def test_a_server_without_contract_warns() -> None:
+    async with running_server() as server:
+        app = ChatClient(_client(server.url))
+        with pytest.warns(ContractMismatchWarning, match="no application contract"):
+            await wait_for(app.connect())
+        await app.close()
+
+
+async def test_strict_mode_refuses_a_redeployed_server_with_another_contract() -> None:
+    first = MeshServer(port=0, contract=CONTRACT, close_timeout=2.0)
+    await first.start()
+    port = first.port
+    mesh = _client(first.url)
+    recorder = Recorder(mesh)
+    app = ChatClient(mesh, contract_check="strict")
+    await wait_for(app.connect())
+    assert app.contract_error is None
+    await first.close()
+    second = MeshServer(port=port, contract=OTHER, close_timeout=2.0)
+    await second.start()
+    try:
+        await recorder.wait("close")
+        assert mesh.closed
+        assert app.contract_error is not None
+        assert app.contract_error.mismatch.only_server == ("chat/edit",)
+        # A fresh strict connect to that server fails at once.
+        again = ChatClient(_client(second.url), contract_check="strict")
+        with pytest.raises(ContractMismatchError, match="only in the client: chat/send"):
+            await wait_for(again.connect())
+        assert again.client.connected is False
+    finally:
+        await app.close()
+        await second.close()
+
+
+async def test_old_client_models_read_what_a_newer_server_added() -> None:
+    # The server was built from a newer contract (no contract here: it sends what it likes)
+    # that added optional members everywhere; the client was generated from the older one.
+    extra = {"editedAt": SENT_AT}
+    async with running_server() as server:
+        server.expose_command("chat/send", lambda ctx: {"id": 3, "sentAt": SENT_AT, **extra})
+        server.expose_channel(re.compile(r"chat:.+"))
+        server.expose_writable_record(re.compile(r"topic:.+"))
+        topic = record_id_room_topic(room="lobby")
+        await server.publish_record_update(topic, {"topic": "t", "updatedBy": "u", **extra})
+        mesh = MeshClient(server.url, contract=CONTRACT)
+        async with ChatClient(mesh, contract_check="off") as app:
+            sent = await app.commands.send_message(models.SendMessageRequest(room="a", text="b"))
+            assert sent == models.SendMessageResponse(id=3, sentAt=SENT_AT)
+            # Through the untyped client with the contract bound: the same tolerant read.
+            assert await mesh.command("chat/send", {"room": "a", "text": "b"}) == sent
+
+            received: asyncio.Queue[models.ChatMessage] = asyncio.Queue()
+            chat = await app.channels.chat(room="lobby", on_message=received.put_nowait)
+            message = {"id": 1, "from": "ann", "text": "hi", "sentAt": SENT_AT}
+            await server.publish_to_channel("chat:lobby", {**message, **extra})
+            assert await wait_for(received.get()) == models.ChatMessage.model_validate(message)
+            assert chat.decode_errors == 0
+
+            record = await app.records.room_topic(room="lobby")
+            assert record.value == models.RoomTopic(topic="t", updatedBy="u")
+            assert record.raw == {"topic": "t", "updatedBy": "u", **extra}
+            # Writing is strict: the older model cannot send a member it does not know.
+            with pytest.raises(ValidationError, match="Invalid value"):
+                await mesh.publish_record_update(topic, {"topic": "t", "updatedBy": "u", **extra})
+
+
+async def test_strict_readers_reject_what_a_newer_server_added() -> None:
+    strict = ContractIndex(
+        name=CONTRACT.name,
+        fingerprint=CONTRACT.fingerprint,
+        strict_readers=True,
+        command_specs=CONTRACT.command_specs,
+        channel_specs=CONTRACT.channel_specs,
+        record_specs=CONTRACT.record_specs,
+    )
+    async with running_server() as server:
+        server.expose_command("chat/send", lambda ctx: {"id": 3, "sentAt": SENT_AT, "new": 1})
+        server.expose_channel(re.compile(r"chat:.+"))
+        mesh = MeshClient(server.url, contract=strict)
+        async with mesh:
+            with pytest.raises(ValidationError, match="Invalid response") as info:
+                await mesh.command("chat/send", {"room": "a", "text": "b"})
+            assert info.value.details == [
+                {"path": "/new", "message": "Extra inputs are not permitted"}
+            ]
+            chat = await mesh.subscribe_channel("chat:lobby")
+            messages = chat.messages()
+            message = {"id": 1, "from": "ann", "text": "hi", "sentAt": SENT_AT}
+            await server.publish_to_channel("chat:lobby", {**message, "new": 1})
+            await server.publish_to_channel("chat:lobby", message)
+            assert await wait_for(anext(messages)) == models.ChatMessage.model_validate(message)
+            assert chat.decode_errors == 1
