@@ -221,6 +221,7 @@ SAMPLES: Final[dict[str, Callable[[random.Random], dict[str, Any]]]] = {
     },
     "mesh/get-connection-metadata": lambda r: {"connectionId": f"conn-{r.randrange(99)}"},
     "mesh/get-my-connection-metadata": lambda r: {},
+    "mesh/contract-info": lambda r: {},
     "mesh/set-my-connection-metadata": lambda r: {"metadata": {"name": f"u{r.randrange(9)}"}},
     "echo": lambda r: {"v": r.randrange(1000)},
     "publish": lambda r: {"channel": _name(r, "chat"), "message": "hi"},
