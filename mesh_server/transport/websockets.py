@@ -1,105 +1,143 @@
-"""The ``websockets`` (asyncio API) adapter of :mod:`mesh_server.transport.base`.
+"""The default transport: websockets' sans-I/O ``ServerProtocol`` under our own asyncio protocol.
 
-Hot-path choices (cf. ``websockets.asyncio.server.broadcast``):
+Only websockets' public API is used (``websockets.server.ServerProtocol``, ``websockets.http11``,
+``websockets.frames``, ``websockets.extensions.permessage_deflate``), so every release that
+``pyproject.toml`` allows works. This module owns what websockets' asyncio layer would otherwise
+do, and does less of it per connection and per frame:
 
-* **Reading** bypasses ``recv()`` and its message queue: :class:`MeshServerConnection` overrides
-  ``process_event`` and hands each complete data message straight to the core's callback, from
-  ``data_received``, with no future or coroutine per frame. Fragmented messages are joined here;
-  websockets enforces ``max_size`` over the whole message and fails the connection with 1009
-  (PROTOCOL §2).
-* **Writing** calls ``protocol.send_text`` + ``send_data()`` (one ``transport.write``) instead of
-  ``await send()``: no coroutine and no drain per frame. The write buffer is bounded by the core
-  (PROTOCOL §15) through :attr:`buffered_amount` and :attr:`pending_frames`.
-* websockets' own keepalive is disabled (``ping_interval=None``): liveness is application-level
-  (PROTOCOL §2, §6). Protocol-level pings from clients are still answered by websockets.
+* **Listening**: ``loop.create_server`` with a configurable backlog (default
+  :data:`~mesh_server.transport.base.DEFAULT_BACKLOG`; the kernel caps it at ``somaxconn``), so
+  a connection storm queues in the kernel instead of overflowing it into SYN retransmits.
+* **Handshake**: ``ServerProtocol`` parses and validates the request (``accept()``) before the
+  core's hooks run, so a malformed or plain request never reaches ``authenticate``. When the core
+  decides synchronously, the ``101`` is written from the same ``data_received`` call: no task, no
+  future per handshake. ``open_timeout`` bounds the whole handshake, hooks included.
+* **Reading**: complete data messages go straight to the core's callback from
+  ``data_received`` (no receive queue, no coroutine per frame); fragments are joined here, and
+  ``ServerProtocol`` enforces ``max_size`` over the whole message (close 1009, PROTOCOL §2).
+* **Writing**: ``send_text`` + ``data_to_send`` → ``transport.write``: one write, no drain per
+  frame. The write buffer is bounded by the core (PROTOCOL §15) through :attr:`buffered_amount`
+  and :attr:`pending_frames`.
+* **Liveness** is application-level (PROTOCOL §6): no keepalive pings here; protocol-level pings
+  from clients are answered by ``ServerProtocol``.
 * permessage-deflate is off unless enabled (PROTOCOL §2).
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.cookies
+import email.utils
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from mesh_server.transport.base import (
-    ConnectHandler,
-    Rejection,
-    UpgradeHook,
+    DEFAULT_BACKLOG,
+    Accept,
+    HttpResponse,
+    TransportHooks,
+    UpgradeDecision,
     UpgradeRequest,
 )
 
-__all__ = ["MeshServerConnection", "WebsocketsTransport"]
+__all__ = ["WebsocketsConnection", "WebsocketsTransport"]
 
 _log = logging.getLogger("websockets.server")
 
 # High-water mark of asyncio's write buffer; above it, frames are counted as pending (§15).
 _WRITE_HIGH = 64 * 1024
 _WRITE_LOW = 16 * 1024
-# Frames held before the core installs its callback; reading pauses beyond this.
+# Messages held before the core installs its callback; reading pauses beyond this.
 _EARLY_LIMIT = 16
 _OPEN = State.OPEN
+_CONNECTING = State.CONNECTING
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONT = Opcode.CONT
-
-
-def _noop_message(data: bytes) -> None:
-    """Placeholder callback (never called: messages are buffered until handlers are set)."""
 
 
 def _noop() -> None:
     """Placeholder connection-lost callback."""
 
 
-class MeshServerConnection(ServerConnection):
-    """A websockets server connection that feeds complete messages to one callback."""
+class WebsocketsConnection(asyncio.Protocol):
+    """One TCP connection: HTTP handshake, then a WebSocket (a ``TransportConnection``)."""
 
-    accepted: Any = None
-    upgrade_request: UpgradeRequest | None = None
-    close_timeout_s: float = 10.0
+    __slots__ = (
+        "_closed",
+        "_closing",
+        "_early",
+        "_fragments",
+        "_held",
+        "_lost",
+        "_on_lost",
+        "_on_message",
+        "_owner",
+        "_paused",
+        "_pending_frames",
+        "_timer",
+        "_transport",
+        "_upgrade",
+        "_ws",
+        "accepted",
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    _transport: asyncio.Transport  # set by connection_made, before anything else runs
+
+    def __init__(self, owner: WebsocketsTransport) -> None:
+        self._owner = owner
+        self._ws = ServerProtocol(
+            extensions=owner.extensions, max_size=owner.max_message_size, logger=_log
+        )
+        self._upgrade: UpgradeRequest | None = None
+        self.accepted: Any = None
         self._on_message: Callable[[bytes], None] | None = None
         self._on_lost: Callable[[], None] = _noop
         self._early: list[bytes] = []
         self._fragments: list[bytes] | None = None
+        self._held: list[Any] | None = None
+        self._paused = False
         self._pending_frames = 0
-        self._abort_handle: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
         self._lost = False
+        self._closed: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ TransportConnection
 
     @property
     def upgrade(self) -> UpgradeRequest:
         """The upgrade request (see :class:`mesh_server.transport.base.UpgradeRequest`)."""
-        if self.upgrade_request is None:
+        if self._upgrade is None:
             raise RuntimeError("connection has no upgrade request yet")
-        return self.upgrade_request
+        return self._upgrade
 
     @property
     def is_open(self) -> bool:
         """Whether frames can still be written."""
-        return self.protocol.state is _OPEN
+        return self._ws.state is _OPEN
 
     @property
     def buffered_amount(self) -> int:
         """Bytes in asyncio's write buffer."""
-        return self.transport.get_write_buffer_size()
+        return self._transport.get_write_buffer_size()
 
     @property
     def pending_frames(self) -> int:
         """Frames written since the write buffer last rose above its high-water mark."""
-        return self._pending_frames if self.paused else 0
+        return self._pending_frames if self._paused else 0
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received from the peer (1006 without one), once closed."""
+        return self._ws.close_code
 
     def set_handlers(
         self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
@@ -107,8 +145,8 @@ class MeshServerConnection(ServerConnection):
         """Install the callbacks and deliver messages that arrived before (PROTOCOL §5.2)."""
         self._on_lost = on_lost
         early, self._early = self._early, []
-        if len(early) >= _EARLY_LIMIT and not self._lost:
-            self.transport.resume_reading()
+        if len(early) >= _EARLY_LIMIT:
+            self.resume_reading()
         self._on_message = on_message
         for data in early:
             if self._on_message is None:  # pragma: no cover - closed by an early message
@@ -123,197 +161,337 @@ class MeshServerConnection(ServerConnection):
         Returns:
             Whether writing is paused (the write buffer is above its high-water mark).
         """
-        protocol = self.protocol
-        if protocol.state is not _OPEN:
+        ws = self._ws
+        if ws.state is not _OPEN:
             return False
-        protocol.send_text(frame)
-        self.send_data()
-        if self.paused:
+        ws.send_text(frame)
+        write = self._transport.write
+        for data in ws.data_to_send():  # send_text never ends the stream: data only
+            write(data)
+        if self._paused:
             self._pending_frames += 1
             return True
         return False
 
     def start_close(self, code: int, reason: str = "") -> None:
         """Send a close frame with ``code`` now; abort the socket if the peer does not answer."""
-        protocol = self.protocol
-        if protocol.state is _OPEN:
-            protocol.send_close(code, reason)
-            try:
-                self.send_data()
-            except Exception:  # transport already broken: connection_lost follows
-                _log.debug("error while sending close frame", exc_info=True)
-            if self._abort_handle is None and not self._lost:
-                self._abort_handle = self.loop.call_later(self.close_timeout_s, self.abort)
+        if self._ws.state is _OPEN:
+            self._ws.send_close(code, reason)
+            self._flush()
 
     def abort(self) -> None:
         """Drop the TCP connection at once."""
-        self.transport.abort()
+        self._transport.abort()
 
     def pause_reading(self) -> None:
         """Stop reading from the socket (backpressure, PROTOCOL §15)."""
         if not self._lost:
-            self.transport.pause_reading()
+            self._transport.pause_reading()
 
     def resume_reading(self) -> None:
         """Resume reading from the socket."""
         if not self._lost:
-            self.transport.resume_reading()
+            self._transport.resume_reading()
 
-    # ------------------------------------------------------------------ websockets hooks
-
-    def process_event(self, event: Any) -> None:
-        """Deliver complete data messages to the core; everything else goes to websockets."""
-        if self.request is None or not isinstance(event, Frame):
-            super().process_event(event)
+    async def wait_closed(self) -> None:
+        """Return once the TCP connection is closed."""
+        if self._lost:
             return
-        opcode = event.opcode
-        if opcode is _TEXT or opcode is _BINARY:
-            data = event.data if type(event.data) is bytes else bytes(event.data)
-            if event.fin:
-                self._deliver(data)
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the open timeout; the handshake is read by :meth:`data_received`."""
+        self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
+        owner = self._owner
+        owner.live.add(self)
+        if owner.open_timeout is not None:
+            self._timer = owner.loop.call_later(owner.open_timeout, self._handshake_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes to ``ServerProtocol``, answer what it asks, deliver what it parsed."""
+        ws = self._ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        if self._upgrade is None and ws.state is _CONNECTING:
+            self._flush()
+            if events:
+                self._on_request(events[0], events[1:])
+            return
+        self._flush()  # pongs and close echoes first, as websockets does
+        if events:
+            self._on_events(events)
+
+    def eof_received(self) -> bool | None:
+        """Let ``ServerProtocol`` see the end of the stream; asyncio then closes the socket."""
+        self._ws.receive_eof()
+        self._flush()
+        return None
+
+    def pause_writing(self) -> None:
+        """Count frames written while above the high-water mark from now on."""
+        self._paused = True
+        self._pending_frames = 0
+
+    def resume_writing(self) -> None:
+        """The write buffer drained below its low-water mark."""
+        self._paused = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Tell the core once the TCP connection is gone."""
+        self._ws.receive_eof()  # idempotent; the state becomes CLOSED
+        self._lost = True
+        self._cancel_timer()
+        self._owner.live.discard(self)
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
+        self._on_message = None
+        if self._on_lost is not _noop:
+            self._on_lost()
+
+    # ------------------------------------------------------------------ handshake (§5.1)
+
+    def _on_request(self, request: Any, later: list[Any]) -> None:
+        if not isinstance(request, Request):  # pragma: no cover - the first event is the request
+            self.abort()
+            return
+        owner = self._owner
+        peer = self._transport.get_extra_info("peername")
+        path, _, query = request.path.partition("?")
+        view = UpgradeRequest(
+            path,
+            query_string=query,
+            headers=request.headers,
+            peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
+        )
+        response = self._ws.accept(request)
+        if response.status_code != 101:
+            # Not a valid upgrade: a plain request (health endpoints) or a malformed handshake.
+            answer = owner.hooks.on_http(view)
+            if answer is None:
+                self._send_response(response)
             else:
-                self._fragments = [data]
-        elif opcode is _CONT:
-            if self._fragments is not None:
+                self._send_response(_http_response(answer), log=False)
+            return
+        self._upgrade = view
+        # Frames a client pipelined behind its request wait for the 101 (or are dropped).
+        self._held = later or None
+        decision = owner.hooks.on_upgrade(view)
+        if isinstance(decision, Accept | HttpResponse):
+            self._decide(decision, response)
+            return
+        self._transport.pause_reading()
+        owner.track(owner.loop.create_task(self._decide_later(decision, response)))
+
+    async def _decide_later(self, decision: Awaitable[UpgradeDecision], response: Response) -> None:
+        try:
+            outcome = await decision
+        except Exception:
+            _log.exception("upgrade hook failed")
+            outcome = HttpResponse.text(500, "Internal Server Error")
+        if self._lost:
+            return
+        self._transport.resume_reading()
+        self._decide(outcome, response)
+
+    def _decide(self, decision: UpgradeDecision, response: Response) -> None:
+        if isinstance(decision, HttpResponse):
+            self._held = None
+            self._send_response(_http_response(decision))
+            return
+        self.accepted = decision.value
+        self._cancel_timer()
+        self._ws.send_response(response)
+        self._flush()
+        owner = self._owner
+        owner.track(owner.loop.create_task(owner.hooks.on_connect(self)))
+        held, self._held = self._held, None
+        if held:
+            self._on_events(held)
+
+    def _send_response(self, response: Response, *, log: bool = True) -> None:
+        if log:
+            self._ws.send_response(response)  # logs it, then ends the stream
+            self._flush()
+        else:  # health probes: no log line per probe
+            self._transport.write(response.serialize())
+            self._transport.close()
+            self._expect_close()
+
+    def _handshake_timed_out(self) -> None:
+        self._timer = None
+        _log.debug("opening handshake timed out")
+        self.abort()
+
+    # ------------------------------------------------------------------ frames
+
+    def _on_events(self, events: list[Any]) -> None:
+        for event in events:
+            if not isinstance(event, Frame):  # pragma: no cover - only frames after the request
+                continue
+            opcode = event.opcode
+            if opcode is _TEXT or opcode is _BINARY:
+                data = event.data if type(event.data) is bytes else bytes(event.data)
+                if event.fin:
+                    self._deliver(data)
+                else:
+                    self._fragments = [data]
+            elif opcode is _CONT and self._fragments is not None:
                 self._fragments.append(bytes(event.data))
                 if event.fin:
                     data = b"".join(self._fragments)
                     self._fragments = None
                     self._deliver(data)
-        else:
-            super().process_event(event)
+            # Ping, pong and close frames were handled by ServerProtocol.
 
     def _deliver(self, data: bytes) -> None:
         on_message = self._on_message
         if on_message is None:
-            # Before mesh/assign-id (PROTOCOL §5.2 step 4): hold frames, and stop reading so a
+            # Before mesh/assign-id (PROTOCOL §5.2 step 4): hold messages, and stop reading so a
             # client cannot make the server buffer without bound while hooks run.
             self._early.append(data)
-            if len(self._early) == _EARLY_LIMIT and not self._lost:
-                self.transport.pause_reading()
+            if len(self._early) == _EARLY_LIMIT:
+                self.pause_reading()
         else:
             on_message(data)
 
-    def pause_writing(self) -> None:
-        """Count frames written while above the high-water mark from now on."""
-        super().pause_writing()
-        self._pending_frames = 0
+    # ------------------------------------------------------------------ writing and closing
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Tell the core once the TCP connection is gone."""
-        super().connection_lost(exc)
-        self._lost = True
-        if self._abort_handle is not None:
-            self._abort_handle.cancel()
-            self._abort_handle = None
-        self._on_message = None
-        if self._on_lost is not _noop:
-            self._on_lost()
+    def _flush(self) -> None:
+        if self._lost:
+            return
+        tcp = self._transport
+        for data in self._ws.data_to_send():
+            if data:
+                tcp.write(data)
+            elif tcp.can_write_eof():
+                # RFC 6455 §7.1.1: the server starts closing TCP; the peer closes its side.
+                try:
+                    tcp.write_eof()
+                except (OSError, RuntimeError):  # uvloop raises RuntimeError when closing
+                    tcp.close()
+            else:
+                tcp.close()
+        if self._ws.close_expected():
+            self._expect_close()
+
+    def _expect_close(self) -> None:
+        # The peer should now close TCP: replace the open timeout by the close timeout, once.
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._cancel_timer()
+        owner = self._owner
+        self._timer = owner.loop.call_later(owner.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        self._timer = None
+        self.abort()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def shutdown(self) -> None:
+        """Close for a server shutdown: 1001 when open, abort a handshake in progress."""
+        state = self._ws.state
+        if state is _OPEN:
+            self.start_close(1001, "server shutdown")
+        elif state is _CONNECTING and not self._closing:
+            self.abort()
 
 
-def _upgrade_request(connection: MeshServerConnection, request: Request) -> UpgradeRequest:
-    split = urlsplit(request.path)
-    query = dict(parse_qsl(split.query, keep_blank_values=True))
-    cookies: dict[str, str] = {}
-    for header in request.headers.get_all("Cookie"):
-        jar = http.cookies.SimpleCookie()
-        try:
-            jar.load(header)
-        except http.cookies.CookieError:
-            continue
-        cookies.update({name: morsel.value for name, morsel in jar.items()})
-    peer = connection.transport.get_extra_info("peername")
-    peer_tuple = (
-        (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+def _http_response(answer: HttpResponse) -> Response:
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(answer.body))),
+            ("Content-Type", answer.content_type),
+            *answer.headers,
+        ]
     )
-    return UpgradeRequest(
-        path=split.path,
-        query=query,
-        query_string=split.query,
-        headers=request.headers,
-        cookies=cookies,
-        peer=peer_tuple,
-    )
-
-
-def _reject(connection: ServerConnection, status: int, message: str) -> Response:
-    try:
-        return connection.protocol.reject(status, message)
-    except ValueError:  # a status http.HTTPStatus does not know
-        body = message.encode()
-        headers = Headers(
-            [
-                ("Connection", "close"),
-                ("Content-Length", str(len(body))),
-                ("Content-Type", "text/plain; charset=utf-8"),
-            ]
-        )
-        return Response(status, "Error", headers, body)
+    return Response(answer.status, answer.reason, headers, answer.body)
 
 
 class WebsocketsTransport:
-    """Serve Mesh connections with the ``websockets`` asyncio implementation.
+    """Serve Mesh connections with websockets' sans-I/O protocol.
 
     Args:
+        host: Interface to bind.
+        port: TCP port (``0``: any free port, see :attr:`port`).
         max_message_size: Inbound message limit in bytes (larger → close 1009, PROTOCOL §2).
+        backlog: Listen backlog (pending TCP connections); the kernel caps it at
+            ``net.core.somaxconn``.
         compression: Enable permessage-deflate (off by default, PROTOCOL §2).
+        open_timeout: Seconds allowed for the opening handshake, hooks included (``None``: no
+            limit).
         close_timeout: Seconds to wait for the closing handshake before aborting the socket.
     """
 
     def __init__(
         self,
+        host: str = "127.0.0.1",
+        port: int = 0,
         *,
         max_message_size: int,
+        backlog: int = DEFAULT_BACKLOG,
         compression: bool = False,
+        open_timeout: float | None = 10.0,
         close_timeout: float = 10.0,
     ) -> None:
+        if backlog < 1:
+            raise ValueError("backlog must be at least 1")
+        self.host = host
         self.max_message_size = max_message_size
-        self.compression = compression
+        self.backlog = backlog
+        self.extensions = enable_server_permessage_deflate(None) if compression else None
+        self.open_timeout = open_timeout
         self.close_timeout = close_timeout
-        self._server: Server | None = None
+        self.live: set[WebsocketsConnection] = set()
+        """Connections from TCP accept to TCP close."""
+        self._port = port
+        self._hooks: TransportHooks | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(
-        self,
-        host: str,
-        port: int,
-        *,
-        on_upgrade: UpgradeHook,
-        on_connect: ConnectHandler,
-    ) -> None:
+    @property
+    def hooks(self) -> TransportHooks:
+        """The core's hooks (set by :meth:`start`)."""
+        if self._hooks is None:
+            raise RuntimeError("transport not started")
+        return self._hooks
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the transport serves on (set by :meth:`start`)."""
+        if self._loop is None:
+            raise RuntimeError("transport not started")
+        return self._loop
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a handshake or connection task referenced until it finishes."""
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("connection task failed", exc_info=task.exception())
+
+    async def start(self, hooks: TransportHooks) -> None:
         """Bind and start accepting connections."""
-        close_timeout = self.close_timeout
-
-        async def process_request(
-            connection: ServerConnection, request: Request
-        ) -> Response | None:
-            conn = cast(MeshServerConnection, connection)
-            conn.close_timeout_s = close_timeout
-            upgrade = _upgrade_request(conn, request)
-            conn.upgrade_request = upgrade
-            outcome = await on_upgrade(upgrade)
-            if isinstance(outcome, Rejection):
-                return _reject(connection, outcome.status, outcome.message)
-            conn.accepted = outcome
-            return None
-
-        async def handler(connection: ServerConnection) -> None:
-            await on_connect(cast(MeshServerConnection, connection))
-
-        self._server = await serve(
-            handler,
-            host,
-            port,
-            compression="deflate" if self.compression else None,
-            process_request=process_request,
-            ping_interval=None,  # §2: liveness is application-level (§6)
-            ping_timeout=None,
-            close_timeout=self.close_timeout,
-            max_size=self.max_message_size,
-            max_queue=None,  # reading is not done through websockets' queue
-            write_limit=(_WRITE_HIGH, _WRITE_LOW),
-            create_connection=MeshServerConnection,
-            server_header=None,
-            logger=_log,
+        self._hooks = hooks
+        self._loop = loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: WebsocketsConnection(self), self.host, self._port, backlog=self.backlog
         )
 
     @property
@@ -325,16 +503,15 @@ class WebsocketsTransport:
             return int(sock.getsockname()[1])
         raise RuntimeError("transport has no listening socket")
 
-    def stop_accepting(self) -> None:
-        """Close the listening socket; open connections are unaffected."""
-        if self._server is not None:
-            self._server.server.close()
-
     async def close(self) -> None:
-        """Stop serving and wait for the connection handlers to return."""
+        """Release the listener, close what is still open (1001) and wait for the sockets."""
         server = self._server
         if server is None:
             return
         self._server = None
-        server.close(close_connections=True)
+        server.close()
+        connections = list(self.live)
+        for connection in connections:
+            connection.shutdown()
+        await asyncio.gather(*(connection.wait_closed() for connection in connections))
         await server.wait_closed()
