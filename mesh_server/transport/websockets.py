@@ -15,9 +15,11 @@ do, and does less of it per connection and per frame:
 * **Reading**: complete data messages go straight to the core's callback from
   ``data_received`` (no receive queue, no coroutine per frame); fragments are joined here, and
   ``ServerProtocol`` enforces ``max_size`` over the whole message (close 1009, PROTOCOL §2).
-* **Writing**: ``send_text`` + ``data_to_send`` → ``transport.write``: one write, no drain per
-  frame. The write buffer is bounded by the core (PROTOCOL §15) through :attr:`buffered_amount`
-  and :attr:`pending_frames`.
+* **Writing**: one ``transport.write`` per frame, no drain. Without permessage-deflate, server
+  text frames are the same bytes for every recipient (unmasked, RFC 6455 §5.2), so a fan-out
+  frames its payload once and writes that object N times (:meth:`WebsocketsTransport.wire`);
+  with compression, ``ServerProtocol.send_text`` encodes each frame. The write buffer is bounded
+  by the core (PROTOCOL §15) through :attr:`buffered_amount` and :attr:`pending_frames`.
 * **Liveness** is application-level (PROTOCOL §6): no keepalive pings here; protocol-level pings
   from clients are answered by ``ServerProtocol``.
 * permessage-deflate is off unless enabled (PROTOCOL §2).
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -164,10 +167,14 @@ class WebsocketsConnection(asyncio.Protocol):
         ws = self._ws
         if ws.state is not _OPEN:
             return False
-        ws.send_text(frame)
-        write = self._transport.write
-        for data in ws.data_to_send():  # send_text never ends the stream: data only
-            write(data)
+        owner = self._owner
+        if owner.extensions is None:
+            self._transport.write(owner.wire(frame))
+        else:  # permessage-deflate may be in use: ServerProtocol encodes each frame
+            ws.send_text(frame)
+            write = self._transport.write
+            for data in ws.data_to_send():  # send_text never ends the stream: data only
+                write(data)
         if self._paused:
             self._pending_frames += 1
             return True
@@ -407,6 +414,21 @@ class WebsocketsConnection(asyncio.Protocol):
             self.abort()
 
 
+def _text_frame(payload: bytes) -> bytes:
+    # RFC 6455 §5.2: FIN + text opcode, server frames are unmasked, 7/16/64-bit length.
+    length = len(payload)
+    if length < 126:
+        return _SMALL_HEADS[length] + payload
+    if length < 65536:
+        return _HEAD_16.pack(0x81, 126, length) + payload
+    return _HEAD_64.pack(0x81, 127, length) + payload
+
+
+_SMALL_HEADS = [bytes((0x81, length)) for length in range(126)]
+_HEAD_16 = struct.Struct("!BBH")
+_HEAD_64 = struct.Struct("!BBQ")
+
+
 def _http_response(answer: HttpResponse) -> Response:
     headers = Headers(
         [
@@ -461,6 +483,8 @@ class WebsocketsTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wire_of: bytes | None = None
+        self._wire = b""
 
     @property
     def hooks(self) -> TransportHooks:
@@ -475,6 +499,17 @@ class WebsocketsTransport:
         if self._loop is None:
             raise RuntimeError("transport not started")
         return self._loop
+
+    def wire(self, frame: bytes) -> bytes:
+        """Return ``frame`` as one uncompressed text frame on the wire, encoded once per fan-out.
+
+        A push to N connections writes the same ``bytes`` object N times (encode once): the
+        frame is only framed again when a different object comes along.
+        """
+        if frame is not self._wire_of:
+            self._wire_of = frame
+            self._wire = _text_frame(frame)
+        return self._wire
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep a handshake or connection task referenced until it finishes."""
