@@ -442,6 +442,11 @@ class MeshServer(FeatureAPI):
         return self._port
 
     @property
+    def transport(self) -> Transport | None:
+        """The transport adapter: the one given, or the default one once started."""
+        return self._transport
+
+    @property
     def url(self) -> str:
         """``ws://host:port`` of the running server."""
         return f"ws://{self.host}:{self.port}"

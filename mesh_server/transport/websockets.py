@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -293,7 +294,7 @@ class WebsocketsConnection(asyncio.Protocol):
             self._decide(decision, response)
             return
         self._transport.pause_reading()
-        owner.track(owner.loop.create_task(self._decide_later(decision, response)))
+        owner.track(owner.loop.create_task(self._decide_later(decision, response)), deciding=True)
 
     async def _decide_later(self, decision: Awaitable[UpgradeDecision], response: Response) -> None:
         try:
@@ -483,6 +484,7 @@ class WebsocketsTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deciding: set[asyncio.Task[None]] = set()
         self._wire_of: bytes | None = None
         self._wire = b""
 
@@ -511,13 +513,19 @@ class WebsocketsTransport:
             self._wire = _text_frame(frame)
         return self._wire
 
-    def track(self, task: asyncio.Task[None]) -> None:
-        """Keep a handshake or connection task referenced until it finishes."""
-        self._tasks.add(task)
+    def track(self, task: asyncio.Task[None], *, deciding: bool = False) -> None:
+        """Keep a connection task referenced until it finishes.
+
+        Args:
+            task: An ``on_connect`` task, or one awaiting an upgrade decision.
+            deciding: It awaits an upgrade decision (cancelled by :meth:`close`).
+        """
+        (self._deciding if deciding else self._tasks).add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._deciding.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error("connection task failed", exc_info=task.exception())
 
@@ -538,6 +546,13 @@ class WebsocketsTransport:
             return int(sock.getsockname()[1])
         raise RuntimeError("transport has no listening socket")
 
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before :meth:`start` and after :meth:`close`)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
     async def close(self) -> None:
         """Release the listener, close what is still open (1001) and wait for the sockets."""
         server = self._server
@@ -549,4 +564,8 @@ class WebsocketsTransport:
         for connection in connections:
             connection.shutdown()
         await asyncio.gather(*(connection.wait_closed() for connection in connections))
+        deciding = list(self._deciding)
+        for task in deciding:  # their sockets are gone: stop waiting for authenticate hooks
+            task.cancel()
+        await asyncio.gather(*deciding, return_exceptions=True)
         await server.wait_closed()
