@@ -223,13 +223,17 @@ class WebsocketsConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed bytes to ``ServerProtocol``, answer what it asks, deliver what it parsed."""
         ws = self._ws
-        ws.receive_data(data)
-        events = ws.events_received()
-        if self._upgrade is None and ws.state is _CONNECTING:
-            self._flush()
+        if self._upgrade is None:
+            if self._closing:
+                return  # answered with a plain HTTP response: nothing more is read
+            ws.receive_data(data)
+            events = ws.events_received()
             if events:
                 self._on_request(events[0], events[1:])
+            self._flush()
             return
+        ws.receive_data(data)
+        events = ws.events_received()
         self._flush()  # pongs and close echoes first, as websockets does
         if events:
             self._on_events(events)
@@ -277,14 +281,20 @@ class WebsocketsConnection(asyncio.Protocol):
             headers=request.headers,
             peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
         )
-        response = self._ws.accept(request)
+        ws = self._ws
+        response = ws.accept(request)
         if response.status_code != 101:
             # Not a valid upgrade: a plain request (health endpoints) or a malformed handshake.
             answer = owner.hooks.on_http(view)
-            if answer is None:
-                self._send_response(response)
-            else:
-                self._send_response(_http_response(answer), log=False)
+            if answer is not None:
+                self._send_plain(_http_response(answer))
+                return
+        if ws.close_expected():
+            # What followed the request was no WebSocket frame: ServerProtocol gave up on the
+            # connection and ends the stream (the caller flushes it); nothing is answered.
+            return
+        if response.status_code != 101:
+            self._send_response(response)
             return
         self._upgrade = view
         # Frames a client pipelined behind its request wait for the 101 (or are dropped).
@@ -322,14 +332,17 @@ class WebsocketsConnection(asyncio.Protocol):
         if held:
             self._on_events(held)
 
-    def _send_response(self, response: Response, *, log: bool = True) -> None:
-        if log:
-            self._ws.send_response(response)  # logs it, then ends the stream
-            self._flush()
-        else:  # health probes: no log line per probe
-            self._transport.write(response.serialize())
-            self._transport.close()
-            self._expect_close()
+    def _send_response(self, response: Response) -> None:
+        self._ws.send_response(response)  # logs it, then ends the stream
+        self._flush()
+
+    def _send_plain(self, response: Response) -> None:
+        # Written directly rather than through ServerProtocol, which would log every health
+        # probe as a rejected connection; whatever it still wants to send is moot.
+        self._transport.write(response.serialize())
+        self._transport.close()
+        self._ws.data_to_send()
+        self._expect_close()
 
     def _handshake_timed_out(self) -> None:
         self._timer = None

@@ -98,6 +98,29 @@ async def test_plain_requests_never_reach_authenticate() -> None:
     assert seen == ["/ws"]
 
 
+async def test_plain_answer_ends_the_connection() -> None:
+    async with running_server() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        writer.write(probe * 2)  # a pipelined second request is not answered
+        data = await wait_for(reader.read())
+        writer.close()
+    assert data.count(b"HTTP/1.1 ") == 1
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert data.endswith(b'{"status":"ok"}')
+
+
+async def test_upgrade_followed_by_garbage_is_not_answered() -> None:
+    opened: list[Any] = []
+    async with running_server() as server:
+        server.on_connection(opened.append)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(raw_upgrade() + b"GET / HTTP/1.1\r\n\r\n")  # not a WebSocket frame
+        assert await wait_for(reader.read()) == b""
+        writer.close()
+    assert opened == []
+
+
 async def test_handshake_bounded_by_open_timeout() -> None:
     async with running_server(open_timeout=0.2) as server:
         silent = await asyncio.open_connection("127.0.0.1", server.port)
