@@ -5,8 +5,8 @@
   [...]}`` while the instance should get no new connections (readiness). Reasons:
   ``"shutting_down"`` (the server is closing), ``"fenced"`` (the instance fenced itself,
   PROTOCOL §13.5), ``"backend_unavailable"`` (its heartbeats fail) and whatever the backend
-  reports (:meth:`Backend.health`, e.g. ``"pubsub_disconnected"`` while the Redis pub/sub reader
-  is down).
+  reports (:meth:`Backend.health_issues`, e.g. ``"pubsub_disconnected"`` while the Redis
+  pub/sub reader is down).
 
 :class:`HealthEndpoints` knows nothing about sockets: :meth:`HealthEndpoints.respond` is the
 ``on_http`` hook of the websockets adapter and answers an ASGI ``http`` scope as it is. Checks are

@@ -419,7 +419,7 @@ class MeshServer(FeatureAPI):
         """Whether this instance should get new connections (the ``/readyz`` answer).
 
         Not ready while shutting down, while fenced (PROTOCOL §13.5), while heartbeats fail, or
-        while the backend reports a problem (:meth:`Backend.health`, e.g. the Redis pub/sub
+        while the backend reports a problem (:meth:`Backend.health_issues`, e.g. the Redis pub/sub
         reader is down).
         Synchronous and free of I/O.
         """
@@ -431,7 +431,7 @@ class MeshServer(FeatureAPI):
             reasons.append(FENCED)
         if instance is not None and instance.unavailable:
             reasons.append(BACKEND_UNAVAILABLE)
-        reasons.extend(self.backend.health())
+        reasons.extend(self.backend.health_issues())
         return Readiness(tuple(reasons))
 
     @property

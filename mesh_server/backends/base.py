@@ -184,7 +184,7 @@ class Backend(ABC):
     async def ping(self) -> None:
         """Check that the store answers (raises ``UnavailableError`` if not)."""
 
-    def health(self) -> tuple[str, ...]:
+    def health_issues(self) -> tuple[str, ...]:
         """Why this backend cannot serve right now, as stable codes; empty when healthy.
 
         Synchronous and free of I/O (readiness probes call it on every request, see

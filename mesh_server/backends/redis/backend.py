@@ -96,7 +96,7 @@ __all__ = ["PUBSUB_DISCONNECTED", "RedisBackend"]
 logger = logging.getLogger(__name__)
 
 PUBSUB_DISCONNECTED = "pubsub_disconnected"
-"""Health code (:meth:`RedisBackend.health`): the pub/sub reader is down or reconnecting."""
+"""Health code (:meth:`RedisBackend.health_issues`): the pub/sub reader is down or reconnecting."""
 
 RecoveredCallback = Callable[[], Awaitable[None]]
 
@@ -282,7 +282,7 @@ class RedisBackend(Backend):
         if self.on_recovered is not None:
             await self.on_recovered()
 
-    def health(self) -> tuple[str, ...]:
+    def health_issues(self) -> tuple[str, ...]:
         """``("pubsub_disconnected",)`` while the pub/sub reader is down (or not started)."""
         subscriber = self._subscriber
         return () if subscriber is not None and subscriber.connected else (PUBSUB_DISCONNECTED,)
