@@ -14,7 +14,7 @@ What every adapter guarantees
   :attr:`TransportHooks.on_http`, which is synchronous and cheap; a returned
   :class:`HttpResponse` is sent and the TCP connection closed. ``None`` gets the adapter's own
   answer: ``426 Upgrade Required`` for a plain request, ``400``/``405``/``505`` for a malformed
-  handshake (an ASGI adapter answers ``http`` scopes with ``404``).
+  handshake (an ASGI adapter leaves other ``http`` scopes to the application it is mounted in).
 * A valid upgrade goes to :attr:`TransportHooks.on_upgrade` (PROTOCOL §5.1), which returns an
   :class:`Accept` or an :class:`HttpResponse` (the refusal, any status 400–599), either directly
   or as an awaitable. A direct answer completes the handshake within the same read callback (no
@@ -46,8 +46,8 @@ with 4001 (PROTOCOL §15). Adapters never block or drop a frame silently while o
 
 **Closing.** :meth:`TransportConnection.start_close` sends a close frame with the core's code
 (PROTOCOL §16) and aborts the socket if the peer does not finish the closing handshake within the
-adapter's close timeout. Close codes come from the core; adapters only originate 1002/1009
-(and 1011 for their own failures).
+adapter's close timeout. Close codes come from the core; adapters only originate 1002, 1007 and
+1009 (and 1011 for their own failures).
 """
 
 from __future__ import annotations
