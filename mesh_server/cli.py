@@ -5,9 +5,10 @@ CONTRACT``, ``mesh contract diff OLD NEW`` and ``mesh contract fingerprint CONTR
 codegen dependency prints a one-line ``pip install 'mesh-py[codegen]'`` hint and exits 3.
 
 ``mesh serve`` imports a :class:`~mesh_server.MeshServer` object (or a zero-argument factory
-returning one) and serves it until interrupted; ``--host``, ``--port`` and ``--redis-url``
-override the object's own settings. uvloop is used when installed. Logging: one INFO line at
-startup, DEBUG lines per connection open/close with ``--log-level debug``.
+returning one) and serves it until interrupted; ``--host``, ``--port``, ``--redis-url``,
+``--backlog`` and the health options override the object's own settings. uvloop is used when
+installed. Logging: one INFO line at startup, DEBUG lines per connection open/close with
+``--log-level debug``.
 """
 
 from __future__ import annotations
@@ -110,6 +111,20 @@ def serve(
     redis_url: Annotated[
         str | None, typer.Option("--redis-url", help="Redis URL (default: embedded memory).")
     ] = None,
+    backlog: Annotated[
+        int | None,
+        typer.Option(min=1, help="Listen backlog (default 1024; Linux caps it at somaxconn)."),
+    ] = None,
+    health: Annotated[
+        bool | None,
+        typer.Option("--health/--no-health", help="Answer GET on the health and readiness paths."),
+    ] = None,
+    health_path: Annotated[
+        str | None, typer.Option(help="Liveness endpoint path (default /healthz).")
+    ] = None,
+    readiness_path: Annotated[
+        str | None, typer.Option(help="Readiness endpoint path (default /readyz).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
 ) -> None:
     """Serve a MeshServer object until interrupted."""
@@ -117,7 +132,18 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     server = load_server(target)
-    server.configure(host=host, port=port, redis_url=redis_url)
+    try:
+        server.configure(
+            host=host,
+            port=port,
+            redis_url=redis_url,
+            backlog=backlog,
+            health=health,
+            health_path=health_path,
+            readiness_path=readiness_path,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     try:
         import uvloop
     except ImportError:

@@ -43,6 +43,13 @@ from mesh_server.connection_manager import (
 from mesh_server.contract_info import contract_info_commands
 from mesh_server.errors import MeshAuthError
 from mesh_server.features import ConnectionLike, Feature
+from mesh_server.health import (
+    BACKEND_UNAVAILABLE,
+    FENCED,
+    SHUTTING_DOWN,
+    HealthEndpoints,
+    Readiness,
+)
 from mesh_server.hub import Hub
 from mesh_server.instance import InstanceMonitor
 from mesh_server.limits import Limits
@@ -55,7 +62,17 @@ from mesh_server.session import (
     CLOSE_STATE_LOST,
     ServerSession,
 )
-from mesh_server.transport.base import Rejection, Transport, TransportConnection, UpgradeRequest
+from mesh_server.transport.base import (
+    DEFAULT_BACKLOG,
+    Accept,
+    HttpResponse,
+    Transport,
+    TransportConnection,
+    TransportHooks,
+    UpgradeDecision,
+    UpgradeRequest,
+    effective_backlog,
+)
 from mesh_server.transport.websockets import WebsocketsTransport
 
 if TYPE_CHECKING:
@@ -118,7 +135,17 @@ class MeshServer(FeatureAPI):
         metadata_read_guard: ``(connection, target_id) -> bool`` for metadata reads.
         compression: Enable permessage-deflate (PROTOCOL §2; off by default).
         close_timeout: Seconds to wait for a closing handshake before dropping the socket.
-        transport: A custom transport (default: ``websockets``).
+        open_timeout: Seconds allowed for an opening handshake, ``authenticate`` included
+            (``None``: no limit).
+        backlog: Listen backlog: TCP connections the kernel queues before they are accepted
+            (default 1024; Linux caps it at ``net.core.somaxconn``, and the startup log line
+            names the effective value).
+        health: Answer plain HTTP ``GET`` on the WebSocket port at ``health_path`` and
+            ``readiness_path`` (:mod:`mesh_server.health`); ``False`` turns both off.
+        health_path: Liveness endpoint (``200`` while the process serves).
+        readiness_path: Readiness endpoint (``503`` with the reasons while not ready).
+        transport: A custom transport (default: ``websockets`` on ``host``/``port``; a custom
+            one brings its own address, backlog and timeouts).
         logger: Logger (default ``logging.getLogger("mesh_server")``).
         **limits: Any field of :class:`mesh_server.limits.Limits` (PROTOCOL §15), e.g.
             ``max_message_size=65536``, ``rate_limit=50``, ``max_outbound_frames=100``.
@@ -154,6 +181,11 @@ class MeshServer(FeatureAPI):
         metadata_read_guard: MetadataReadGuard | None = None,
         compression: bool = False,
         close_timeout: float = 10.0,
+        open_timeout: float | None = 10.0,
+        backlog: int = DEFAULT_BACKLOG,
+        health: bool = True,
+        health_path: str = "/healthz",
+        readiness_path: str = "/readyz",
         transport: Transport | None = None,
         logger: logging.Logger | None = None,
         **limits: Any,
@@ -165,6 +197,8 @@ class MeshServer(FeatureAPI):
             raise ValueError("ping_interval/latency_interval must be > 0, max_missed_pongs >= 0")
         if instance_ttl <= instance_heartbeat_interval:
             raise ValueError("instance_ttl must exceed instance_heartbeat_interval")
+        if backlog < 1:
+            raise ValueError("backlog must be at least 1")
         self.host = host
         self._port = port
         self._limits = Limits(**limits)
@@ -184,6 +218,10 @@ class MeshServer(FeatureAPI):
         self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
         self.compression = compression
         self.close_timeout = close_timeout
+        self.open_timeout = open_timeout
+        self.backlog = backlog
+        self._health: HealthEndpoints | None = None
+        self._configure_health(health, health_path, readiness_path)
         self._log = logger or logging.getLogger("mesh_server")
         self.redis_url = redis_url if redis_url is not None else os.environ.get("MESH_REDIS_URL")
         self._backend = backend
@@ -333,12 +371,23 @@ class MeshServer(FeatureAPI):
     # ------------------------------------------------------------------ lifecycle
 
     def configure(
-        self, *, host: str | None = None, port: int | None = None, redis_url: str | None = None
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        redis_url: str | None = None,
+        backlog: int | None = None,
+        health: bool | None = None,
+        health_path: str | None = None,
+        readiness_path: str | None = None,
     ) -> None:
-        """Override the listen address or the Redis URL before :meth:`start` (``mesh serve``).
+        """Override listening, Redis or health options before :meth:`start` (``mesh serve``).
+
+        Each argument left at ``None`` keeps the constructor's value (same meanings).
 
         Raises:
             RuntimeError: The server was already started.
+            ValueError: An invalid backlog or health path.
         """
         if self._started:
             raise RuntimeError("configure() must be called before start()")
@@ -349,6 +398,42 @@ class MeshServer(FeatureAPI):
         if redis_url is not None:
             self.redis_url = redis_url
             self._backend = None
+        if backlog is not None:
+            if backlog < 1:
+                raise ValueError("backlog must be at least 1")
+            self.backlog = backlog
+        current = self._health
+        self._configure_health(
+            health if health is not None else current is not None,
+            health_path or (current.health_path if current else "/healthz"),
+            readiness_path or (current.readiness_path if current else "/readyz"),
+        )
+
+    def _configure_health(self, enabled: bool, health_path: str, readiness_path: str) -> None:
+        self._health = (
+            HealthEndpoints(self.readiness, health_path=health_path, readiness_path=readiness_path)
+            if enabled
+            else None
+        )
+
+    def readiness(self) -> Readiness:
+        """Whether this instance should get new connections (the ``/readyz`` answer).
+
+        Not ready while shutting down, while fenced (PROTOCOL §13.5), while heartbeats fail, or
+        while the backend reports a problem (:meth:`Backend.health_issues`, e.g. the Redis pub/sub
+        reader is down).
+        Synchronous and free of I/O.
+        """
+        reasons: list[str] = []
+        if self._closing:
+            reasons.append(SHUTTING_DOWN)
+        instance = self._instance
+        if instance is not None and instance.fenced:
+            reasons.append(FENCED)
+        if instance is not None and instance.unavailable:
+            reasons.append(BACKEND_UNAVAILABLE)
+        reasons.extend(self.backend.health_issues())
+        return Readiness(tuple(reasons))
 
     @property
     def port(self) -> int:
@@ -356,6 +441,11 @@ class MeshServer(FeatureAPI):
         if self._started and self._transport is not None:
             return self._transport.port
         return self._port
+
+    @property
+    def transport(self) -> Transport | None:
+        """The transport adapter: the one given, or the default one once started."""
+        return self._transport
 
     @property
     def url(self) -> str:
@@ -395,27 +485,35 @@ class MeshServer(FeatureAPI):
         await self._instance.start()
         if self._transport is None:
             self._transport = WebsocketsTransport(
+                self.host,
+                self._port,
                 max_message_size=self._limits.max_message_size,
+                backlog=self.backlog,
                 compression=self.compression,
+                open_timeout=self.open_timeout,
                 close_timeout=self.close_timeout,
             )
-        await self._transport.start(
-            self.host, self._port, on_upgrade=self._on_upgrade, on_connect=self._on_connect
-        )
+        health = self._health
+        hooks = TransportHooks(self._on_upgrade, self._on_connect)
+        if health is not None:
+            hooks = TransportHooks(self._on_upgrade, self._on_connect, health.respond)
+        await self._transport.start(hooks)
         self._started = True
         self._log.info(
-            "Mesh server listening on ws://%s:%d (instance %s, %s backend)",
+            "Mesh server listening on ws://%s:%d (instance %s, %s backend, backlog %d)",
             self.host,
             self.port,
             self.instance_id,
             type(backend).__name__,
+            effective_backlog(self.backlog),
         )
 
     async def close(self) -> None:
         """Shut down gracefully (PROTOCOL §5.3).
 
-        Stops accepting, closes every connection with 1001, waits for their cleanup, stops the
-        feature managers and deregisters the instance.
+        Refuses new upgrades (503; ``/readyz`` answers 503 ``shutting_down`` meanwhile), closes
+        every connection with 1001, waits for their cleanup, stops the feature managers,
+        deregisters the instance and finally releases the listener.
         """
         if self._closing or not self._started:
             self._closing = True
@@ -423,8 +521,6 @@ class MeshServer(FeatureAPI):
             return
         self._closing = True
         transport = self._transport
-        if transport is not None:
-            transport.stop_accepting()
         for connection in list(self._hub.connections.values()):
             connection.close(CLOSE_GOING_AWAY, "server shutdown")
         await self._wait_cleanups()
@@ -470,25 +566,39 @@ class MeshServer(FeatureAPI):
 
     # ------------------------------------------------------------------ connections (§5)
 
-    async def _on_upgrade(self, request: UpgradeRequest) -> Any:
+    def _on_upgrade(self, request: UpgradeRequest) -> UpgradeDecision | Awaitable[UpgradeDecision]:
+        # Decided synchronously unless the authenticate hook is async: the adapter then writes
+        # the 101 from its read callback, with no task per handshake.
         instance = self._instance
         if self._closing or (instance is not None and (instance.fenced or instance.unavailable)):
             # §5.1: the backend cannot register connections now; clients retry soon.
-            return Rejection(503, "Service Unavailable")
+            return HttpResponse.text(503, "Service Unavailable")
         max_connections = self._limits.max_connections
         if max_connections is not None and self._conn_count >= max_connections:
-            return Rejection(503, "Service Unavailable")  # §15: connections per instance
+            return HttpResponse.text(503, "Service Unavailable")  # §15: connections per instance
         if self.allowed_origins is not None and request.origin not in self.allowed_origins:
-            return Rejection(403, "Forbidden")  # §5.1: Origin allow-list
+            return HttpResponse.text(403, "Forbidden")  # §5.1: Origin allow-list
         if self.authenticate is None:
-            return None
+            return Accept()
         try:
-            return await _call_hook(self.authenticate, request)
-        except MeshAuthError as exc:
-            return Rejection(exc.status, exc.message)
-        except Exception:
-            self._log.exception("authenticate hook failed")  # §5.1: unexpected → 500, logged
-            return Rejection(500, "Internal Server Error")
+            result = self.authenticate(request)
+        except Exception as exc:
+            return self._auth_failed(exc)
+        if inspect.isawaitable(result):
+            return self._authenticate_later(result)
+        return Accept(result)
+
+    async def _authenticate_later(self, pending: Awaitable[Any]) -> UpgradeDecision:
+        try:
+            return Accept(await pending)
+        except Exception as exc:
+            return self._auth_failed(exc)
+
+    def _auth_failed(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, MeshAuthError):
+            return HttpResponse.text(exc.status, exc.message)
+        self._log.error("authenticate hook failed", exc_info=exc)  # §5.1: unexpected → 500
+        return HttpResponse.text(500, "Internal Server Error")
 
     async def _on_connect(self, transport: TransportConnection) -> None:
         self._conn_count += 1

@@ -184,6 +184,16 @@ class Backend(ABC):
     async def ping(self) -> None:
         """Check that the store answers (raises ``UnavailableError`` if not)."""
 
+    def health_issues(self) -> tuple[str, ...]:
+        """Why this backend cannot serve right now, as stable codes; empty when healthy.
+
+        Synchronous and free of I/O (readiness probes call it on every request, see
+        :mod:`mesh_server.health`): it reports what the backend already knows, e.g. the Redis
+        backend's ``"pubsub_disconnected"`` while its pub/sub reader is reconnecting. The
+        memory backend is always healthy.
+        """
+        return ()
+
     # ------------------------------------------------------------------ pub/sub
 
     @abstractmethod

@@ -1,58 +1,158 @@
-"""The small interface between the server core and a WebSocket library.
+"""The transport seam: the whole contract between a WebSocket library and the server core.
 
-The core (:mod:`mesh_server.connection`, :mod:`mesh_server.server`) only uses these protocols, so
-another library (e.g. picows) can be plugged in by writing one adapter module, without touching the
-session, the pipeline, the feature managers or the backends.
+Three adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`), and,
+in coming work, an ASGI application (uvicorn, FastAPI, Starlette) and picows. The core
+(:mod:`mesh_server.server`, :mod:`mesh_server.connection`) only uses the names defined here, so an
+adapter is one module that touches neither the session, the pipeline, the feature managers nor
+the backends.
 
-A transport:
+What every adapter guarantees
+-----------------------------
+**Requests.** For each HTTP request it parses, the adapter builds an :class:`UpgradeRequest`.
 
-* serves on a host/port and, for every HTTP upgrade, asks the core's *upgrade hook* whether to
-  accept (PROTOCOL §5.1): the hook returns a value (kept as :attr:`TransportConnection.accepted`)
-  or a :class:`Rejection` (HTTP status + text);
-* hands every accepted connection to the core's *connect handler*, which owns it until the socket
-  closes;
-* delivers each complete inbound message (text or binary, as bytes) to one callback, in order,
-  without creating a coroutine per frame; frames that arrive before the callback is installed are
-  buffered (PROTOCOL §5.2 step 4);
-* writes frames synchronously (no coroutine per frame) and reports its write buffer so the core can
-  bound outbound memory (PROTOCOL §15).
+* A request that is not a valid WebSocket upgrade (e.g. a plain ``GET /healthz``) goes to
+  :attr:`TransportHooks.on_http`, which is synchronous and cheap; a returned
+  :class:`HttpResponse` is sent and the TCP connection closed. ``None`` gets the adapter's own
+  answer: ``426 Upgrade Required`` for a plain request, ``400``/``405``/``505`` for a malformed
+  handshake (an ASGI adapter leaves other ``http`` scopes to the application it is mounted in).
+* A valid upgrade goes to :attr:`TransportHooks.on_upgrade` (PROTOCOL §5.1), which returns an
+  :class:`Accept` or an :class:`HttpResponse` (the refusal, any status 400–599), either directly
+  or as an awaitable. A direct answer completes the handshake within the same read callback (no
+  task per handshake); reading is paused while an awaitable is pending. picows decides upgrades
+  synchronously: its adapter needs the direct form. ASGI's ``websocket.close`` before
+  ``websocket.accept`` can only say ``403``; an adapter uses the "WebSocket Denial Response"
+  extension when the server offers it to send the real status.
+* The handshake (request, hooks, response) is bounded by the adapter's open timeout.
+
+**Connections.** After the ``101`` is written, :attr:`TransportHooks.on_connect` is awaited once
+with the :class:`TransportConnection`. The connection stays open after it returns, until the core
+closes it or the peer goes away; the adapter never closes it on the core's behalf (ASGI: the
+application coroutine waits for the close).
+
+**Inbound.** Each complete data message (text or binary, fragments joined, as ``bytes``) is handed
+to the ``on_message`` callback in arrival order, synchronously from the read path: no coroutine or
+queue per message. Messages that arrive before :meth:`TransportConnection.set_handlers` are held
+(a few, then reading pauses: PROTOCOL §5.2 step 4). A message over the configured size closes the
+connection with 1009; a protocol violation with 1002 (PROTOCOL §2, §16). Protocol-level pings are
+answered by the adapter and never reach the core; liveness is the application-level ping
+(PROTOCOL §6). ``on_lost`` is called exactly once, when the TCP connection (or the ASGI
+connection) is gone; no message follows it.
+
+**Outbound.** :meth:`TransportConnection.write_frame` writes one text frame synchronously and
+reports whether the adapter's write buffer is above its high-water mark;
+:attr:`TransportConnection.buffered_amount` counts bytes accepted but not yet handed to the kernel
+(ASGI: queued for ``send()``), so the core can bound outbound memory and close a slow consumer
+with 4001 (PROTOCOL §15). Adapters never block or drop a frame silently while open.
+
+**Closing.** :meth:`TransportConnection.start_close` sends a close frame with the core's code
+(PROTOCOL §16) and aborts the socket if the peer does not finish the closing handshake within the
+adapter's close timeout. Close codes come from the core; adapters only originate 1002, 1007 and
+1009 (and 1011 for their own failures).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import http
+import http.cookies
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
 
 __all__ = [
+    "DEFAULT_BACKLOG",
+    "Accept",
     "ConnectHandler",
-    "Rejection",
+    "HttpHook",
+    "HttpResponse",
     "Transport",
     "TransportConnection",
+    "TransportHooks",
+    "UpgradeDecision",
     "UpgradeHook",
     "UpgradeRequest",
+    "effective_backlog",
 ]
 
+DEFAULT_BACKLOG = 1024
+"""Default listen backlog (pending TCP connections); the kernel caps it at ``somaxconn``."""
 
-@dataclass(frozen=True, slots=True)
+_SOMAXCONN = "/proc/sys/net/core/somaxconn"
+
+
+def effective_backlog(requested: int) -> int:
+    """Return the listen backlog the kernel will actually apply for ``requested``.
+
+    Linux silently caps ``listen()``'s backlog at ``net.core.somaxconn``; elsewhere (or when the
+    value cannot be read) ``requested`` is returned unchanged.
+    """
+    try:
+        with open(_SOMAXCONN, encoding="ascii") as file:
+            limit = int(file.read())
+    except (OSError, ValueError):
+        return requested
+    return min(requested, limit)
+
+
 class UpgradeRequest:
-    """The HTTP upgrade request, as the ``authenticate`` hook sees it (PROTOCOL §5.1).
+    """An HTTP request on the WebSocket port, as the hooks see it (PROTOCOL §5.1).
 
-    Attributes:
+    Usually an upgrade, seen by the ``authenticate`` hook; or a plain ``GET`` seen by the health
+    endpoints. The query and the cookies are parsed on first access, so a handshake that never
+    looks at them does not pay for them.
+
+    Args:
         path: Request path without the query string, e.g. ``"/ws"``.
-        query: Query parameters (the first value of each name).
+        query: Query parameters (the first value of each name); parsed from ``query_string``
+            when omitted.
         query_string: The raw query string (without ``?``).
-        headers: Request headers; lookups are case-insensitive.
-        cookies: Cookies from the ``Cookie`` header.
+        headers: Request headers; the adapters pass a case-insensitive mapping.
+        cookies: Cookies; parsed from the ``Cookie`` header(s) when omitted.
         peer: Remote ``(host, port)`` when known.
+        method: The HTTP method.
     """
 
-    path: str
-    query: Mapping[str, str] = field(default_factory=dict)
-    query_string: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    cookies: Mapping[str, str] = field(default_factory=dict)
-    peer: tuple[str, int] | None = None
+    __slots__ = ("_cookies", "_query", "headers", "method", "path", "peer", "query_string")
+
+    def __init__(
+        self,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        query_string: str = "",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        peer: tuple[str, int] | None = None,
+        method: str = "GET",
+    ) -> None:
+        self.path = path
+        self.query_string = query_string
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.peer = peer
+        self.method = method
+        self._query = query
+        self._cookies = cookies
+
+    def __repr__(self) -> str:
+        return f"<UpgradeRequest {self.method} {self.path!r} from {self.peer}>"
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """Query parameters (the first value of each name)."""
+        if self._query is None:
+            query: dict[str, str] = {}
+            for name, value in parse_qsl(self.query_string, keep_blank_values=True):
+                query.setdefault(name, value)
+            self._query = query
+        return self._query
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """Cookies from the ``Cookie`` header(s); malformed headers are ignored."""
+        if self._cookies is None:
+            self._cookies = _parse_cookies(self.headers)
+        return self._cookies
 
     @property
     def origin(self) -> str | None:
@@ -60,17 +160,83 @@ class UpgradeRequest:
         return self.headers.get("Origin")
 
 
+def _parse_cookies(headers: Mapping[str, str]) -> dict[str, str]:
+    # websockets' Headers holds repeated fields (get_all); a plain mapping holds one value.
+    get_all = getattr(headers, "get_all", None)
+    values: list[str]
+    if get_all is not None:
+        values = list(get_all("Cookie"))
+    else:
+        single = headers.get("Cookie")
+        values = [single] if single is not None else []
+    cookies: dict[str, str] = {}
+    for value in values:
+        jar = http.cookies.SimpleCookie()
+        try:
+            jar.load(value)
+        except http.cookies.CookieError:
+            continue
+        cookies.update({name: morsel.value for name, morsel in jar.items()})
+    return cookies
+
+
 @dataclass(frozen=True, slots=True)
-class Rejection:
-    """Answer the upgrade with an HTTP error instead of opening a WebSocket."""
+class HttpResponse:
+    """A complete HTTP response: a refused upgrade, or the answer to a plain request.
+
+    Attributes:
+        status: HTTP status code.
+        body: Response body.
+        content_type: ``Content-Type`` of the body.
+        headers: Extra response headers.
+    """
 
     status: int
-    message: str = ""
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def text(cls, status: int, message: str) -> HttpResponse:
+        """A plain-text response (the body of a refused upgrade, PROTOCOL §5.1)."""
+        return cls(status, message.encode())
+
+    @classmethod
+    def json(
+        cls, status: int, content: Any, headers: tuple[tuple[str, str], ...] = ()
+    ) -> HttpResponse:
+        """A JSON response."""
+        return cls(status, orjson.dumps(content), "application/json", headers)
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase (``"Error"`` for a status :mod:`http` does not name)."""
+        try:
+            return http.HTTPStatus(self.status).phrase
+        except ValueError:
+            return "Error"
 
 
-UpgradeHook = Callable[[UpgradeRequest], Awaitable[Any]]
-"""Decides on an upgrade: returns a :class:`Rejection` or any value to accept (kept on the
-connection as :attr:`TransportConnection.accepted`)."""
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Open the WebSocket.
+
+    Attributes:
+        value: What the core attaches to the connection (:attr:`TransportConnection.accepted`):
+            the ``authenticate`` hook's result, i.e. the connection's initial metadata.
+    """
+
+    value: Any = None
+
+
+UpgradeDecision = Accept | HttpResponse
+"""The answer to an upgrade: open the WebSocket, or refuse it with an HTTP response."""
+
+UpgradeHook = Callable[["UpgradeRequest"], "UpgradeDecision | Awaitable[UpgradeDecision]"]
+"""Decides on a valid upgrade, directly or through an awaitable (see the module docstring)."""
+
+HttpHook = Callable[["UpgradeRequest"], "HttpResponse | None"]
+"""Answers a plain (non-upgrade) request synchronously, or ``None`` to leave it to the adapter."""
 
 
 class TransportConnection(Protocol):
@@ -82,7 +248,7 @@ class TransportConnection(Protocol):
 
     @property
     def accepted(self) -> Any:
-        """What the upgrade hook returned for this connection."""
+        """:attr:`Accept.value` of the upgrade decision."""
 
     @property
     def is_open(self) -> bool:
@@ -98,12 +264,12 @@ class TransportConnection(Protocol):
 
     @property
     def close_code(self) -> int | None:
-        """The close code received or sent, once known."""
+        """The close code received from the peer, once the connection is closed."""
 
     def set_handlers(
         self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
     ) -> None:
-        """Install the message and connection-lost callbacks; flushes buffered messages first."""
+        """Install the message and connection-lost callbacks; delivers held messages first."""
 
     def write_frame(self, frame: bytes) -> bool:
         """Write one encoded JSON frame as a text frame, synchronously.
@@ -130,29 +296,48 @@ class TransportConnection(Protocol):
         """Return once the TCP connection is closed."""
 
 
-ConnectHandler = Callable[[TransportConnection], Awaitable[None]]
-"""Called for each accepted connection; the transport keeps the socket open until it returns."""
+ConnectHandler = Callable[[TransportConnection], Coroutine[Any, Any, None]]
+"""Awaited once per accepted connection, right after the ``101`` response."""
+
+
+def _no_http(request: UpgradeRequest) -> HttpResponse | None:
+    """Default :attr:`TransportHooks.on_http`: every plain request gets the adapter's answer."""
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportHooks:
+    """The core's callbacks, given to :meth:`Transport.start`.
+
+    Attributes:
+        on_upgrade: Decides on each valid WebSocket upgrade.
+        on_connect: Takes over each accepted connection.
+        on_http: Answers plain HTTP requests (health endpoints).
+    """
+
+    on_upgrade: UpgradeHook
+    on_connect: ConnectHandler
+    on_http: HttpHook = _no_http
 
 
 class Transport(Protocol):
-    """A WebSocket server library behind the core."""
+    """A WebSocket server library behind the core.
 
-    async def start(
-        self,
-        host: str,
-        port: int,
-        *,
-        on_upgrade: UpgradeHook,
-        on_connect: ConnectHandler,
-    ) -> None:
-        """Bind and start accepting connections."""
+    Listening adapters take their address (host, port, backlog) in their constructor; an ASGI
+    adapter has none (the ASGI server owns the socket).
+    """
+
+    async def start(self, hooks: TransportHooks) -> None:
+        """Start serving (listening adapters bind here) and route requests to ``hooks``."""
 
     @property
     def port(self) -> int:
-        """The bound TCP port (useful with ``port=0``)."""
-
-    def stop_accepting(self) -> None:
-        """Stop accepting new connections; existing ones stay open."""
+        """The bound TCP port (the real one when constructed with port ``0``)."""
 
     async def close(self) -> None:
-        """Stop serving and release the listening socket (connections are closed by the core)."""
+        """Stop serving: release the listener and close what is still open.
+
+        The core closes its connections first (1001, PROTOCOL §5.3); the adapter then closes any
+        connection still open with 1001, aborts handshakes in progress and returns once every
+        TCP connection is closed (each bounded by the close timeout).
+        """

@@ -91,9 +91,12 @@ from mesh_server.backends.redis.pubsub import Subscriber
 from mesh_server.backends.redis.records import RecordWriter, UpdateAborted
 from mesh_server.backends.redis.scripts import Scripts
 
-__all__ = ["RedisBackend"]
+__all__ = ["PUBSUB_DISCONNECTED", "RedisBackend"]
 
 logger = logging.getLogger(__name__)
+
+PUBSUB_DISCONNECTED = "pubsub_disconnected"
+"""Health code (:meth:`RedisBackend.health_issues`): the pub/sub reader is down or reconnecting."""
 
 RecoveredCallback = Callable[[], Awaitable[None]]
 
@@ -278,6 +281,11 @@ class RedisBackend(Backend):
             self._registration_lost = True
         if self.on_recovered is not None:
             await self.on_recovered()
+
+    def health_issues(self) -> tuple[str, ...]:
+        """``("pubsub_disconnected",)`` while the pub/sub reader is down (or not started)."""
+        subscriber = self._subscriber
+        return () if subscriber is not None and subscriber.connected else (PUBSUB_DISCONNECTED,)
 
     @property
     def pubsub_reconnects(self) -> int:

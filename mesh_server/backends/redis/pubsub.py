@@ -69,6 +69,11 @@ class Subscriber:
         """How many times the reader re-established the connection (for tests and metrics)."""
 
     @property
+    def connected(self) -> bool:
+        """Whether the reader is connected with every channel (re-)subscribed."""
+        return self._ready.is_set()
+
+    @property
     def channels(self) -> frozenset[str]:
         """The channels this instance wants to be subscribed to."""
         return frozenset(self._channels)
