@@ -5,19 +5,20 @@ CONTRACT``, ``mesh contract diff OLD NEW`` and ``mesh contract fingerprint CONTR
 codegen dependency prints a one-line ``pip install 'mesh-py[codegen]'`` hint and exits 3.
 
 ``mesh serve`` imports a :class:`~mesh_server.MeshServer` object (or a zero-argument factory
-returning one) and serves it until interrupted; ``--host``, ``--port``, ``--redis-url``,
-``--backlog`` and the health options override the object's own settings. uvloop is used when
-installed. Logging: one INFO line at startup, DEBUG lines per connection open/close with
-``--log-level debug``.
+returning one) and serves it until SIGTERM or SIGINT, then shuts down gracefully within
+``--shutdown-timeout`` and exits 0 (:mod:`mesh_server.runner`); ``--host``, ``--port``,
+``--redis-url``, ``--backlog`` and the health options override the object's own settings,
+``--reload`` restarts it on code changes. uvloop is used when installed. Logging
+(:mod:`mesh_server.logs`): ``--log-format text|json``, ``--log-level``; one INFO line at startup
+naming transport, backend, contract, address and key limits, DEBUG lines per connection
+open/close and per command outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import importlib.metadata
-import logging
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +26,8 @@ from typing import Annotated, Any
 
 import typer
 
+from mesh_server.logs import LOG_FORMATS, configure_logging
+from mesh_server.runner import reload_forever, serve_until_signalled
 from mesh_server.server import MeshServer
 
 __all__ = ["app", "load_server", "main"]
@@ -94,15 +97,6 @@ def load_server(target: str) -> MeshServer:
     return obj
 
 
-async def _serve(server: MeshServer) -> None:
-    await server.start()
-    typer.echo(f"Serving on {server.url} (Ctrl-C to stop)")
-    try:
-        await server.serve_forever()
-    finally:
-        await server.close()
-
-
 @app.command()
 def serve(
     target: Annotated[str, typer.Argument(help="The server object, as module:attr.")],
@@ -125,12 +119,45 @@ def serve(
     readiness_path: Annotated[
         str | None, typer.Option(help="Readiness endpoint path (default /readyz).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="Logging level: debug, info, warning, error.")
+    ] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="Log lines as text, or json (one object per line).")
+    ] = "text",
+    shutdown_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Seconds a graceful shutdown (SIGTERM/SIGINT) may take (default: the "
+            "server's shutdown_timeout, 10).",
+        ),
+    ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="Restart when a .py file under the app's directory changes (development; "
+            "needs the reload extra).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve a MeshServer object until interrupted."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Serve a MeshServer object until SIGTERM or SIGINT, then shut it down gracefully."""
+    if log_format not in LOG_FORMATS:
+        raise typer.BadParameter("expected json or text", param_hint="--log-format")
+    try:
+        configure_logging(log_level, log_format)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
+    if reload:
+        # The child gets this very command line minus --reload, so every serve option (also
+        # those added later) reaches it unchanged.
+        child = [arg for arg in sys.argv[1:] if arg != "--reload"]
+        try:
+            reload_forever(target, child, stop_timeout=shutdown_timeout or 10.0)
+        except (RuntimeError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--reload") from None
+        return
     server = load_server(target)
     try:
         server.configure(
@@ -144,14 +171,15 @@ def serve(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if shutdown_timeout is not None:
+        server.shutdown_timeout = shutdown_timeout
     try:
         import uvloop
     except ImportError:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    with contextlib.suppress(KeyboardInterrupt):
-        runner(_serve(server))
+    runner(serve_until_signalled(server))
 
 
 def _tool(name: str) -> ModuleType:

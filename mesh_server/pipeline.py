@@ -8,13 +8,15 @@ ends in exactly one encoded response frame (§3.2 step 4); the pipeline never ra
 Logging: unknown commands and invalid payloads are the client's fault and go to the rate-limited
 :class:`~mesh_server.bad_input.BadInputLog`; an unexpected exception of a handler or middleware,
 or a result that cannot be encoded, is a server bug, logged once with its traceback, the request
-id and the connection id.
+id and the connection id. Each request's outcome (``ok`` or the error code, with its duration) is
+one DEBUG record; every record carries its structured fields (:mod:`mesh_server.logs`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import CoroutineType
@@ -27,6 +29,14 @@ from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
 from mesh_server.bad_input import BadInputLog
 from mesh_server.context import Context
 from mesh_server.features import BuiltinHandler
+from mesh_server.logs import (
+    FIELD_CODE,
+    FIELD_COMMAND,
+    FIELD_CONNECTION_ID,
+    FIELD_DURATION_MS,
+    FIELD_INSTANCE_ID,
+    FIELD_REQUEST_ID,
+)
 from mesh_server.middleware import Handler, Middleware, check_middleware
 
 if TYPE_CHECKING:
@@ -168,7 +178,47 @@ class Pipeline:
     # ------------------------------------------------------------------ execution
 
     async def run_command(self, connection: Connection, request: Request) -> bytes:
-        """Run an application command (or answer ``ENOTFOUND``) and return the response frame."""
+        """Run an application command (or answer ``ENOTFOUND``) and return the response frame.
+
+        The outcome is logged at DEBUG with its structured fields (:mod:`mesh_server.logs`).
+        """
+        started = time.perf_counter()
+        frame, code = await self._command(connection, request)
+        self._outcome(connection, request, code, started)
+        return frame
+
+    async def run_builtin(self, connection: Connection, request: Request) -> bytes:
+        """Run a built-in command: validate (always), global middleware, handler (§3.4, §7).
+
+        The outcome is logged like :meth:`run_command`'s.
+        """
+        started = time.perf_counter()
+        frame, code = await self._builtin(connection, request)
+        self._outcome(connection, request, code, started)
+        return frame
+
+    def _outcome(self, connection: Connection, request: Request, code: str, started: float) -> None:
+        log = self._log
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        duration_ms = (time.perf_counter() - started) * 1000
+        command = request.command if request.command is not None else _command_text(request)
+        log.debug(
+            "command %s on %s: %s in %.3f ms",
+            command[:100],
+            connection.id,
+            code,
+            duration_ms,
+            extra={
+                FIELD_INSTANCE_ID: self._server.instance_id,
+                FIELD_CONNECTION_ID: connection.id,
+                FIELD_COMMAND: command[:100],
+                FIELD_CODE: code,
+                FIELD_DURATION_MS: duration_ms,
+            },
+        )
+
+    async def _command(self, connection: Connection, request: Request) -> _Answer:
         command = request.command
         if command is None or (entry := self._commands.get(command)) is None:
             # §3.4 step 2: lookup before any middleware.
@@ -193,13 +243,12 @@ class Pipeline:
             if type(result) is CoroutineType or inspect.isawaitable(result):
                 result = await result
         except MeshError as exc:
-            return encode_error_response(request, exc)
+            return _error(request, exc)
         except Exception as exc:
-            return encode_error_response(request, self._unexpected(connection, request, exc))
+            return _error(request, self._unexpected(connection, request, exc))
         return self._encode_result(connection, request, result, spec)
 
-    async def run_builtin(self, connection: Connection, request: Request) -> bytes:
-        """Run a built-in command: validate (always), global middleware, handler (§3.4, §7)."""
+    async def _builtin(self, connection: Connection, request: Request) -> _Answer:
         command = request.command
         if command is None or (handler := self._builtins.get(command)) is None:
             return self._not_found(connection, request)
@@ -217,9 +266,9 @@ class Pipeline:
                         await _maybe_await(step)
             result = await handler(connection, model)
         except MeshError as exc:
-            return encode_error_response(request, exc)
+            return _error(request, exc)
         except Exception as exc:
-            return encode_error_response(request, self._unexpected(connection, request, exc))
+            return _error(request, self._unexpected(connection, request, exc))
         return self._encode_result(connection, request, result, None)
 
     def internal_error(
@@ -237,18 +286,18 @@ class Pipeline:
             self._log.exception("cannot answer a request on %s", connection.id)
             return None
 
-    def _not_found(self, connection: Connection, request: Request) -> bytes:
+    def _not_found(self, connection: Connection, request: Request) -> _Answer:
         text = _command_text(request)
         self.bad_input.record("unknown_command", connection.id, text[:100])
-        return encode_error_response(request, CommandNotFoundError.for_command(text))
+        return _error(request, CommandNotFoundError.for_command(text))
 
-    def _invalid(self, connection: Connection, request: Request, exc: MeshError) -> bytes:
+    def _invalid(self, connection: Connection, request: Request, exc: MeshError) -> _Answer:
         self.bad_input.record("invalid_payload", connection.id, f"{request.command}: {exc}"[:200])
-        return encode_error_response(request, exc)
+        return _error(request, exc)
 
     def _encode_result(
         self, connection: Connection, request: Request, result: Any, spec: CommandSpec | None
-    ) -> bytes:
+    ) -> _Answer:
         try:
             if spec is not None:
                 payload = spec.dump_response(result)
@@ -256,11 +305,11 @@ class Pipeline:
                 payload = result
             else:
                 payload = to_jsonable(result)
-            return encode_response(request, payload)
+            return encode_response(request, payload), _OK
         except Exception as exc:
             # A result that violates the response schema or is not JSON: a server bug → ESERVER.
             error = self._unexpected(connection, request, exc, "invalid result of command %r")
-            return encode_error_response(request, error)
+            return _error(request, error)
 
     def _unexpected(
         self,
@@ -272,12 +321,21 @@ class Pipeline:
         # §4: any other exception → "Internal server error"/"Error"; traceback logged once; its
         # text only with debug.
         self.failures += 1
+        command = request.command if request.command is not None else _command_text(request)
+        request_id = _id_text(request)
         self._log.error(
             what + " (request id %s on %s)",
-            request.command if request.command is not None else _command_text(request),
-            _id_text(request),
+            command,
+            request_id,
             connection.id,
             exc_info=exc,
+            extra={
+                FIELD_INSTANCE_ID: self._server.instance_id,
+                FIELD_CONNECTION_ID: connection.id,
+                FIELD_COMMAND: command[:100],
+                FIELD_REQUEST_ID: request_id,
+                FIELD_CODE: "ESERVER",
+            },
         )
         if self.debug:
             return ServerError(f"{type(exc).__name__}: {exc}")
@@ -294,6 +352,14 @@ def _id_text(request: Request) -> str:
 
 
 _PLAIN: Final = frozenset({dict, list, str, int, float, bool, type(None)})
+
+_OK: Final = "ok"
+_Answer = tuple[bytes, str]
+"""A response frame and the request's outcome (``"ok"`` or the error code) for the log."""
+
+
+def _error(request: Request, error: MeshError) -> _Answer:
+    return encode_error_response(request, error), error.code
 
 
 async def _maybe_await(value: Any) -> None:

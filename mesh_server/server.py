@@ -53,6 +53,13 @@ from mesh_server.health import (
 from mesh_server.hub import Hub
 from mesh_server.instance import InstanceMonitor
 from mesh_server.limits import Limits
+from mesh_server.logs import (
+    FIELD_CLOSE_CODE,
+    FIELD_CONNECTION_ID,
+    FIELD_INSTANCE_ID,
+    FIELD_PEER,
+    startup_fields,
+)
 from mesh_server.middleware import Handler, Middleware
 from mesh_server.pipeline import Pipeline, is_reserved
 from mesh_server.server_features import FeatureAPI
@@ -62,6 +69,7 @@ from mesh_server.session import (
     CLOSE_STATE_LOST,
     ServerSession,
 )
+from mesh_server.shutdown import ShutdownDeadline
 from mesh_server.transport.base import (
     DEFAULT_BACKLOG,
     Accept,
@@ -71,7 +79,6 @@ from mesh_server.transport.base import (
     TransportHooks,
     UpgradeDecision,
     UpgradeRequest,
-    effective_backlog,
 )
 from mesh_server.transport.websockets import WebsocketsTransport
 
@@ -144,6 +151,8 @@ class MeshServer(FeatureAPI):
             ``readiness_path`` (:mod:`mesh_server.health`); ``False`` turns both off.
         health_path: Liveness endpoint (``200`` while the process serves).
         readiness_path: Readiness endpoint (``503`` with the reasons while not ready).
+        shutdown_timeout: Seconds :meth:`close` may take in all (``mesh serve
+            --shutdown-timeout``); past it, what is left is abandoned (see :meth:`close`).
         transport: A custom transport (default: ``websockets`` on ``host``/``port``; a custom
             one brings its own address, backlog and timeouts).
         logger: Logger (default ``logging.getLogger("mesh_server")``).
@@ -186,6 +195,7 @@ class MeshServer(FeatureAPI):
         health: bool = True,
         health_path: str = "/healthz",
         readiness_path: str = "/readyz",
+        shutdown_timeout: float = 10.0,
         transport: Transport | None = None,
         logger: logging.Logger | None = None,
         **limits: Any,
@@ -199,6 +209,8 @@ class MeshServer(FeatureAPI):
             raise ValueError("instance_ttl must exceed instance_heartbeat_interval")
         if backlog < 1:
             raise ValueError("backlog must be at least 1")
+        if not shutdown_timeout > 0:
+            raise ValueError("shutdown_timeout must be > 0 seconds")
         self.host = host
         self._port = port
         self._limits = Limits(**limits)
@@ -222,6 +234,7 @@ class MeshServer(FeatureAPI):
         self.backlog = backlog
         self._health: HealthEndpoints | None = None
         self._configure_health(health, health_path, readiness_path)
+        self.shutdown_timeout = shutdown_timeout
         self._log = logger or logging.getLogger("mesh_server")
         self.redis_url = redis_url if redis_url is not None else os.environ.get("MESH_REDIS_URL")
         self._backend = backend
@@ -499,54 +512,55 @@ class MeshServer(FeatureAPI):
             hooks = TransportHooks(self._on_upgrade, self._on_connect, health.respond)
         await self._transport.start(hooks)
         self._started = True
+        # The details are structured fields (mesh_server.logs), shown by both log formats.
         self._log.info(
-            "Mesh server listening on ws://%s:%d (instance %s, %s backend, backlog %d)",
-            self.host,
-            self.port,
-            self.instance_id,
-            type(backend).__name__,
-            effective_backlog(self.backlog),
+            "Mesh server listening on %s",
+            self.url,
+            extra={FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)},
         )
 
     async def close(self) -> None:
-        """Shut down gracefully (PROTOCOL §5.3).
+        """Shut down gracefully within :attr:`shutdown_timeout` seconds (PROTOCOL §5.3, §13).
 
-        Refuses new upgrades (503; ``/readyz`` answers 503 ``shutting_down`` meanwhile), closes
-        every connection with 1001, waits for their cleanup, stops the feature managers,
-        deregisters the instance and finally releases the listener.
+        In order: refuse new upgrades (503; ``/readyz`` answers 503 ``shutting_down``
+        meanwhile); close every connection with 1001; wait for their cleanup (subscriptions, one
+        presence ``leave`` each, memberships, metadata and routing entry, which other instances
+        see at once); stop the feature managers and the instance monitor; deregister the instance
+        (on Redis this also removes any connection state left over); release the listener.
+        Connection cleanup may run until a reserve of a quarter of the timeout (at most
+        ``backend_timeout_ms``) is left for the steps after it. A step that overruns the deadline
+        is abandoned with a warning and the next one runs, so ``close`` returns within the
+        timeout. Calling it again, or before :meth:`start`, returns at once.
         """
         if self._closing or not self._started:
             self._closing = True
             self._closed.set()
             return
         self._closing = True
+        budget = self.shutdown_timeout
+        deadline = ShutdownDeadline(budget, self._log, self.instance_id)
+        self._log.info(
+            "Mesh server shutting down (%d connections, at most %.1f s)",
+            len(self._hub.connections),
+            budget,
+            extra={FIELD_INSTANCE_ID: self.instance_id},
+        )
         transport = self._transport
         for connection in list(self._hub.connections.values()):
             connection.close(CLOSE_GOING_AWAY, "server shutdown")
-        await self._wait_cleanups()
+        reserve = min(budget / 4, self._limits.backend_timeout_ms / 1000)
+        await deadline.wait_tasks(self._cleanups, reserve)
         for feature in reversed(self._features):
-            try:
-                await feature.stop()
-            except Exception:
-                self._log.exception("feature %r failed to stop", feature)
+            await deadline.step(feature.stop(), f"stopping {type(feature).__name__}")
         if self._instance is not None:
-            await self._instance.stop()
+            await deadline.step(self._instance.stop(), "stopping the instance monitor")
         for task in list(self._background):
             task.cancel()
-        try:
-            await self.backend.close()
-        except Exception:
-            self._log.exception("backend close failed")
+        await deadline.step(self.backend.close(), "closing the backend")
         if transport is not None:
-            await transport.close()
+            await deadline.step(transport.close(), "closing the listener")
         self._closed.set()
-        self._log.info("Mesh server closed")
-
-    async def _wait_cleanups(self) -> None:
-        pending = {task for task in self._cleanups if not task.done()}
-        if pending:
-            timeout = self._limits.backend_timeout_ms / 1000 + self.close_timeout
-            await asyncio.wait(pending, timeout=timeout)
+        self._log.info("Mesh server closed", extra={FIELD_INSTANCE_ID: self.instance_id})
 
     async def serve_forever(self) -> None:
         """Start if needed and serve until :meth:`close` is called or the task is cancelled."""
@@ -635,7 +649,18 @@ class MeshServer(FeatureAPI):
             await transport.wait_closed()
             return
         self._hub.add(connection)
-        self._log.debug("connection %s opened from %s", connection_id, transport.upgrade.peer)
+        if self._log.isEnabledFor(logging.DEBUG):
+            peer = transport.upgrade.peer
+            self._log.debug(
+                "connection %s opened from %s",
+                connection_id,
+                peer,
+                extra={
+                    FIELD_INSTANCE_ID: self.instance_id,
+                    FIELD_CONNECTION_ID: connection_id,
+                    FIELD_PEER: f"{peer[0]}:{peer[1]}" if peer else None,
+                },
+            )
         for hook in self._on_connection:
             try:
                 await _call_hook(hook, connection)
@@ -654,7 +679,16 @@ class MeshServer(FeatureAPI):
         """Run the §5.3 cleanup of a closing connection (called exactly once per connection)."""
         connection_id = connection.id
         self._hub.connections.pop(connection_id, None)
-        self._log.debug("connection %s closed (code %s)", connection_id, connection.close_code)
+        self._log.debug(
+            "connection %s closed (code %s)",
+            connection_id,
+            connection.close_code,
+            extra={
+                FIELD_INSTANCE_ID: self.instance_id,
+                FIELD_CONNECTION_ID: connection_id,
+                FIELD_CLOSE_CODE: connection.close_code,
+            },
+        )
         await connection.wait_builtins(self._limits.backend_timeout_ms / 1000)
         # (2) channel, record and presence subscriptions of this connection.
         for feature in self._features:

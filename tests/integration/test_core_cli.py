@@ -79,19 +79,24 @@ async def test_mesh_serve_subprocess(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT * 2)).decode()
-        match = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
-        assert match, line
+        assert proc.stderr is not None
+        log = ""
+        while (
+            match := re.search(r"Mesh server listening on ws://127\.0\.0\.1:(\d+)", log)
+        ) is None:
+            line = await asyncio.wait_for(proc.stderr.readline(), TIMEOUT * 2)
+            assert line, log
+            log += line.decode()
+        assert "transport=websockets backend=memory contract=none" in log
         async with RawClient.open(f"ws://127.0.0.1:{match[1]}") as client:
             assert await client.call("echo", "via cli") == "via cli"
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), TIMEOUT * 2) == 0
-        assert proc.stderr is not None
-        log = (await proc.stderr.read()).decode()
-        assert "Mesh server listening on ws://127.0.0.1:" in log
+        log += (await proc.stderr.read()).decode()
         assert "opened from" in log
         assert "closed (code" in log
+        assert "SIGINT received: shutting down" in log
+        assert "Mesh server closed" in log
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -255,7 +255,8 @@ async def test_mesh_serve_backlog_and_health_options(tmp_path: Path) -> None:
         while match is None:
             line = (await asyncio.wait_for(proc.stderr.readline(), TIMEOUT * 2)).decode()
             assert line, "mesh serve exited before listening"
-            match = re.search(r"listening on ws://127\.0\.0\.1:(\d+) .*backlog 77\)", line)
+            # The startup line's limits field (mesh_server.logs) names the effective backlog.
+            match = re.search(r'listening on ws://127\.0\.0\.1:(\d+) .*"backlog":77[,}]', line)
         port = int(match[1])
         assert (await http_get(port, "/live"))[0] == 200
         assert (await http_get(port, "/ready"))[0] == 200
