@@ -14,7 +14,9 @@ Usage::
         async for doc in record:
             ...
 
-Durations are milliseconds, as everywhere in the protocol.
+Every duration of the Python API is seconds as a ``float`` (``command(timeout=5)`` waits five
+seconds), as in asyncio, websockets and redis-py; the wire keeps milliseconds, converted where a
+frame is built or read.
 """
 
 from __future__ import annotations
@@ -90,6 +92,12 @@ EVENTS = frozenset(
 """Event names accepted by :meth:`MeshClient.on`."""
 
 
+def _check_seconds(name: str, seconds: float | None) -> None:
+    """Refuse a negative (or NaN) duration; ``None`` (no limit) passes."""
+    if seconds is not None and not seconds >= 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, not {seconds!r}")
+
+
 class _Handle:
     """What the session carries for each request: the caller's future and an inline hook."""
 
@@ -110,23 +118,26 @@ class MeshClient(SubscriptionAPI):
             channel messages, record values and push payloads are decoded with its schemas.
             What the client reads ignores unknown members unless the contract was generated
             with ``--strict-readers`` (contract/README.md "Evolving a contract").
-        ping_timeout: The server's ping interval (ms); the watchdog reconnects when no ``ping``
-            arrived for ``(max_missed_pings + 1) × ping_timeout`` (§14). ``None`` disables it.
+        ping_timeout: The server's ping interval in seconds (30.0); the watchdog reconnects when
+            no ``ping`` arrived for ``(max_missed_pings + 1) × ping_timeout`` (§14). ``None``
+            disables it.
         max_missed_pings: Pings that may go missing before the watchdog fires.
         should_reconnect: Reconnect after unexpected closes (§14, §16).
-        reconnect_base_delay: First backoff ceiling (ms); doubles per attempt.
-        reconnect_max_delay: Cap of the backoff ceiling (ms).
-        reconnect_unavailable_delay: Cap of the backoff ceiling (ms) after an upgrade answered
-            HTTP 503: the server is up but cannot register connections yet (e.g. its backend is
-            recovering), so it is asked again soon; a long outage then costs at most this much
-            extra delay once the server serves again.
+        reconnect_base_delay: First backoff ceiling in seconds (0.5); doubles per attempt, and
+            each delay is drawn uniformly below the ceiling (full jitter).
+        reconnect_max_delay: Cap of the backoff ceiling in seconds (30.0).
+        reconnect_unavailable_delay: Cap of the backoff ceiling in seconds (1.0) after an
+            upgrade answered HTTP 503: the server is up but cannot register connections yet
+            (e.g. its backend is recovering), so it is asked again soon; a long outage then
+            costs at most this much extra delay once the server serves again.
         max_reconnect_attempts: Give up after this many failed attempts in a row (``None``:
             never give up, the default).
-        command_timeout: Default command timeout (ms); ``None`` for none.
+        command_timeout: Default command timeout in seconds (30.0); ``None`` for none.
         max_message_size: Largest inbound frame in bytes (16 MiB).
         max_json_depth: Nesting limit of received frames (128; see
             :class:`~mesh_sdk.session.ClientSession`).
-        open_timeout: Time allowed for the TCP/TLS/HTTP handshake and ``mesh/assign-id`` (ms).
+        open_timeout: Seconds allowed for the TCP/TLS/HTTP handshake and ``mesh/assign-id``
+            (10.0).
         republish_presence_states: After a reconnect, publish again the presence states set
             through this client without ``expire_after`` (§14 step 3).
         queue_size: Items buffered per ``async for`` iterator of a subscription.
@@ -135,7 +146,8 @@ class MeshClient(SubscriptionAPI):
         ws_logger: Logger for the websockets library.
 
     Raises:
-        ValueError: ``url`` is not a ``ws://`` or ``wss://`` URL.
+        ValueError: ``url`` is not a ``ws://`` or ``wss://`` URL, or a duration is negative
+            (``ping_timeout`` and ``open_timeout`` must be positive).
     """
 
     def __init__(
@@ -143,17 +155,17 @@ class MeshClient(SubscriptionAPI):
         url: str,
         *,
         contract: ContractIndex | None = None,
-        ping_timeout: float | None = 30_000,
+        ping_timeout: float | None = 30.0,
         max_missed_pings: int = 1,
         should_reconnect: bool = True,
-        reconnect_base_delay: float = 500,
-        reconnect_max_delay: float = 30_000,
-        reconnect_unavailable_delay: float = 1000,
+        reconnect_base_delay: float = 0.5,
+        reconnect_max_delay: float = 30.0,
+        reconnect_unavailable_delay: float = 1.0,
         max_reconnect_attempts: int | None = None,
-        command_timeout: float | None = 30_000,
+        command_timeout: float | None = 30.0,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_json_depth: int = DEFAULT_SDK_MAX_JSON_DEPTH,
-        open_timeout: float = 10_000,
+        open_timeout: float = 10.0,
         republish_presence_states: bool = True,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         additional_headers: Mapping[str, str] | None = None,
@@ -164,6 +176,10 @@ class MeshClient(SubscriptionAPI):
             parse_uri(url)
         except InvalidURI as exc:
             raise ValueError(str(exc)) from None
+        _check_seconds("command_timeout", command_timeout)
+        _check_seconds("reconnect_unavailable_delay", reconnect_unavailable_delay)
+        if not open_timeout > 0:
+            raise ValueError(f"open_timeout must be positive seconds, not {open_timeout!r}")
         self.url = url
         self.contract = contract
         self._should_reconnect = should_reconnect
@@ -220,7 +236,7 @@ class MeshClient(SubscriptionAPI):
 
     @property
     def latency(self) -> float | None:
-        """The last round trip (ms) the server reported with a ``latency`` push (§6)."""
+        """The last round trip in seconds the server reported with a ``latency`` push (§6)."""
         return self._session.latency
 
     @property
@@ -248,7 +264,7 @@ class MeshClient(SubscriptionAPI):
         ``reconnect(connection_id)`` after one on a new socket; ``resubscribed()`` once
         subscriptions are restored and queued commands sent; ``disconnect(code, reason)`` when a
         socket closes; ``reconnect_failed(error)`` when reconnection is given up;
-        ``close(code, reason)`` when the client is closed for good; ``latency(ms)``;
+        ``close(code, reason)`` when the client is closed for good; ``latency(seconds)``;
         ``push(command, payload)`` for every application push; ``error(exception)`` for
         background failures (e.g. a re-subscription refused).
 
@@ -306,7 +322,7 @@ class MeshClient(SubscriptionAPI):
         self._close_event = asyncio.Event()
         self._ready = loop.create_future()
         try:
-            async with asyncio.timeout(self._open_timeout / 1000):
+            async with asyncio.timeout(self._open_timeout):
                 ws = await self._open()
                 self._supervisor = loop.create_task(self._supervise(ws), name="mesh-sdk-client")
                 await asyncio.shield(self._ready)
@@ -377,7 +393,7 @@ class MeshClient(SubscriptionAPI):
                 ping_timeout=None,
                 compression=None,
                 max_size=self._max_message_size,
-                open_timeout=self._open_timeout / 1000,
+                open_timeout=self._open_timeout,
                 close_timeout=1,
                 proxy=None,
                 additional_headers=self._additional_headers or None,
@@ -470,7 +486,7 @@ class MeshClient(SubscriptionAPI):
                 self._unavailable_delay if unavailable else None
             )
             self._upgrade_status = None
-            if await self._wait_closing(delay / 1000):
+            if await self._wait_closing(delay):
                 return None
             try:
                 return await self._open()
@@ -516,7 +532,7 @@ class MeshClient(SubscriptionAPI):
     # Inbound frames and session events
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time() * 1000
+        return asyncio.get_running_loop().time()
 
     def _receive(self, message: str | bytes) -> None:
         for event in self._session.receive(message, self._now()):
@@ -628,7 +644,7 @@ class MeshClient(SubscriptionAPI):
         self._timer_at = deadline
         if deadline is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(deadline / 1000, self._on_timer)
+            self._timer = loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         fired_at = self._timer_at
@@ -649,19 +665,20 @@ class MeshClient(SubscriptionAPI):
         name: str,
         payload: Any = None,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - milliseconds, enforced by the session
+        timeout: float | None = None,  # noqa: ASYNC109 - seconds, enforced by the session
     ) -> Any:
         """Send a command and return its result (PROTOCOL §3.4–§4).
 
         While the client is reconnecting, the command waits in the offline queue and is sent
-        after re-subscription, in issue order; it expires ``timeout`` ms after this call either
-        way. A command in flight when the socket drops fails with ``ECONNECTION`` and is not
+        after re-subscription, in issue order; it expires ``timeout`` seconds after this call
+        either way. A command in flight when the socket drops fails with ``ECONNECTION`` and is not
         resent (it may have run).
 
         Args:
             name: The command name.
             payload: JSON value or pydantic model (``None`` sends ``{}``, as JS clients do).
-            timeout: Milliseconds to wait for the response (default: ``command_timeout``).
+            timeout: Seconds to wait for the response (default: ``command_timeout``; ``5``
+                waits five seconds).
 
         Returns:
             The response payload; with a contract that declares ``name``, the validated
@@ -676,7 +693,9 @@ class MeshClient(SubscriptionAPI):
             MeshTimeoutError: No response in time (``ETIMEOUT``).
             MeshConnectionError: Not connected and not reconnecting, or the connection was lost
                 with the command in flight (``ECONNECTION``).
+            ValueError: ``timeout`` is negative.
         """
+        _check_seconds("timeout", timeout)
         spec = self.contract.command(name) if self.contract is not None else None
         wire_payload = to_jsonable({} if payload is None else payload)
         if spec is not None:
@@ -700,7 +719,7 @@ class MeshClient(SubscriptionAPI):
         Args:
             command: Command name.
             payload: JSON payload.
-            timeout: Milliseconds (default ``command_timeout``).
+            timeout: Seconds (default ``command_timeout``).
             internal: Re-subscription traffic: bypasses the offline queue (§14).
             on_result: Runs inline in the reader on success; its return value is the result.
         """

@@ -133,7 +133,8 @@ class _Group:
 class CommandGroup(_Group):
     """Base of generated ``<Name>Commands``: sends typed requests, reads typed responses.
 
-    A response that violates its schema raises
+    Every generated command method takes ``timeout``: seconds to wait for the response
+    (``None``: the client's ``command_timeout``). A response that violates its schema raises
     :class:`mesh_sdk.protocol.errors.ValidationError` (``EVALIDATION``, with details); unknown
     response members are ignored unless the contract reads strictly.
     """
@@ -147,7 +148,7 @@ class CommandGroup(_Group):
         response_type: type[R],
         timeout: float | None,  # noqa: ASYNC109
     ) -> R:
-        # ``timeout`` is in milliseconds, like every duration of the SDK.
+        # ``timeout`` is in seconds, like every duration of the SDK.
         payload = to_jsonable(request)
         result = await self._client.command(name, payload, timeout=timeout)
         try:

@@ -1,8 +1,8 @@
 """Reconnect policy of the SDK (PROTOCOL §14, §16): which closes to recover from, and when.
 
 Pure functions and a small policy object; no I/O. The asyncio client asks :func:`should_reconnect`
-after every close it did not request and sleeps :meth:`Backoff.delay` milliseconds between
-attempts. The random source is injectable so tests are deterministic.
+after every close it did not request and sleeps :meth:`Backoff.delay` seconds between attempts.
+The random source is injectable so tests are deterministic.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def should_reconnect(code: int | None) -> bool:
 
 UNAVAILABLE_STATUS: Final = 503
 """HTTP status of a server that is up but cannot register connections yet (§5.1): it is asked
-again soon (``reconnect_unavailable_delay``) rather than after the full backoff."""
+again soon (``reconnect_unavailable_delay`` seconds at most) rather than after the full backoff."""
 
 
 def should_reconnect_after_status(status: int) -> bool:
@@ -60,15 +60,18 @@ class Backoff:
     counter once ``mesh/assign-id`` arrives on a new socket (§14).
 
     Args:
-        base_delay: Milliseconds of the first ceiling (500).
-        max_delay: Cap of the ceiling in milliseconds (30000).
+        base_delay: Seconds of the first ceiling (0.5).
+        max_delay: Cap of the ceiling in seconds (30.0).
         rng: Returns a float in ``[0, 1)``; defaults to :func:`random.random`.
+
+    Raises:
+        ValueError: A delay is negative.
     """
 
     def __init__(
         self,
-        base_delay: float = 500,
-        max_delay: float = 30_000,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
         rng: Callable[[], float] | None = None,
     ) -> None:
         if base_delay < 0 or max_delay < 0:
@@ -78,17 +81,17 @@ class Backoff:
         self._rng = rng if rng is not None else random.random
 
     def ceiling(self, attempt: int) -> float:
-        """Return the upper bound in milliseconds for ``attempt`` (0-based)."""
+        """Return the upper bound in seconds for ``attempt`` (0-based)."""
         # Cap the exponent: 2**attempt overflows floats long after the cap is reached anyway.
         exponent = min(max(attempt, 0), 62)
         return float(min(self.max_delay, self.base_delay * (2**exponent)))
 
     def delay(self, attempt: int, cap: float | None = None) -> float:
-        """Return a random delay in milliseconds in ``[0, ceiling(attempt)]``.
+        """Return a random delay in seconds in ``[0, ceiling(attempt)]``.
 
         Args:
             attempt: The 0-based attempt number.
-            cap: A lower ceiling in milliseconds for this attempt only (e.g. after HTTP 503).
+            cap: A lower ceiling in seconds for this attempt only (e.g. after HTTP 503).
         """
         ceiling = self.ceiling(attempt)
         if cap is not None:

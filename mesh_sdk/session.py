@@ -4,8 +4,11 @@
 queued while offline, the reconnect attempt counter — and what belongs to the current socket:
 the connection id, the latency the server reported and the ping watchdog. It imports no asyncio
 or websockets: the adapter (:mod:`mesh_sdk.client`) feeds it frames and the current time in
-milliseconds (any monotonic clock), sends what :meth:`ClientSession.data_to_send` returns, and
-acts on the returned events.
+seconds (any monotonic clock, e.g. ``loop.time()``), sends what
+:meth:`ClientSession.data_to_send` returns, and acts on the returned events.
+
+Every time and duration here is in seconds, like the rest of the SDK's Python API; the only
+milliseconds are on the wire (the ``latency`` push, §6), converted where the frame is read.
 
 Each request carries an opaque *handle* chosen by the adapter (a future, typically); the session
 hands it back exactly once, in a :class:`Resolved` or :class:`Failed` event, or drops it when the
@@ -77,8 +80,8 @@ class Pending(Generic[H]):
         command: The command name.
         payload: The JSON payload as sent.
         handle: The adapter's object for this request.
-        deadline: Expiry time (session clock, ms) or ``None`` for no expiry.
-        timeout: The timeout it was issued with (ms), for messages.
+        deadline: Expiry time (session clock, seconds) or ``None`` for no expiry.
+        timeout: The timeout it was issued with (seconds), for messages.
         queued: Waiting in the offline queue rather than sent.
         frame: The encoded request.
     """
@@ -131,7 +134,11 @@ class PushReceived:
 
 @dataclass(frozen=True, slots=True)
 class LatencyChanged:
-    """The server reported the last round trip (§6 ``latency`` push), in ms."""
+    """The server reported the last round trip (§6 ``latency`` push).
+
+    Attributes:
+        latency: The round trip in seconds (the wire's integer milliseconds / 1000).
+    """
 
     latency: float
 
@@ -180,22 +187,26 @@ class ClientSession(Generic[H]):
     """Client-side protocol state machine (sans-I/O).
 
     Args:
-        ping_timeout: Expected ``ping`` interval of the server (ms); ``None`` disables the
-            watchdog. Must equal the server's ``ping_interval`` (§6).
+        ping_timeout: Expected ``ping`` interval of the server in seconds; ``None`` disables
+            the watchdog. Must equal the server's ``ping_interval`` (§6).
         max_missed_pings: Pings that may go missing before the watchdog fires (§14).
         backoff: The reconnect delay policy.
         max_message_size: Inbound frame limit in bytes (``None``: unlimited).
         max_json_depth: Nesting limit of a received frame's ``id``, ``payload`` and ``error``: a
             deeper response fails its request with ``ETOOLARGE``, a deeper push is ignored (no
             code path recurses into hostile nesting).
-        assign_timeout: Milliseconds a new socket may stay without ``mesh/assign-id`` before
-            the watchdog fires (``None``: wait forever).
+        assign_timeout: Seconds a new socket may stay without ``mesh/assign-id`` before the
+            watchdog fires (``None``: wait forever).
+
+    Raises:
+        ValueError: ``ping_timeout`` or ``assign_timeout`` is not positive, or
+            ``max_missed_pings`` is negative.
     """
 
     def __init__(
         self,
         *,
-        ping_timeout: float | None = 30_000,
+        ping_timeout: float | None = 30.0,
         max_missed_pings: int = 1,
         backoff: Backoff | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
@@ -204,6 +215,8 @@ class ClientSession(Generic[H]):
     ) -> None:
         if ping_timeout is not None and ping_timeout <= 0:
             raise ValueError("ping_timeout must be positive (or None to disable the watchdog)")
+        if assign_timeout is not None and assign_timeout <= 0:
+            raise ValueError("assign_timeout must be positive (or None to wait forever)")
         if max_missed_pings < 0:
             raise ValueError("max_missed_pings must be >= 0")
         self.ping_timeout = ping_timeout
@@ -321,10 +334,10 @@ class ClientSession(Generic[H]):
         return failures
 
     def next_reconnect_delay(self, cap: float | None = None) -> float:
-        """Return the delay (ms) before the next reconnect attempt and count the attempt.
+        """Return the delay in seconds before the next reconnect attempt and count the attempt.
 
         Args:
-            cap: A lower backoff ceiling (ms) for this attempt, e.g. after HTTP 503.
+            cap: A lower backoff ceiling in seconds for this attempt, e.g. after HTTP 503.
         """
         delay = self.backoff.delay(self.reconnect_attempt, cap)
         self.reconnect_attempt += 1
@@ -353,8 +366,8 @@ class ClientSession(Generic[H]):
             command: Command name.
             payload: JSON-serializable payload.
             handle: The adapter's object, returned in the outcome event.
-            now: Current time (ms).
-            timeout: Milliseconds until the request fails with ``ETIMEOUT`` (``None``: never).
+            now: Current time (seconds).
+            timeout: Seconds until the request fails with ``ETIMEOUT`` (``None``: never).
             internal: Send on the current connection or fail; never queue.
 
         Returns:
@@ -395,7 +408,7 @@ class ClientSession(Generic[H]):
     # Time
 
     def next_deadline(self) -> float | None:
-        """Return the earliest time (ms) at which :meth:`tick` has something to do."""
+        """Return the earliest time (seconds) at which :meth:`tick` has something to do."""
         heap = self._deadline_heap
         while heap and heap[0][1] not in self._pending:
             heapq.heappop(heap)
@@ -420,7 +433,7 @@ class ClientSession(Generic[H]):
                 continue
             where = "queued while offline" if pending.queued else "without a response"
             error = MeshTimeoutError(
-                f'Command "{pending.command}" timed out after {pending.timeout:g} ms ({where})'
+                f'Command "{pending.command}" timed out after {pending.timeout:g} s ({where})'
             )
             events.append(Failed(pending, error))
         deadline = self._watchdog.deadline
@@ -480,7 +493,8 @@ class ClientSession(Generic[H]):
             return []
         if command == "latency":
             if isinstance(payload, int | float) and not isinstance(payload, bool):
-                self.latency = float(payload)
+                # §6: the wire carries integer milliseconds.
+                self.latency = payload / 1000
                 return [LatencyChanged(self.latency)]
             return [Ignored("latency push without a number")]
         if command == "mesh/assign-id":

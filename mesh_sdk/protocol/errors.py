@@ -170,12 +170,12 @@ class RateLimitError(MeshError):
     default_name = "RateLimitError"
 
     @property
-    def retry_after_ms(self) -> int | None:
-        """Milliseconds to wait before retrying, when the server said so."""
+    def retry_after(self) -> float | None:
+        """Seconds to wait before retrying, when the server said so (``retryAfterMs`` / 1000)."""
         if isinstance(self.details, dict):
             value = self.details.get("retryAfterMs")
-            if isinstance(value, int):
-                return value
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value / 1000
         return None
 
 

@@ -355,7 +355,7 @@ class SubscriptionAPI(ABC):
         return await self._call("mesh/unsubscribe-presence", {"roomName": room}) is True
 
     async def publish_presence_state(
-        self, room: str, state: Any, expire_after: int | None = None, silent: bool = False
+        self, room: str, state: Any, expire_after: float | None = None, silent: bool = False
     ) -> bool:
         """Publish this connection's presence state in ``room`` (§10.5).
 
@@ -364,17 +364,24 @@ class SubscriptionAPI(ABC):
         Args:
             room: A tracked room this connection is present in.
             state: Any non-null JSON value (or pydantic model).
-            expire_after: Milliseconds after which the server clears it (``None``/0: never).
+            expire_after: Seconds after which the server clears it (``None``/0: never); sent as
+                whole milliseconds (``expireAfter``), at least 1 ms.
             silent: Store without publishing a ``state`` event.
 
         Returns:
             ``False`` if the room is not tracked, the guard denied, or this connection is not
             present there.
+
+        Raises:
+            ValueError: ``expire_after`` is negative.
         """
+        if expire_after is not None and not expire_after >= 0:
+            raise ValueError(f"expire_after must be seconds >= 0, not {expire_after!r}")
         value = to_jsonable(state)
         payload: dict[str, Any] = {"roomName": room, "state": value}
         if expire_after:
-            payload["expireAfter"] = expire_after
+            # §10.5: the wire carries integer milliseconds; never round an expiry down to "none".
+            payload["expireAfter"] = max(1, round(expire_after * 1000))
         if silent:
             payload["silent"] = True
         result = await self._call("mesh/publish-presence-state", payload)
@@ -438,10 +445,14 @@ class SubscriptionAPI(ABC):
     ) -> RecordSubscription[Any]:
         """Subscribe to a record (``mesh/subscribe-record``, §11.5).
 
-        The current state is delivered to ``on_change`` as a full :class:`RecordChange` before
-        this returns. In patch mode, patches are applied locally with version checks; a gap
-        triggers a resync (unsubscribe + subscribe, same mode) whose answer is delivered as a
-        full change. After a reconnect the subscription is renewed the same way.
+        Every consumer starts from the state the subscription holds, then sees each later
+        change once (the rule is in :class:`RecordSubscription`): ``on_change`` receives the
+        initial snapshot as a full :class:`RecordChange` before this returns, and a
+        :meth:`~RecordSubscription.changes` iterator (or ``async for``) created afterwards
+        yields the current state first. In patch mode, patches are applied locally with version
+        checks; a gap triggers a resync (unsubscribe + subscribe, same mode) whose answer is
+        delivered as a full change. After a reconnect the subscription is renewed the same
+        way; an answer at the version and value already held is not delivered again.
 
         Args:
             record_id: The record.

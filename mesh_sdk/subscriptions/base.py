@@ -84,20 +84,40 @@ class SubscriptionIterator(AsyncIterator[E]):
 
 
 class Fanout(Generic[E]):
-    """Delivers items to callbacks (through the client's dispatcher) and to live iterators."""
+    """Delivers items to callbacks (through the client's dispatcher) and to live iterators.
+
+    Args:
+        dispatcher: Runs the callbacks.
+        queue_size: Items buffered per iterator.
+        replay: Keep the last published item as the current state: a callback added or an
+            iterator created later receives it first, then what is published after it (record
+            subscriptions: every consumer starts from the state the subscription holds).
+    """
 
     def __init__(
-        self, dispatcher: CallbackDispatcher, queue_size: int = DEFAULT_QUEUE_SIZE
+        self,
+        dispatcher: CallbackDispatcher,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        *,
+        replay: bool = False,
     ) -> None:
         self._dispatcher = dispatcher
         self._queue_size = queue_size
         self._callbacks: list[Callback] = []
         self._iterators: weakref.WeakSet[SubscriptionIterator[E]] = weakref.WeakSet()
+        self._replay = replay
+        self._latest: tuple[E, tuple[Any, ...]] | None = None
         self.ended = False
 
     def add_callback(self, callback: Callback) -> Callable[[], None]:
-        """Register a callback; returns a function removing it."""
+        """Register a callback (called with the current item first when replaying).
+
+        Returns:
+            A function removing the callback.
+        """
         self._callbacks.append(callback)
+        if self._latest is not None and not self.ended:
+            self._dispatcher.call(callback, *self._latest[1])
 
         def remove() -> None:
             if callback in self._callbacks:
@@ -106,11 +126,13 @@ class Fanout(Generic[E]):
         return remove
 
     def iterator(self) -> SubscriptionIterator[E]:
-        """Return a new consumer; it sees items published from now on."""
+        """Return a new consumer: the current item first when replaying, then later ones."""
         iterator = SubscriptionIterator(self, self._queue_size)
         if self.ended:
             iterator._offer(_END)
         else:
+            if self._latest is not None:
+                iterator._offer(self._latest[0])
             self._iterators.add(iterator)
         return iterator
 
@@ -123,6 +145,8 @@ class Fanout(Generic[E]):
         if self.ended:
             return
         args = callback_args or (item,)
+        if self._replay:
+            self._latest = (item, args)
         for callback in list(self._callbacks):
             self._dispatcher.call(callback, *args)
         for iterator in list(self._iterators):

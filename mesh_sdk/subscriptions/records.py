@@ -154,6 +154,22 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
     (``mesh/record-deleted``), :meth:`on_delete` callbacks get ``(record_id, version)`` and
     iteration ends.
 
+    **Which changes a consumer sees** (the same rule for every kind of consumer: an
+    ``on_change`` callback given to ``subscribe_record``, one added later with
+    :meth:`on_change`, a :meth:`changes` iterator and ``async for``):
+
+    1. It starts from the state the subscription holds, as a full change: a callback given to
+       ``subscribe_record`` receives the initial snapshot (the subscribe response, version 0
+       with value ``None`` when the record is absent); a callback added or an iterator created
+       later receives the current state first. ``N`` writes after subscribing are therefore
+       ``N + 1`` changes for every consumer created right after subscribing.
+    2. Then every later change once, in version order.
+    3. A snapshot that brings nothing new is not delivered: after a reconnect (§14) or a
+       resync (§11.5), the subscribe response at the version and value the subscription
+       already holds is taken silently, so no consumer sees the same version twice. A server
+       that lost its records (a restarted memory backend) numbers versions anew; its answer
+       differs from the held state and is delivered as a full change.
+
     Attributes:
         record_id: The record.
         mode: ``"full"`` or ``"patch"``.
@@ -179,8 +195,9 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
         self._decode = decode
         self._state = RecordState()
         self._value: T | None = None
-        self._changes: Fanout[RecordChange[T]] = Fanout(dispatcher, queue_size)
-        self._values: Fanout[T | None] = Fanout(dispatcher, queue_size)
+        self._snapshot_taken = False
+        self._changes: Fanout[RecordChange[T]] = Fanout(dispatcher, queue_size, replay=True)
+        self._values: Fanout[T | None] = Fanout(dispatcher, queue_size, replay=True)
         self._on_delete: list[Callback] = []
 
     def __repr__(self) -> str:
@@ -216,7 +233,7 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
         return self._state.resyncing
 
     def on_change(self, callback: Callable[[RecordChange[T]], Any]) -> Callable[[], None]:
-        """Call ``callback(change)`` for every change (sync or async).
+        """Call ``callback(change)`` for the current state, then every change (sync or async).
 
         Returns:
             A function removing the callback.
@@ -237,7 +254,10 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
         return self._values.iterator()
 
     def changes(self) -> SubscriptionIterator[RecordChange[T]]:
-        """Return a new async iterator over :class:`RecordChange` objects."""
+        """Return a new async iterator over :class:`RecordChange` objects.
+
+        It yields the current state first (a full change), then every later change.
+        """
         return self._changes.iterator()
 
     async def update(
@@ -277,9 +297,17 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
     # Driven by the client
 
     def _apply_snapshot(self, value: Any, version: int) -> None:
-        """Take a subscribe response (first, resync or re-subscription) as a full update."""
-        self._state.reset(value, version)
-        self._emit(None)
+        """Take a subscribe response (first, resync or re-subscription) as a full update.
+
+        A later snapshot equal to the held state (same version and value) changes nothing and
+        is not delivered again (rule 3 of the class docstring).
+        """
+        state = self._state
+        unchanged = self._snapshot_taken and (state.version, state.value) == (version, value)
+        self._snapshot_taken = True
+        state.reset(value, version)
+        if not unchanged:
+            self._emit(None)
 
     def _apply_push(self, payload: Any) -> Outcome:
         outcome, patch = self._state.apply_push(payload)

@@ -107,9 +107,9 @@ async def clients() -> AsyncIterator[Callable[..., MeshClient]]:
     made: list[MeshClient] = []
 
     def factory(url: str, **options: Any) -> MeshClient:
-        options.setdefault("reconnect_base_delay", 5)
-        options.setdefault("reconnect_max_delay", 20)
-        options.setdefault("command_timeout", TIMEOUT * 1000)
+        options.setdefault("reconnect_base_delay", 0.005)
+        options.setdefault("reconnect_max_delay", 0.02)
+        options.setdefault("command_timeout", TIMEOUT)
         client = MeshClient(url, **options)
         made.append(client)
         return client

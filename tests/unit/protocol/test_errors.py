@@ -76,8 +76,9 @@ def test_client_side_errors_subclass_builtins() -> None:
 
 
 def test_rate_limit_retry_after() -> None:
-    assert RateLimitError("r", details={"retryAfterMs": 120}).retry_after_ms == 120
-    assert RateLimitError("r").retry_after_ms is None
+    assert RateLimitError("r", details={"retryAfterMs": 120}).retry_after == 0.12
+    assert RateLimitError("r", details={"retryAfterMs": True}).retry_after is None
+    assert RateLimitError("r").retry_after is None
 
 
 def test_conflict_versions() -> None:

@@ -21,10 +21,10 @@ async def make_client() -> AsyncIterator[Callable[..., MeshClient]]:
     clients: list[MeshClient] = []
 
     def factory(url: str, **options: Any) -> MeshClient:
-        options.setdefault("reconnect_base_delay", 5)
-        options.setdefault("reconnect_max_delay", 20)
-        options.setdefault("command_timeout", TIMEOUT * 1000)
-        options.setdefault("open_timeout", TIMEOUT * 1000)
+        options.setdefault("reconnect_base_delay", 0.005)
+        options.setdefault("reconnect_max_delay", 0.02)
+        options.setdefault("command_timeout", TIMEOUT)
+        options.setdefault("open_timeout", TIMEOUT)
         client = MeshClient(url, **options)
         clients.append(client)
         return client

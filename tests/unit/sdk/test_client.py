@@ -106,10 +106,45 @@ async def test_command_timeout(fake: FakeServer, make_client: Factory) -> None:
     client = make_client(fake.url)
     await client.connect()
     with pytest.raises(MeshTimeoutError):
-        await client.command("slow", timeout=30)
+        await client.command("slow", timeout=0.03)
     # the late answer is ignored and the client keeps working
     await fake.connections[0].respond(fake.requests[-1], "late")
     assert await client.command("echo", 1) == 1
+
+
+async def test_command_timeout_is_seconds(fake: FakeServer, make_client: Factory) -> None:
+    """Issue 10: ``timeout=5`` waits five seconds (it once expired after 5 ms)."""
+    fake.handlers["slow"] = lambda conn, req: HOLD
+    client = make_client(fake.url)
+    await client.connect()
+    loop = asyncio.get_running_loop()
+    issued = loop.time()
+    task = asyncio.ensure_future(client.command("slow", timeout=5))
+    await fake.wait_request("slow")
+    (pending,) = client._session.pending.values()
+    # The deadline is on the loop's clock (seconds); the timer is armed for it.
+    assert pending.deadline is not None
+    assert issued + 5 <= pending.deadline <= loop.time() + 5
+    assert client._timer is not None
+    assert client._timer.when() == pending.deadline
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(MeshTimeoutError, match=r"after 0\.02 s"):
+        await client.command("slow", timeout=0.02)
+
+
+async def test_negative_durations_rejected(fake: FakeServer, make_client: Factory) -> None:
+    for option in ("command_timeout", "reconnect_unavailable_delay"):
+        with pytest.raises(ValueError, match=option):
+            make_client(fake.url, **{option: -1})
+    with pytest.raises(ValueError, match="open_timeout"):
+        make_client(fake.url, open_timeout=0)
+    with pytest.raises(ValueError, match="non-negative"):
+        make_client(fake.url, reconnect_base_delay=-0.5)
+    client = make_client(fake.url)
+    await client.connect()
+    with pytest.raises(ValueError, match="timeout"):
+        await client.command("echo", timeout=-1)
 
 
 async def test_cancelled_command_is_forgotten(fake: FakeServer, make_client: Factory) -> None:
@@ -170,12 +205,12 @@ async def test_ping_pong_and_latency(fake: FakeServer, make_client: Factory) -> 
     assert type(pong["id"]) is int
     response = next(f for f in conn.frames if f["command"] == "latency:response")
     assert response["payload"] == {}
-    assert client.latency == 17
+    assert client.latency == 0.017
     await recorder.wait("latency")
 
 
 async def test_watchdog_reconnects_when_pings_stop(fake: FakeServer, make_client: Factory) -> None:
-    client = make_client(fake.url, ping_timeout=50, max_missed_pings=1)
+    client = make_client(fake.url, ping_timeout=0.05, max_missed_pings=1)
     recorder = Recorder(client)
     await client.connect()
     await recorder.wait("reconnect")
@@ -184,7 +219,7 @@ async def test_watchdog_reconnects_when_pings_stop(fake: FakeServer, make_client
 
 
 async def test_pings_keep_the_watchdog_quiet(fake: FakeServer, make_client: Factory) -> None:
-    client = make_client(fake.url, ping_timeout=80, max_missed_pings=1)
+    client = make_client(fake.url, ping_timeout=0.08, max_missed_pings=1)
     await client.connect()
     conn = fake.connections[0]
 
@@ -250,9 +285,9 @@ async def test_503_caps_the_backoff_so_a_recovered_server_is_asked_again_soon(
     draws = iter([0.0] + [1.0] * 1000)  # attempt 0 at once, then always the whole ceiling
     client = make_client(
         fake.url,
-        reconnect_base_delay=60_000,
-        reconnect_max_delay=60_000,
-        reconnect_unavailable_delay=10,
+        reconnect_base_delay=60.0,
+        reconnect_max_delay=60.0,
+        reconnect_unavailable_delay=0.01,
         rng=lambda: next(draws),
     )
     recorder = Recorder(client)
@@ -273,7 +308,7 @@ async def test_queued_command_expires(fake: FakeServer, make_client: Factory) ->
     fake.connections[0].abort()
     await recorder.wait("disconnect")
     with pytest.raises(MeshTimeoutError, match="offline"):
-        await client.command("echo", 1, timeout=30)
+        await client.command("echo", 1, timeout=0.03)
     assert isinstance(client.last_error, MeshConnectionError)
 
 
@@ -361,7 +396,7 @@ async def test_connect_failures(fake: FakeServer, make_client: Factory) -> None:
 
 async def test_close_before_assign_id() -> None:
     async with FakeServer(assign_id=False) as fake:
-        client = MeshClient(fake.url, open_timeout=5000)
+        client = MeshClient(fake.url, open_timeout=5.0)
         task = asyncio.ensure_future(client.connect())
         conn = await fake.wait_connections(1)
         await conn.close(1011)
@@ -373,7 +408,7 @@ async def test_close_before_assign_id() -> None:
 
 async def test_connect_timeout_without_assign_id() -> None:
     async with FakeServer(assign_id=False) as fake:
-        client = MeshClient(fake.url, open_timeout=100)
+        client = MeshClient(fake.url, open_timeout=0.1)
         with pytest.raises(MeshConnectionError, match="timed out"):
             await client.connect()
         await client.close()
@@ -381,7 +416,7 @@ async def test_connect_timeout_without_assign_id() -> None:
 
 async def test_reconnect_without_assign_id_retries() -> None:
     async with FakeServer() as fake:
-        client = MeshClient(fake.url, open_timeout=200, reconnect_base_delay=5)
+        client = MeshClient(fake.url, open_timeout=0.2, reconnect_base_delay=0.005)
         recorder = Recorder(client)
         await client.connect()
         fake.assign_id = False
@@ -411,7 +446,7 @@ async def test_application_close_fails_pending_and_stops(
 
 
 async def test_close_while_reconnecting(fake: FakeServer, make_client: Factory) -> None:
-    client = make_client(fake.url, reconnect_base_delay=10_000, reconnect_max_delay=10_000)
+    client = make_client(fake.url, reconnect_base_delay=10.0, reconnect_max_delay=10.0)
     recorder = Recorder(client)
     await client.connect()
     fake.connections[0].abort()

@@ -179,6 +179,7 @@ async def test_record_full_mode_updates_and_writes(fake: FakeServer, make_client
     rec = await client.subscribe_record("doc:2")
     assert (rec.value, rec.version) == (None, 0)
     values = aiter(rec)
+    assert await wait_for(anext(values)) is None  # the current state (absent) first
     conn = fake.connections[0]
     await conn.push("mesh/record-update", {"recordId": "doc:2", "full": {"x": 1}, "version": 1})
     assert await wait_for(anext(values)) == {"x": 1}
@@ -235,6 +236,7 @@ async def test_record_deleted_ends_subscription(fake: FakeServer, make_client: F
     rec.on_delete(lambda record_id, version: deleted.append((record_id, version)))
     values = aiter(rec)
     await fake.connections[0].push("mesh/record-deleted", {"recordId": "doc:3", "version": 3})
+    assert await wait_for(anext(values)) == {"a": 1}  # the state held when iteration began
     with pytest.raises(StopAsyncIteration):
         await wait_for(anext(values))
     assert deleted == [("doc:3", 3)]
@@ -330,13 +332,19 @@ async def test_join_room_with_presence_and_leave(fake: FakeServer, make_client: 
 async def test_presence_state_commands(fake: FakeServer, make_client: Factory) -> None:
     fake.handlers["mesh/clear-presence-state"] = lambda conn, req: True
     client = await connected(fake, make_client)
-    assert await client.publish_presence_state("lobby", {"x": 1}, expire_after=1500) is True
+    assert await client.publish_presence_state("lobby", {"x": 1}, expire_after=1.5) is True
     assert fake.requests[-1].payload == {
         "roomName": "lobby",
         "state": {"x": 1},
-        "expireAfter": 1500,
+        "expireAfter": 1500,  # seconds in Python, milliseconds on the wire
     }
     assert client._presence_states == {}  # expiring states are not re-published
+    await client.publish_presence_state("lobby", {"x": 1}, expire_after=1.1)
+    assert fake.requests[-1].payload["expireAfter"] == 1100
+    await client.publish_presence_state("lobby", {"x": 1}, expire_after=0.0001)
+    assert fake.requests[-1].payload["expireAfter"] == 1  # never rounded down to "no expiry"
+    with pytest.raises(ValueError, match="expire_after"):
+        await client.publish_presence_state("lobby", {"x": 1}, expire_after=-1)
     await client.publish_presence_state("lobby", {"x": 2})
     assert client._presence_states == {"lobby": ({"x": 2}, False)}
     assert await client.clear_presence_state("lobby") is True
@@ -401,6 +409,38 @@ async def test_resubscribe_after_reconnect(fake: FakeServer, make_client: Factor
     assert not pres.ended
     assert not chan.ended
     assert not rec.ended
+
+
+async def test_record_consumers_agree_and_never_repeat_a_version_across_reconnects(
+    fake: FakeServer, make_client: Factory
+) -> None:
+    """Issue 10: on_change and changes() see the same changes; a renewal repeats nothing."""
+    peer = RecordPeer(fake, {"n": 1}, 1)
+    client = await connected(fake, make_client)
+    recorder = Recorder(client)
+    callbacks: list[int] = []
+    rec = await client.subscribe_record(
+        "doc", mode="patch", on_change=lambda change: callbacks.append(change.version)
+    )
+    iterated = rec.changes()
+    ops = [{"op": "replace", "path": "/n", "value": 2}]
+    await fake.connections[0].push(
+        "mesh/record-update", {"recordId": "doc", "patch": ops, "version": 2}
+    )
+    await eventually(lambda: rec.version == 2)
+    peer.value, peer.version = {"n": 2}, 2  # nothing written while disconnected
+    fake.connections[0].abort()
+    await recorder.wait("resubscribed")
+    peer.value, peer.version = {"n": 3}, 3  # written while disconnected
+    fake.connections[1].abort()
+    await recorder.wait("resubscribed", 2)
+    await fake.connections[2].push(
+        "mesh/record-update", {"recordId": "doc", "full": {"n": 4}, "version": 4}
+    )
+    await eventually(lambda: rec.version == 4)
+    assert fake.commands().count("mesh/subscribe-record") == 3
+    assert callbacks == [1, 2, 3, 4]
+    assert [(await wait_for(anext(iterated))).version for _ in range(4)] == callbacks
 
 
 async def test_resubscribe_unavailable_is_retried_and_takes_the_store_as_it_is(

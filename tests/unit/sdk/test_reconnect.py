@@ -25,31 +25,22 @@ def test_status(status: int, retry: bool) -> None:
 
 
 def test_ceiling_doubles_and_caps() -> None:
-    backoff = Backoff(500, 30_000)
-    assert [backoff.ceiling(a) for a in range(8)] == [
-        500,
-        1000,
-        2000,
-        4000,
-        8000,
-        16000,
-        30000,
-        30000,
-    ]
-    assert backoff.ceiling(10_000) == 30_000
-    assert backoff.ceiling(-3) == 500
+    backoff = Backoff()  # seconds: 0.5 doubling up to 30
+    assert [backoff.ceiling(a) for a in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert backoff.ceiling(10_000) == 30
+    assert backoff.ceiling(-3) == 0.5
 
 
 def test_full_jitter_uses_rng() -> None:
     values = iter([0.0, 0.5, 0.999])
-    backoff = Backoff(500, 30_000, rng=lambda: next(values))
+    backoff = Backoff(0.5, 30.0, rng=lambda: next(values))
     assert backoff.delay(0) == 0.0
-    assert backoff.delay(1) == 500.0
-    assert backoff.delay(20) == pytest.approx(29_970.0)
+    assert backoff.delay(1) == 0.5
+    assert backoff.delay(20) == pytest.approx(29.97)
 
 
 def test_default_rng_within_bounds() -> None:
-    backoff = Backoff(100, 1000)
+    backoff = Backoff(0.1, 1.0)
     for attempt in range(10):
         assert 0 <= backoff.delay(attempt) <= backoff.ceiling(attempt)
 
@@ -60,8 +51,8 @@ def test_negative_delays_rejected() -> None:
 
 
 def test_cap_lowers_the_ceiling_for_one_attempt() -> None:
-    backoff = Backoff(500, 30_000, rng=lambda: 1.0)
-    assert backoff.delay(10) == 30_000
-    assert backoff.delay(10, cap=1000) == 1000  # after HTTP 503: ask again soon
-    assert backoff.delay(0, cap=1000) == 500  # never above the ordinary ceiling
+    backoff = Backoff(0.5, 30.0, rng=lambda: 1.0)
+    assert backoff.delay(10) == 30.0
+    assert backoff.delay(10, cap=1.0) == 1.0  # after HTTP 503: ask again soon
+    assert backoff.delay(0, cap=1.0) == 0.5  # never above the ordinary ceiling
     assert backoff.delay(3, cap=-5) == 0.0

@@ -65,8 +65,8 @@ def test_second_assignment_is_a_reconnect_and_resets_backoff() -> None:
     session: ClientSession[str] = ClientSession(backoff=Backoff(rng=lambda: 1.0))
     ready(session)
     session.connection_lost(5)
-    assert session.next_reconnect_delay() == 500
-    assert session.next_reconnect_delay() == 1000
+    assert session.next_reconnect_delay() == 0.5  # seconds, like every duration of the SDK
+    assert session.next_reconnect_delay() == 1.0
     assert session.reconnect_attempt == 2
     assert assign(session, 10, "conn-2") == [Assigned("conn-2", reconnected=True)]
     assert session.reconnect_attempt == 0
@@ -175,7 +175,7 @@ def test_stray_responses_ignored(rid: Any) -> None:
 
 
 def test_each_request_resolves_once() -> None:
-    session: ClientSession[str] = ClientSession()
+    session: ClientSession[str] = ClientSession(ping_timeout=None)
     ready(session)
     p = session.request("x", {}, "h", 0, 1000)
     assert isinstance(session.receive(frame({"id": p.id, "payload": 1}), 1)[0], Resolved)
@@ -220,14 +220,16 @@ def test_latency_request_echoes_payload() -> None:
     assert json.loads(out)["payload"] == {"t": 1}
 
 
-def test_latency_push_updates_latency() -> None:
+def test_latency_push_updates_latency_in_seconds() -> None:
     session: ClientSession[str] = ClientSession()
     ready(session)
-    assert session.receive(frame({"command": "latency", "payload": 42}), 0) == [LatencyChanged(42)]
-    assert session.latency == 42
+    # §6: the wire reports integer milliseconds; the session speaks seconds.
+    events = session.receive(frame({"command": "latency", "payload": 42}), 0)
+    assert events == [LatencyChanged(0.042)]
+    assert session.latency == 0.042
     (event,) = session.receive(frame({"command": "latency", "payload": True}), 0)
     assert isinstance(event, Ignored)
-    assert session.latency == 42
+    assert session.latency == 0.042
 
 
 def test_pushes_are_routed() -> None:
@@ -238,24 +240,24 @@ def test_pushes_are_routed() -> None:
 
 
 def test_watchdog_fires_after_missed_pings() -> None:
-    session: ClientSession[str] = ClientSession(ping_timeout=100, max_missed_pings=1)
+    session: ClientSession[str] = ClientSession(ping_timeout=0.25, max_missed_pings=1)
     ready(session, 0)
-    assert session.next_deadline() == 200
-    session.receive(frame({"command": "ping", "payload": {}}), 150)
-    assert session.next_deadline() == 350
-    assert session.tick(349) == []
-    assert session.tick(350) == [WatchdogExpired()]
-    assert session.tick(1000) == []  # once per connection
+    assert session.next_deadline() == 0.5
+    session.receive(frame({"command": "ping", "payload": {}}), 0.375)
+    assert session.next_deadline() == 0.875
+    assert session.tick(0.75) == []
+    assert session.tick(0.875) == [WatchdogExpired()]
+    assert session.tick(10) == []  # once per connection
     assert session.next_deadline() is None
 
 
 def test_assign_timeout() -> None:
-    session: ClientSession[str] = ClientSession(ping_timeout=None, assign_timeout=100)
+    session: ClientSession[str] = ClientSession(ping_timeout=None, assign_timeout=0.5)
     session.connection_opened(10)
-    assert session.next_deadline() == 110
-    assert session.tick(110) == [WatchdogExpired()]
-    session.connection_opened(200)
-    session.receive(frame({"command": "mesh/assign-id", "payload": "c"}), 250)
+    assert session.next_deadline() == 10.5
+    assert session.tick(10.5) == [WatchdogExpired()]
+    session.connection_opened(20)
+    session.receive(frame({"command": "mesh/assign-id", "payload": "c"}), 20.25)
     assert session.next_deadline() is None
 
 
@@ -273,15 +275,16 @@ def test_watchdog_not_armed_before_assignment() -> None:
     assert len(session.data_to_send()) == 1
 
 
-def test_request_timeout() -> None:
-    session: ClientSession[str] = ClientSession()
+def test_request_timeout_in_seconds() -> None:
+    session: ClientSession[str] = ClientSession(ping_timeout=None)
     ready(session)
-    p = session.request("slow", {}, "h", 100, 50)
-    assert session.next_deadline() == 150
-    assert session.tick(149) == []
-    (event,) = session.tick(150)
+    p = session.request("slow", {}, "h", 100, 5)
+    assert session.next_deadline() == 105
+    assert session.tick(104.9) == []
+    (event,) = session.tick(105)
     assert isinstance(event, Failed)
     assert isinstance(event.error, MeshTimeoutError)
+    assert event.error.message == 'Command "slow" timed out after 5 s (without a response)'
     assert event.pending is p
     assert session.pending == {}
     # a late response is stray
@@ -398,6 +401,8 @@ def test_invalid_options() -> None:
         ClientSession(ping_timeout=0)
     with pytest.raises(ValueError, match="max_missed_pings"):
         ClientSession(max_missed_pings=-1)
+    with pytest.raises(ValueError, match="assign_timeout"):
+        ClientSession(assign_timeout=0)
 
 
 def test_unserializable_payload_raises_type_error() -> None:

@@ -205,6 +205,63 @@ async def test_record_deleted(dispatcher: CallbackDispatcher) -> None:
     assert owner.calls == []
 
 
+async def test_every_record_consumer_starts_from_the_held_state(
+    dispatcher: CallbackDispatcher,
+) -> None:
+    """Issue 10: on_change given at subscribe and changes() made after it see the same changes."""
+    sub: RecordSubscription[Any] = RecordSubscription(Owner(), "d", "full", lambda v: v, dispatcher)
+    at_subscribe: list[int] = []
+    sub.on_change(lambda change: at_subscribe.append(change.version))  # before the answer
+    sub._apply_snapshot({"n": 0}, 3)  # the subscribe response
+    changes = sub.changes()  # what an application does once subscribe_record returned
+    values = aiter(sub)
+    later: list[tuple[int, bool]] = []
+    sub.on_change(lambda change: later.append((change.version, change.full)))
+    for version in range(4, 9):
+        sub._apply_push({"recordId": "d", "version": version, "full": {"n": version}})
+    sub._end()
+    assert at_subscribe == [3, 4, 5, 6, 7, 8]  # 5 writes: 6 changes
+    assert [c.version async for c in changes] == at_subscribe
+    assert [v async for v in values] == [{"n": 0}, *({"n": v} for v in range(4, 9))]
+    assert later == [(3, True), (4, True), (5, True), (6, True), (7, True), (8, True)]
+
+
+async def test_absent_record_snapshot_is_a_change(dispatcher: CallbackDispatcher) -> None:
+    sub: RecordSubscription[Any] = RecordSubscription(
+        Owner(), "d", "patch", lambda v: v, dispatcher
+    )
+    changes: list[RecordChange[Any]] = []
+    sub.on_change(changes.append)
+    sub._apply_snapshot(None, 0)
+    assert changes == [RecordChange("d", None, 0, None, None)]
+    sub._apply_snapshot(None, 0)  # renewed after a reconnect: nothing new
+    assert len(changes) == 1
+
+
+async def test_renewed_snapshot_is_delivered_only_when_it_differs(
+    dispatcher: CallbackDispatcher,
+) -> None:
+    sub: RecordSubscription[Any] = RecordSubscription(
+        Owner(), "d", "patch", lambda v: v, dispatcher
+    )
+    changes: list[RecordChange[Any]] = []
+    sub.on_change(changes.append)
+    iterator = sub.changes()
+    sub._apply_snapshot({"n": 1}, 1)
+    sub._apply_push(
+        {"recordId": "d", "version": 2, "patch": [{"op": "replace", "path": "/n", "value": 2}]}
+    )
+    sub._apply_snapshot({"n": 2}, 2)  # re-subscription after a reconnect: the held state
+    assert [c.version for c in changes] == [1, 2]
+    sub._apply_snapshot({"n": 5}, 5)  # written while disconnected
+    # A server that lost its records numbers versions anew: a different state, delivered.
+    sub._apply_snapshot({"fresh": True}, 1)
+    sub._end()
+    assert [(c.version, c.full) for c in changes] == [(1, True), (2, False), (5, True), (1, True)]
+    assert [c.version async for c in iterator] == [1, 2, 5, 1]
+    assert sub.raw == {"fresh": True}
+
+
 async def test_record_async_context(dispatcher: CallbackDispatcher) -> None:
     owner = Owner()
     sub: RecordSubscription[Any] = RecordSubscription(owner, "d", "full", lambda v: v, dispatcher)
