@@ -102,7 +102,7 @@ async def tour(url: str, server: MeshServer) -> None:
         if alice.latency is not None:
             break
         await asyncio.sleep(0.05)
-    say(f"alice round trip: {alice.latency} ms")
+    say(f"alice round trip: {alice.latency} s")
 
     say("\n-- channels with history")
     await alice.command("chat:send", {"text": "first!"})
@@ -129,7 +129,8 @@ async def tour(url: str, server: MeshServer) -> None:
     say("\n-- records")
     record = await alice.subscribe_record("doc:1", mode="patch")
     changes = record.changes()
-    say(f"alice subscribed to doc:1 (patch mode): v{record.version} = {record.value}")
+    change = await next_item(changes)  # every consumer starts from the state held
+    say(f"alice subscribed to doc:1 (patch mode): v{change.version} = {change.value}")
     await bob.publish_record_update("doc:1", {"title": "Hello", "items": [1]})
     change = await next_item(changes)
     say(f"alice: doc:1 v{change.version} = {change.value}")

@@ -63,7 +63,8 @@ async def run_tour(url: str) -> list[str]:
         topic_id = record_id_room_topic(room=ROOM)
         record = await alice.records.room_topic(room=ROOM, mode="patch")
         changes = record.changes()
-        say(f"alice subscribed to {topic_id} (patch mode): v{record.version} = {record.value}")
+        change = await _next(changes)  # every consumer starts from the state held
+        say(f"alice subscribed to {topic_id} (patch mode): v{change.version} = {change.value}")
         await bob_mesh.publish_record_update(topic_id, RoomTopic(topic="Mesh", updatedBy="bob"))
         change = await _next(changes)
         say(f"alice: v{change.version} = {change.value!r}")

@@ -171,7 +171,7 @@ class Probe:
 
 
 async def _probe(url: str) -> Probe:
-    client = MeshClient(url, ping_timeout=1000)
+    client = MeshClient(url, ping_timeout=1.0)
     await client.connect()
     await client.join_room("room:a")
     presence = await client.subscribe_presence("room:a")
@@ -206,7 +206,7 @@ async def _first_new_connection(url: str) -> tuple[float, MeshClient, list[str]]
     failures: list[str] = []
     deadline = started + TIMEOUT
     while True:
-        client = MeshClient(url, should_reconnect=False, open_timeout=TIMEOUT * 1000)
+        client = MeshClient(url, should_reconnect=False, open_timeout=TIMEOUT)
         try:
             await client.connect()
             await client.join_room("room:a")

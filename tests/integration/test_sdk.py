@@ -68,7 +68,7 @@ async def test_command_timeout(mesh: Restartable, clients: Factory) -> None:
     client = clients(mesh.url)
     await client.connect()
     with pytest.raises(MeshTimeoutError):
-        await client.command("slow", timeout=50)
+        await client.command("slow", timeout=0.05)
     mesh.app.gate.set()
     assert await client.command("echo", 1) == 1
 
@@ -86,7 +86,7 @@ async def test_latency_is_measured() -> None:
 
 async def test_server_pings_are_answered(clients: Factory) -> None:
     async with running_server(ping_interval=50, latency_interval=60_000) as server:
-        client = clients(server.url, ping_timeout=50)
+        client = clients(server.url, ping_timeout=0.05)
         recorder = Recorder(client)
         await client.connect()
         connection = server.connections[client.connection_id]  # type: ignore[index]
@@ -100,7 +100,7 @@ async def test_watchdog_reconnects(clients: Factory) -> None:
     async with running_server(ping_interval=10_000) as server:
         # The client expects pings every 30 ms, the server sends one every 10 s: the watchdog
         # drops the socket after 60 ms and the client reconnects with a new id (§14).
-        client = clients(server.url, ping_timeout=30, max_missed_pings=1)
+        client = clients(server.url, ping_timeout=0.03, max_missed_pings=1)
         recorder = Recorder(client)
         await client.connect()
         first = client.connection_id
@@ -151,7 +151,7 @@ async def test_queued_command_expires_while_server_down(
     await mesh.stop()
     await recorder.wait("disconnect")
     with pytest.raises(MeshTimeoutError):
-        await client.command("echo", 1, timeout=50)
+        await client.command("echo", 1, timeout=0.05)
     await mesh.start()
     await recorder.wait("resubscribed")
     assert mesh.app.calls == []

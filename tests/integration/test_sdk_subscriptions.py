@@ -14,6 +14,7 @@ from mesh_sdk.client import MeshClient
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.protocol.errors import ForbiddenError
 from mesh_sdk.subscriptions import PresenceUpdate, RecordChange
+from mesh_server.backends.memory import MemoryHub
 from tests.integration.sdk_support import Restartable, clients, mesh
 from tests.support.timing import eventually, wait_for
 from tests.unit.sdk.recorder import Recorder
@@ -168,6 +169,7 @@ async def test_record_full_and_patch_subscribers(mesh: Restartable, clients: Fac
     patch = await reader.subscribe_record("wdoc:2", mode="patch", model=Doc)
     assert (full.value, full.version) == (None, 0)
     patch_values = aiter(patch)
+    assert await wait_for(anext(patch_values)) is None  # the state held: absent
     assert await writer.publish_record_update("wdoc:1", Doc(title="a")) is True
     assert await writer.publish_record_update("wdoc:2", {"title": "a", "items": [1]}) is True
     assert await writer.publish_record_update("wdoc:2", {"title": "b"}, strategy="merge") is True
@@ -202,6 +204,7 @@ async def test_record_deleted(mesh: Restartable, clients: Factory) -> None:
     rec.on_delete(lambda record_id, version: deleted.append((record_id, version)))
     values = aiter(rec)
     await mesh.current.delete_record("doc:gone")
+    assert await wait_for(anext(values)) == {"a": 1}  # the state held when iteration began
     with pytest.raises(StopAsyncIteration):
         await wait_for(anext(values))
     assert deleted == [("doc:gone", 1)]
@@ -281,5 +284,58 @@ async def test_async_callbacks_and_iteration_together(mesh: Restartable, clients
     for n in range(5):
         await client.publish_record_update("wdoc:async", {"n": n})
     await wait_for(done.wait())
+    # Issue 10: 5 writes are 6 changes for both kinds of consumer (the snapshot first).
     assert seen == [0, 1, 2, 3, 4, 5]
-    assert [(await wait_for(anext(versions))).version for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert [(await wait_for(anext(versions))).version for _ in range(6)] == seen
+
+
+async def test_record_consumers_see_each_version_once_across_server_restarts(
+    mesh: Restartable, clients: Factory
+) -> None:
+    """Issue 10: a renewed subscription repeats no version, to callbacks or iterators."""
+    client = await connected(mesh, clients)
+    recorder = Recorder(client)
+    await mesh.current.publish_record_update("doc:restart", {"v": 1})
+    callbacks: list[RecordChange[Any]] = []
+    rec = await client.subscribe_record("doc:restart", mode="patch", on_change=callbacks.append)
+    iterated = rec.changes()
+    await mesh.current.publish_record_update("doc:restart", {"v": 2})
+    await eventually(lambda: rec.version == 2)
+    # Restart with nothing written meanwhile: the renewed subscription is the held state.
+    await mesh.restart()
+    await recorder.wait("resubscribed")
+    # Restart with a write while the server is down (the backend outlives the process).
+    await mesh.stop()
+    await recorder.wait("disconnect", 2)
+    server = await mesh.start()
+    await server.publish_record_update("doc:restart", {"v": 3})
+    await recorder.wait("resubscribed", 2)
+    await server.publish_record_update("doc:restart", {"v": 4})
+    await eventually(lambda: rec.version == 4)
+    history = [(c.version, c.full) for c in callbacks]
+    # v3 may arrive as the renewed snapshot (full) or, if the write raced the re-subscription,
+    # as its push; either way once.
+    assert [version for version, _ in history] == [1, 2, 3, 4]
+    assert history[:2] == [(1, True), (2, False)]
+    assert history[3] == (4, False)
+    assert [(await wait_for(anext(iterated))).version for _ in range(4)] == [1, 2, 3, 4]
+    await client.close()
+    assert [c.version async for c in iterated] == []
+
+
+async def test_record_from_a_server_that_lost_its_records_is_delivered(
+    mesh: Restartable, clients: Factory
+) -> None:
+    """A restarted memory backend numbers versions anew: its state is new, so it is delivered."""
+    client = await connected(mesh, clients)
+    recorder = Recorder(client)
+    await mesh.current.publish_record_update("doc:lost", {"v": 1})
+    rec = await client.subscribe_record("doc:lost")
+    iterated = rec.changes()
+    await mesh.stop()
+    await recorder.wait("disconnect")
+    mesh.hub = MemoryHub()  # the records are gone
+    await mesh.start()
+    await recorder.wait("resubscribed")
+    assert [(await wait_for(anext(iterated))).version for _ in range(2)] == [1, 0]
+    assert (rec.value, rec.version) == (None, 0)
