@@ -36,14 +36,16 @@ class PresenceUpdate:
         connection_id: The connection concerned.
         room: The room.
         state: The new state for ``"state"`` updates (``None`` = cleared or expired).
-        timestamp: The producing instance's clock (ms), not for ordering; ``None`` if absent.
+        timestamp: Seconds since the epoch on the producing instance's clock (as
+            :func:`time.time`; the wire's integer milliseconds / 1000), not for ordering;
+            ``None`` if absent.
     """
 
     type: UpdateType
     connection_id: str
     room: str
     state: Any = None
-    timestamp: int | None = None
+    timestamp: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +111,9 @@ class PresenceState:
             return None
         room = payload.get("roomName")
         room = room if isinstance(room, str) else ""
-        timestamp = payload.get("timestamp")
-        timestamp = timestamp if type(timestamp) is int else None
+        wire_timestamp = payload.get("timestamp")
+        # §8: integer milliseconds since the epoch on the wire.
+        timestamp = wire_timestamp / 1000 if type(wire_timestamp) is int else None
         if kind == "join":
             if connection_id in self.present:
                 return None

@@ -6,7 +6,7 @@ from mesh_sdk.subscriptions.presence import PresenceState, PresenceUpdate
 
 
 def event(kind: str, conn: str, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "connectionId": conn, "roomName": "lobby", "timestamp": 1, **extra}
+    return {"type": kind, "connectionId": conn, "roomName": "lobby", "timestamp": 1500, **extra}
 
 
 def test_snapshot_then_repeated_events_are_idempotent() -> None:
@@ -20,13 +20,13 @@ def test_snapshot_then_repeated_events_are_idempotent() -> None:
 
 def test_join_state_leave() -> None:
     state = PresenceState()
-    assert state.apply(event("join", "a")) == PresenceUpdate("join", "a", "lobby", None, 1)
+    assert state.apply(event("join", "a")) == PresenceUpdate("join", "a", "lobby", None, 1.5)
     update = state.apply(event("state", "a", state={"x": 1}))
-    assert update == PresenceUpdate("state", "a", "lobby", {"x": 1}, 1)
+    assert update == PresenceUpdate("state", "a", "lobby", {"x": 1}, 1.5)
     assert state.states == {"a": {"x": 1}}
     assert state.apply(event("state", "a", state={"x": 1})) is None
     assert state.apply(event("state", "a", state={"x": 2})) is not None
-    assert state.apply(event("leave", "a")) == PresenceUpdate("leave", "a", "lobby", None, 1)
+    assert state.apply(event("leave", "a")) == PresenceUpdate("leave", "a", "lobby", None, 1.5)
     assert state.present == set()
     assert state.states == {}
     assert state.apply(event("leave", "a")) is None
