@@ -57,7 +57,8 @@ async def test_patch_subscription_converges_without_resync(cluster: ServerCluste
 
         await eventually(lambda: record.version >= version)
         assert record.raw == stored
-        assert versions == list(range(1, 51))  # every version once, in order: no gap
+        # The held state (absent, v0) first, then every version once, in order: no gap.
+        assert versions == list(range(51))
         assert resyncs == 0
 
 
@@ -98,7 +99,8 @@ async def test_moves_through_update_record_on_two_instances_apply_exactly_once(
         for watcher, versions in zip(watchers, seen, strict=True):
             await eventually(lambda watcher=watcher: watcher.version == version)
             assert watcher.raw == value
-            assert versions == list(range(1, 2 * MOVES + 1))  # every version once, in order
+            # The held state (v0) first, then every version once, in order.
+            assert versions == list(range(2 * MOVES + 1))
 
 
 async def test_compare_and_set_from_clients_has_one_winner_per_version(
