@@ -38,7 +38,7 @@ def _reply(ctx: Any) -> models.SendMessageResponse:
 
 
 def _client(url: str) -> MeshClient:
-    return MeshClient(url, reconnect_base_delay=20, reconnect_max_delay=100)
+    return MeshClient(url, reconnect_base_delay=0.02, reconnect_max_delay=0.1)
 
 
 async def test_the_server_announces_its_contract() -> None:
