@@ -56,39 +56,25 @@ deployments sharing a server need distinct namespaces and channel names.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from mesh_sdk.protocol.codec import dumps, loads
 from mesh_sdk.protocol.errors import UnavailableError
-from mesh_sdk.protocol.patch import combine
-from mesh_server.backends.base import (
-    Backend,
-    DeadInstanceReport,
-    JoinResult,
-    MergeStrategy,
-    MessageHandler,
-    PresenceSnapshot,
-    RecordUpdater,
-    RecordWrite,
-)
-from mesh_server.backends.messages import (
-    BROADCAST,
-    encode_envelope,
-    inbox_channel,
-    record_channel,
-)
-from mesh_server.backends.redis.errors import unavailable, unavailable_on_failure
+from mesh_server.backends.base import Backend, MessageHandler, RecoveredCallback
+from mesh_server.backends.messages import BROADCAST, inbox_channel
+from mesh_server.backends.redis.broker import RedisBroker
 from mesh_server.backends.redis.health import Health
 from mesh_server.backends.redis.keys import Keys
+from mesh_server.backends.redis.metadata import RedisMetadata
+from mesh_server.backends.redis.presence import RedisPresence
 from mesh_server.backends.redis.pubsub import Subscriber
-from mesh_server.backends.redis.records import RecordWriter, UpdateAborted
+from mesh_server.backends.redis.records import RecordWriter, RedisRecords
+from mesh_server.backends.redis.registry import RedisRegistry
+from mesh_server.backends.redis.rooms import RedisRooms
 from mesh_server.backends.redis.scripts import Scripts
 
 __all__ = ["PUBSUB_DISCONNECTED", "RedisBackend"]
@@ -98,14 +84,16 @@ logger = logging.getLogger(__name__)
 PUBSUB_DISCONNECTED = "pubsub_disconnected"
 """Health code (:meth:`RedisBackend.health_issues`): the pub/sub reader is down or reconnecting."""
 
-RecoveredCallback = Callable[[], Awaitable[None]]
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class RedisBackend(Backend):
+class RedisBackend(
+    RedisBroker,
+    RedisRegistry,
+    RedisRooms,
+    RedisPresence,
+    RedisRecords,
+    RedisMetadata,
+    Backend,
+):
     """The :class:`~mesh_server.backends.base.Backend` on Redis (``redis.asyncio`` + hiredis).
 
     Args:
@@ -187,25 +175,7 @@ class RedisBackend(Backend):
         self._subscriber: Subscriber | None = None
         self._registration_lost = False
 
-    @property
-    def instance_id(self) -> str:
-        """The id given to :meth:`start` (empty before)."""
-        return self._instance_id
-
-    def _guard(self, operation: str) -> Any:
-        return unavailable_on_failure(self._timeout_s, operation, self.health)
-
-    def _deadline(self) -> float:
-        return asyncio.get_running_loop().time() + self._timeout_s
-
-    @staticmethod
-    def _check_deadline(deadline: float, operation: str) -> None:
-        # Retry loops check the deadline themselves: redis-py may swallow the cancellation
-        # that asyncio.timeout delivers while a command is in flight.
-        if asyncio.get_running_loop().time() > deadline:
-            raise unavailable(f"Redis backend: {operation} timed out (conflicts)")
-
-    # ------------------------------------------------------------------ lifecycle and instances
+    # ------------------------------------------------------------------ lifecycle
 
     async def start(self, instance_id: str, on_message: MessageHandler) -> None:
         """Load the scripts, register the instance and subscribe its inbox and broadcast."""
@@ -253,21 +223,6 @@ class RedisBackend(Backend):
                 logger.warning("could not deregister instance %s: %s", self._instance_id, exc)
         await self._client.aclose()
 
-    async def _register_instance(self, ttl_ms: int) -> bool:
-        existed = await self._scripts.run(
-            "heartbeat", self._keys.for_heartbeat(self._instance_id), self._instance_id, ttl_ms
-        )
-        return bool(existed)
-
-    async def heartbeat(self, ttl_ms: int) -> bool:
-        """Refresh the heartbeat; ``False`` if it had lapsed or the registration was lost."""
-        async with self._guard("heartbeat"):
-            existed = await self._register_instance(ttl_ms)
-        # The heartbeat runs every probe interval during an outage: it notices the end.
-        self.health.succeeded()
-        lost, self._registration_lost = self._registration_lost, False
-        return existed and not lost
-
     async def _recover(self) -> None:
         """After a pub/sub reconnect: re-register the instance, then call ``on_recovered``."""
         # The store may have been lost: cached record states would only cost conflicts.
@@ -291,442 +246,3 @@ class RedisBackend(Backend):
     def pubsub_reconnects(self) -> int:
         """How many times the pub/sub link was re-established since start."""
         return self._subscriber.reconnects if self._subscriber is not None else 0
-
-    async def sweep_dead_instances(self) -> list[DeadInstanceReport]:
-        """Claim each registered instance whose heartbeat lapsed and clean it up (§13.4)."""
-        reports: list[DeadInstanceReport] = []
-        async with self._guard("sweep dead instances"):
-            instances = await self._client.smembers(self._keys.instances)
-            for raw in sorted(instances):
-                instance = _text(raw)
-                if instance == self._instance_id:
-                    continue
-                claimed = await self._scripts.run(
-                    "claim_instance",
-                    self._keys.for_claim_instance(instance),
-                    instance,
-                    self._claim_ttl_ms,
-                )
-                if claimed is None:
-                    continue
-                connections = sorted(_text(c) for c in claimed)
-                for connection_id in connections:
-                    await self._scripts.run(
-                        "unregister_connection",
-                        self._keys.for_unregister_connection(connection_id, instance),
-                        connection_id,
-                    )
-                await self._scripts.run(
-                    "release_instance", self._keys.for_release_instance(instance), instance, "0"
-                )
-                reports.append(DeadInstanceReport(instance, connections))
-        return reports
-
-    async def ping(self) -> None:
-        """Check that Redis answers."""
-        async with self._guard("ping"):
-            await self._client.ping()
-
-    async def reregister_connections(self, connection_ids_with_metadata: Mapping[str, Any]) -> None:
-        """Re-create routing entries (and metadata) of live connections after Redis lost them.
-
-        Args:
-            connection_ids_with_metadata: Connection id → metadata (``None``: keep/none).
-        """
-        args: list[str | bytes | int] = [self._instance_id]
-        for connection_id, metadata in connection_ids_with_metadata.items():
-            if metadata is None:
-                args += [connection_id, "0", ""]
-            else:
-                args += [connection_id, "1", dumps(metadata)]
-        if len(args) == 1:
-            return
-        async with self._guard("re-register connections"):
-            await self._scripts.run(
-                "register_connections",
-                self._keys.for_register_connections(self._instance_id),
-                *args,
-            )
-
-    # ------------------------------------------------------------------ pub/sub
-
-    def _require_subscriber(self) -> Subscriber:
-        if self._subscriber is None:
-            raise RuntimeError("RedisBackend.start() was not called")
-        return self._subscriber
-
-    async def subscribe(self, channel: str) -> None:
-        """Subscribe and return once Redis confirmed it."""
-        await self._require_subscriber().subscribe(channel)
-
-    async def unsubscribe(self, channel: str) -> None:
-        """Unsubscribe (``UNSUBSCRIBE`` is sent and confirmed)."""
-        await self._require_subscriber().unsubscribe(channel)
-
-    async def publish(self, channel: str, data: bytes) -> None:
-        """``PUBLISH`` raw bytes."""
-        async with self._guard("publish"):
-            await self._client.publish(channel, data)
-
-    # ------------------------------------------------------------------ connections and routing
-
-    async def register_connection(self, connection_id: str, metadata: Any = None) -> None:
-        """Add the routing entry (and initial metadata) for a connection of this instance."""
-        await self.reregister_connections({connection_id: metadata})
-
-    async def unregister_connection(self, connection_id: str, tracked_rooms: Sequence[str]) -> None:
-        """Remove presence (one ``leave`` each), memberships, metadata and routing entry."""
-        async with self._guard("unregister connection"):
-            await self._scripts.run(
-                "unregister_connection",
-                self._keys.for_unregister_connection(connection_id, self._instance_id),
-                connection_id,
-                *tracked_rooms,
-            )
-
-    async def connection_instance(self, connection_id: str) -> str | None:
-        """Return the instance holding ``connection_id``."""
-        async with self._guard("connection instance"):
-            raw = await self._client.hget(self._keys.conns, connection_id)
-        return _text(raw) if raw is not None else None
-
-    async def all_connection_ids(self) -> list[str]:
-        """Return every registered connection id (from the routing hash)."""
-        async with self._guard("all connection ids"):
-            raw = await self._client.hkeys(self._keys.conns)
-        return [_text(c) for c in raw]
-
-    async def send_to_connection(self, connection_id: str, frame: bytes) -> bool:
-        """Route ``frame`` to the connection's instance inbox: one script call."""
-        envelope = encode_envelope({"t": "send", "c": connection_id}, frame)
-        async with self._guard("send to connection"):
-            sent = await self._scripts.run(
-                "send_to_connection", [self._keys.conns], connection_id, envelope
-            )
-        return bool(sent)
-
-    async def broadcast(
-        self, frame: bytes, *, room: str | None = None, exclude: Iterable[str] = ()
-    ) -> None:
-        """One ``PUBLISH`` on the broadcast channel, resolved locally by every instance."""
-        envelope = encode_envelope({"t": "bc", "r": room, "x": list(exclude)}, frame)
-        await self.publish(self.namespace + BROADCAST, envelope)
-
-    # ------------------------------------------------------------------ metadata (§12)
-
-    async def _set_metadata(
-        self, hash_key: str, field: str, value: Any, strategy: MergeStrategy, what: str
-    ) -> Any:
-        async with self._guard(what):
-            if strategy == "replace":
-                await self._client.hset(hash_key, field, dumps(value))
-                return value
-            deadline = self._deadline()
-            while True:
-                self._check_deadline(deadline, what)
-                raw = await self._client.hget(hash_key, field)
-                old = loads(raw) if raw is not None else None
-                new = combine(old, value, strategy)
-                committed = await self._scripts.run(
-                    "metadata_cas",
-                    [hash_key],
-                    field,
-                    "0" if raw is None else "1",
-                    raw if raw is not None else "",
-                    dumps(new),
-                )
-                if committed:
-                    return new
-
-    async def set_connection_metadata(
-        self, connection_id: str, value: Any, strategy: MergeStrategy = "replace"
-    ) -> Any:
-        """Combine and store a connection's metadata (CAS loop for merge strategies)."""
-        return await self._set_metadata(
-            self._keys.conn_meta, connection_id, value, strategy, "set connection metadata"
-        )
-
-    async def get_connection_metadata(self, connection_id: str) -> Any:
-        """Return a connection's metadata or ``None``."""
-        async with self._guard("get connection metadata"):
-            raw = await self._client.hget(self._keys.conn_meta, connection_id)
-        return loads(raw) if raw is not None else None
-
-    async def get_all_connection_metadata(
-        self, connection_ids: Sequence[str] | None = None
-    ) -> dict[str, Any]:
-        """Return connection id → metadata for the given ids or every registered connection."""
-        async with self._guard("get all connection metadata"):
-            if connection_ids is None:
-                ids = [_text(c) for c in await self._client.hkeys(self._keys.conns)]
-            else:
-                ids = list(connection_ids)
-            if not ids:
-                return {}
-            raws = await self._client.hmget(self._keys.conn_meta, ids)
-        return {
-            cid: loads(raw) if raw is not None else None for cid, raw in zip(ids, raws, strict=True)
-        }
-
-    async def set_room_metadata(
-        self, room: str, value: Any, strategy: Literal["replace", "merge"] = "replace"
-    ) -> Any:
-        """Replace or shallowly merge room metadata."""
-        return await self._set_metadata(
-            self._keys.room_meta, room, value, strategy, "set room metadata"
-        )
-
-    async def get_room_metadata(self, room: str) -> Any:
-        """Return a room's metadata or ``None``."""
-        async with self._guard("get room metadata"):
-            raw = await self._client.hget(self._keys.room_meta, room)
-        return loads(raw) if raw is not None else None
-
-    async def get_all_room_metadata(self) -> dict[str, Any]:
-        """Return room → metadata for every room with metadata."""
-        async with self._guard("get all room metadata"):
-            raw = await self._client.hgetall(self._keys.room_meta)
-        return {_text(room): loads(value) for room, value in raw.items()}
-
-    # ------------------------------------------------------------------ rooms (§10.1, §10.2)
-
-    async def join_room(
-        self, room: str, connection_id: str, presence_ttl_ms: int | None
-    ) -> JoinResult:
-        """Add membership and, for a tracked room, presence (``join`` only if new)."""
-        ttl = "" if presence_ttl_ms is None else presence_ttl_ms
-        async with self._guard("join room"):
-            joined, present = await self._scripts.run(
-                "join_room",
-                self._keys.for_join_room(room, connection_id),
-                room,
-                connection_id,
-                ttl,
-                "",
-                "",
-            )
-        return JoinResult(bool(joined), [_text(c) for c in present])
-
-    async def join_registered(
-        self, room: str, connection_id: str, presence_ttl_ms: int | None
-    ) -> JoinResult | None:
-        """Route check, join and inbox control in one ``join_room`` script call."""
-        ttl = "" if presence_ttl_ms is None else presence_ttl_ms
-        control = encode_envelope({"t": "room", "op": "join", "r": room, "c": connection_id})
-        async with self._guard("join room"):
-            result = await self._scripts.run(
-                "join_room",
-                self._keys.for_join_room(room, connection_id),
-                room,
-                connection_id,
-                ttl,
-                "1",
-                control,
-            )
-        if result is None:
-            return None
-        joined, present = result
-        return JoinResult(bool(joined), [_text(c) for c in present])
-
-    async def leave_room(self, room: str, connection_id: str) -> bool:
-        """Remove membership, presence and state (``leave`` if it was present)."""
-        async with self._guard("leave room"):
-            was_member = await self._scripts.run(
-                "leave_room", self._keys.for_leave_room(room, connection_id), room, connection_id
-            )
-        return bool(was_member)
-
-    async def room_members(self, room: str) -> list[str]:
-        """Return the member ids of ``room``."""
-        async with self._guard("room members"):
-            raw = await self._client.smembers(self._keys.room_members(room))
-        return [_text(c) for c in raw]
-
-    async def connection_rooms(self, connection_id: str) -> list[str]:
-        """Return the rooms of ``connection_id``."""
-        async with self._guard("connection rooms"):
-            raw = await self._client.smembers(self._keys.conn_rooms(connection_id))
-        return [_text(r) for r in raw]
-
-    async def is_in_room(self, room: str, connection_id: str) -> bool:
-        """Return whether ``connection_id`` is a member of ``room``."""
-        async with self._guard("is in room"):
-            return bool(await self._client.sismember(self._keys.room_members(room), connection_id))
-
-    async def all_rooms(self) -> list[str]:
-        """Return every room with at least one member."""
-        async with self._guard("all rooms"):
-            raw = await self._client.smembers(self._keys.rooms)
-        return [_text(r) for r in raw]
-
-    async def clear_room(self, room: str) -> list[str]:
-        """Remove all members (``leave`` for each present one), states and metadata."""
-        async with self._guard("clear room"):
-            members = await self._scripts.run("clear_room", self._keys.for_clear_room(room), room)
-        return [_text(c) for c in members]
-
-    # ------------------------------------------------------------------ presence (§10.3–§10.5)
-
-    async def refresh_presence(
-        self, connection_id: str, rooms_ttl_ms: Sequence[tuple[str, int]]
-    ) -> None:
-        """Extend presence deadlines in one script (re-joining expired members)."""
-        if not rooms_ttl_ms:
-            return
-        args: list[str | bytes | int] = [connection_id]
-        for room, ttl in rooms_ttl_ms:
-            args += [room, ttl]
-        async with self._guard("refresh presence"):
-            rooms = [room for room, _ in rooms_ttl_ms]
-            await self._scripts.run(
-                "refresh_presence", self._keys.for_refresh_presence(rooms), *args
-            )
-
-    async def sweep_presence(self) -> int:
-        """Expire due presence and states (one script per batch of due entries)."""
-        total = 0
-        async with self._guard("sweep presence"):
-            while True:
-                expired = int(
-                    await self._scripts.run(
-                        "sweep_presence", [self._keys.deadlines], self._sweep_batch
-                    )
-                )
-                total += expired
-                if expired < self._sweep_batch:
-                    return total
-
-    async def presence_snapshot(self, room: str) -> PresenceSnapshot:
-        """Read present ids and their states in one ``MULTI``/``EXEC``."""
-        async with (
-            self._guard("presence snapshot"),
-            self._client.pipeline(transaction=True) as pipe,
-        ):
-            pipe.smembers(self._keys.room_presence(room))
-            pipe.hgetall(self._keys.room_states(room))
-            present_raw, states_raw = await pipe.execute()
-        present = [_text(c) for c in present_raw]
-        present_set = set(present)
-        states = {_text(c): loads(v) for c, v in states_raw.items() if _text(c) in present_set}
-        return PresenceSnapshot(present, states)
-
-    async def is_present(self, room: str, connection_id: str) -> bool:
-        """Return whether ``connection_id`` is present in ``room``."""
-        async with self._guard("is present"):
-            return bool(await self._client.sismember(self._keys.room_presence(room), connection_id))
-
-    async def set_presence_state(
-        self,
-        room: str,
-        connection_id: str,
-        state: Any,
-        *,
-        expire_after_ms: int | None = None,
-        silent: bool = False,
-    ) -> bool:
-        """Replace the state of a present connection (``state`` event unless silent)."""
-        expire = expire_after_ms if expire_after_ms else ""
-        async with self._guard("set presence state"):
-            stored = await self._scripts.run(
-                "set_presence_state",
-                self._keys.for_presence_state(room),
-                room,
-                connection_id,
-                dumps(state),
-                expire,
-                "1" if silent else "0",
-            )
-        return bool(stored)
-
-    async def clear_presence_state(self, room: str, connection_id: str) -> bool:
-        """Remove the state (``state`` null iff one existed)."""
-        async with self._guard("clear presence state"):
-            present = await self._scripts.run(
-                "clear_presence_state", self._keys.for_presence_state(room), room, connection_id
-            )
-        return bool(present)
-
-    # ------------------------------------------------------------------ channels (§9)
-
-    async def publish_channel(self, channel: str, message: str, history: int = 0) -> None:
-        """Publish verbatim; with history, append + trim to exactly N + publish in one script."""
-        async with self._guard("publish channel"):
-            if history > 0:
-                await self._scripts.run(
-                    "publish_channel", [self._keys.history(channel)], channel, message, history
-                )
-            else:
-                await self._client.publish(channel, message)
-
-    async def channel_history(self, channel: str, limit: int) -> list[str]:
-        """Return up to ``limit`` most recent messages, newest first."""
-        if limit <= 0:
-            return []
-        async with self._guard("channel history"):
-            raw = await self._client.lrange(self._keys.history(channel), 0, limit - 1)
-        return [m.decode("utf-8", "replace") if isinstance(m, bytes) else m for m in raw]
-
-    # ------------------------------------------------------------------ records (§11)
-
-    async def get_record(self, record_id: str) -> tuple[Any, int]:
-        """Return ``(value, version)``, ``(None, 0)`` when absent."""
-        async with self._guard("get record"):
-            raw_value, raw_version = await self._client.hmget(
-                self._keys.record(record_id), ["v", "n"]
-            )
-        if raw_version is None:
-            return None, 0
-        return loads(raw_value or b"null"), int(raw_version)
-
-    async def write_record(
-        self,
-        record_id: str,
-        value: Any,
-        strategy: MergeStrategy = "replace",
-        *,
-        max_size: int | None = None,
-        validate: Callable[[Any], None] | None = None,
-        expected_version: int | None = None,
-    ) -> RecordWrite:
-        """Commit with one script call when uncontended (see :mod:`.records`)."""
-        async with self._guard("write record"):
-            return await self._records.write(
-                record_id,
-                value,
-                strategy,
-                max_size=max_size,
-                validate=validate,
-                expected_version=expected_version,
-                deadline=self._deadline(),
-            )
-
-    async def update_record(
-        self,
-        record_id: str,
-        fn: RecordUpdater,
-        *,
-        max_size: int | None = None,
-        validate: Callable[[Any], None] | None = None,
-    ) -> RecordWrite:
-        """Run ``fn`` on the cached or read state and commit with one script call if current."""
-        try:
-            async with self._guard("update record"):
-                return await self._records.update(
-                    record_id, fn, max_size=max_size, validate=validate, deadline=self._deadline()
-                )
-        except UpdateAborted as aborted:
-            error = aborted.error
-        # Raised outside the handler so that nothing is chained to the function's exception.
-        raise error
-
-    async def delete_record(self, record_id: str) -> int | None:
-        """Delete value and version and publish the deletion (``None`` if absent)."""
-        async with self._guard("delete record"):
-            version = await self._scripts.run(
-                "record_delete",
-                [self._keys.record(record_id)],
-                record_channel(self.namespace, record_id),
-                dumps(record_id),
-            )
-        self._records.forget(record_id)
-        return int(version) if version is not None else None

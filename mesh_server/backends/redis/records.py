@@ -48,13 +48,19 @@ import redis.asyncio as aioredis
 from mesh_sdk.protocol.codec import dumps, loads
 from mesh_sdk.protocol.errors import ConflictError, TooLargeError, UnavailableError
 from mesh_sdk.protocol.patch import combine, diff, json_equal
-from mesh_server.backends.base import MergeStrategy, RecordUpdater, RecordWrite
+from mesh_server.backends.interfaces.records import (
+    MergeStrategy,
+    RecordStore,
+    RecordUpdater,
+    RecordWrite,
+)
 from mesh_server.backends.messages import record_channel
 from mesh_server.backends.redis.keys import Keys
 from mesh_server.backends.redis.scripts import Scripts
+from mesh_server.backends.redis.state import RedisState
 from mesh_server.backends.slots import RecordSlot, RecordSlots
 
-__all__ = ["RecordWriter", "UpdateAborted"]
+__all__ = ["RecordWriter", "RedisRecords", "UpdateAborted"]
 
 _DELETED_PREFIX: Final = b'{"t":"deleted"'
 _VERSION_KEY: Final = b',"version":'
@@ -432,3 +438,70 @@ def _plan(
     if validate is not None:
         validate(loads(encoded))
     return _Plan(old, new, encoded, None if json_equal(old, new) else diff(old, new))
+
+
+class RedisRecords(RedisState, RecordStore):
+    """The record operations of the Redis backend (writes through :class:`RecordWriter`)."""
+
+    async def get_record(self, record_id: str) -> tuple[Any, int]:
+        """Return ``(value, version)``, ``(None, 0)`` when absent."""
+        async with self._guard("get record"):
+            raw_value, raw_version = await self._client.hmget(
+                self._keys.record(record_id), ["v", "n"]
+            )
+        if raw_version is None:
+            return None, 0
+        return loads(raw_value or b"null"), int(raw_version)
+
+    async def write_record(
+        self,
+        record_id: str,
+        value: Any,
+        strategy: MergeStrategy = "replace",
+        *,
+        max_size: int | None = None,
+        validate: Callable[[Any], None] | None = None,
+        expected_version: int | None = None,
+    ) -> RecordWrite:
+        """Commit with one script call when uncontended (see :mod:`.records`)."""
+        async with self._guard("write record"):
+            return await self._records.write(
+                record_id,
+                value,
+                strategy,
+                max_size=max_size,
+                validate=validate,
+                expected_version=expected_version,
+                deadline=self._deadline(),
+            )
+
+    async def update_record(
+        self,
+        record_id: str,
+        fn: RecordUpdater,
+        *,
+        max_size: int | None = None,
+        validate: Callable[[Any], None] | None = None,
+    ) -> RecordWrite:
+        """Run ``fn`` on the cached or read state and commit with one script call if current."""
+        try:
+            async with self._guard("update record"):
+                return await self._records.update(
+                    record_id, fn, max_size=max_size, validate=validate, deadline=self._deadline()
+                )
+        except UpdateAborted as aborted:
+            error = aborted.error
+        # Raised outside the handler so that nothing is chained to the function's exception.
+        raise error
+
+    async def delete_record(self, record_id: str) -> int | None:
+        """Delete value and version and publish the deletion (``None`` if absent)."""
+        async with self._guard("delete record"):
+            version = await self._scripts.run(
+                "record_delete",
+                [self._keys.record(record_id)],
+                record_channel(self.namespace, record_id),
+                dumps(record_id),
+            )
+        self._records.forget(record_id)
+        return int(version) if version is not None else None
