@@ -1,12 +1,15 @@
-"""The backend conformance harness: one suite, run against every backend.
+"""The backend conformance harness: one suite per interface, each run against every backend.
 
-Each test takes the ``cluster`` fixture, parametrized over the memory backend and the Redis
-backend. ``await cluster.start(n)`` returns ``n`` started backends that share one store (memory:
-one :class:`MemoryHub`; Redis: one server) with distinct instance ids, each with a
-:class:`Recorder` as its message handler. Tests never sleep to synchronize: they await messages
-(:meth:`Recorder.next`), use a sentinel published on the same channel to prove that nothing else
-arrived (:meth:`Recorder.drain`), and let TTLs lapse with :meth:`Cluster.lapse` (memory: the fake
-hub clock jumps; Redis: real time passes while :func:`tests.support.timing.eventually` polls).
+The modules follow :mod:`mesh_server.backends.interfaces`: ``test_broker``, ``test_registry``,
+``test_rooms``, ``test_presence``, ``test_records``, ``test_metadata``; each test checks a
+guarantee its interface documents. Each test takes the ``cluster`` fixture, parametrized over the
+memory backend and the Redis backend. ``await cluster.start(n)`` returns ``n`` started backends
+that share one store (memory: one :class:`MemoryHub`; Redis: one server) with distinct instance
+ids, each with a :class:`Recorder` as its message handler. Tests never sleep to synchronize: they
+await messages (:meth:`Recorder.next`), use a sentinel published on the same channel to prove that
+nothing else arrived (:meth:`Recorder.drain`), and let TTLs lapse with :meth:`Cluster.lapse`
+(memory: the fake hub clock jumps; Redis: real time passes while
+:func:`tests.support.timing.eventually` polls).
 """
 
 from __future__ import annotations

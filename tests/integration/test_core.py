@@ -59,7 +59,7 @@ async def test_connection_ids_unique_and_registered() -> None:
         RawClient.open(server.url) as b,
     ):
         assert a.connection_id != b.connection_id
-        ids = await server.backend.all_connection_ids()
+        ids = list(await server.backend.get_all_connection_metadata())
         assert sorted(ids) == sorted([a.connection_id, b.connection_id])
         assert set(server.connections) == set(ids)
 
@@ -383,7 +383,7 @@ async def test_silent_client_closed_with_4000() -> None:
             elapsed = loop.time() - start
             assert 0.15 < elapsed < 2.0
             await wait_for(closed.wait())
-            assert await server.backend.all_connection_ids() == []
+            assert await server.backend.get_all_connection_metadata() == {}
 
 
 async def test_pong_keeps_connection_alive_and_latency_measured() -> None:
@@ -652,7 +652,7 @@ async def test_cleanup_exactly_once_and_graceful_close() -> None:
                 pass
             await eventually(lambda: len(disconnected) == 1)
             assert disconnected == [b.connection_id]
-            assert await server.backend.all_connection_ids() == [a.connection_id]
+            assert list(await server.backend.get_all_connection_metadata()) == [a.connection_id]
             closing = asyncio.create_task(server.close())
             assert await a.wait_closed() == 1001
             await wait_for(closing)

@@ -136,7 +136,7 @@ async def test_sigkilled_instance_cleaned_up_within_bound(redis_url: str) -> Non
             assert update["connectionId"] == victim_id
 
             async def gone() -> bool:
-                ids = await survivor.backend.all_connection_ids()
+                ids = list(await survivor.backend.get_all_connection_metadata())
                 meta = await survivor.connection_manager.get_metadata(victim_id)
                 return victim_id not in ids and meta is None
 

@@ -61,7 +61,7 @@ async def test_kill_and_restart(own_redis: RedisServer) -> None:
 
         own_redis.kill()
         operations = [
-            backend.ping(),
+            backend.connection_instance("c1"),
             backend.write_record("rec", {"v": 2}),
             backend.send_to_connection("c1", b"x"),
             backend.join_room("room", "c1", 60_000),
@@ -83,7 +83,7 @@ async def test_kill_and_restart(own_redis: RedisServer) -> None:
         assert backend.pubsub_reconnects == 1
 
         # Commands work again (the pool reconnects on its own).
-        await backend.ping()
+        assert await backend.connection_instance("c1") is None  # Redis came back empty
         write = await backend.write_record("rec", {"v": 3})
         assert write.version == 1  # Redis came back empty
 

@@ -71,10 +71,6 @@ class PresenceStore(ABC):
         """Return the present ids and the states of present connections that have one."""
 
     @abstractmethod
-    async def is_present(self, room: str, connection_id: str) -> bool:
-        """Return whether ``connection_id`` is present in ``room``."""
-
-    @abstractmethod
     async def set_presence_state(
         self,
         room: str,

@@ -26,8 +26,8 @@ class InstanceRegistry(ABC):
 
     Guarantees
     ----------
-    * **Routing.** A connection has at most one routing entry (connection → instance); the last
-      registration wins, so registering an id on another instance moves it.
+    * **Routing.** A connection has at most one routing entry (connection → instance), visible
+      to every instance as soon as :meth:`register_connection` returns.
     * **Atomicity.** Registering and unregistering a connection are one step each. Unregistering
       ends presence (exactly one ``leave`` per present room), memberships, metadata and the
       routing entry together, so nothing of a connection outlives it (PROTOCOL §5.3).
@@ -105,11 +105,3 @@ class InstanceRegistry(ABC):
     @abstractmethod
     async def connection_instance(self, connection_id: str) -> str | None:
         """Return the id of the instance holding ``connection_id``, or ``None`` if unknown."""
-
-    @abstractmethod
-    async def all_connection_ids(self) -> list[str]:
-        """Return the ids of all registered connections on all instances (index scan, no KEYS)."""
-
-    @abstractmethod
-    async def ping(self) -> None:
-        """Check that the store answers (raises ``UnavailableError`` if not)."""

@@ -58,7 +58,7 @@ class MemoryBackend(
       :class:`~mesh_sdk.protocol.errors.TooLargeError` and
       :class:`~mesh_sdk.protocol.errors.ConflictError`, exceptions of a ``validate`` callback or
       an update function, and ``UnavailableError`` when :meth:`update_record` misses its
-      deadline; :meth:`ping` raises ``UnavailableError`` after :meth:`close`.
+      deadline.
     * **Record updates.** :meth:`update_record` holds a per-record slot of this backend while
       its function runs (updates of one record on one instance wait for each other); if a
       write of another instance, or a plain write, commits while the function awaits, the

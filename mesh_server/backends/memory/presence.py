@@ -53,10 +53,6 @@ class MemoryPresence(MemoryState, PresenceStore):
                 states[connection_id] = loads(state[0])
         return PresenceSnapshot(present=present, states=states)
 
-    async def is_present(self, room: str, connection_id: str) -> bool:
-        """Return whether ``connection_id`` is present in ``room``."""
-        return connection_id in self._s.presence.get(room, ())
-
     async def set_presence_state(
         self,
         room: str,

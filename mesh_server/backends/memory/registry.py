@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mesh_sdk.protocol.codec import dumps
-from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends.interfaces.registry import DeadInstanceReport, InstanceRegistry
 from mesh_server.backends.memory.state import MemoryState
 
@@ -81,12 +80,3 @@ class MemoryRegistry(MemoryState, InstanceRegistry):
     async def connection_instance(self, connection_id: str) -> str | None:
         """Return the instance holding ``connection_id``, or ``None``."""
         return self._s.routes.get(connection_id)
-
-    async def all_connection_ids(self) -> list[str]:
-        """Return every registered connection id."""
-        return list(self._s.routes)
-
-    async def ping(self) -> None:
-        """Return at once; raise ``UnavailableError`` once the backend is closed."""
-        if self._closed:
-            raise UnavailableError("memory backend is closed")

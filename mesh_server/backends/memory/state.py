@@ -31,7 +31,6 @@ class MemoryState:
     _s: Store
     _instance_id: str | None
     _endpoint: Endpoint | None
-    _closed: bool
 
     @property
     def instance_id(self) -> str:

@@ -1,8 +1,13 @@
 """Redis backend: shared state and pub/sub for any number of instances (PROTOCOL §13).
 
+:class:`RedisBackend` composes one class per interface of
+:mod:`mesh_server.backends.interfaces` (:mod:`.broker`, :mod:`.registry`, :mod:`.rooms`,
+:mod:`.presence`, :mod:`.records`, :mod:`.metadata`, over the shared :mod:`.state`) and owns the
+lifecycle: start, close and recovery after a Redis restart.
+
 Guarantees
 ----------
-Everything in :mod:`mesh_server.backends.base`'s Guarantees, implemented as follows:
+Everything the interfaces guarantee, implemented as follows:
 
 * **Atomicity.** Every multi-key update is one Lua script (``lua/*.lua``) run with ``EVALSHA``:
   room join/leave/clear, presence refresh/sweep/state, connection (un)registration, channel

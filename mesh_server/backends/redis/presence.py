@@ -63,11 +63,6 @@ class RedisPresence(RedisState, PresenceStore):
         states = {text(c): loads(v) for c, v in states_raw.items() if text(c) in present_set}
         return PresenceSnapshot(present, states)
 
-    async def is_present(self, room: str, connection_id: str) -> bool:
-        """Return whether ``connection_id`` is present in ``room``."""
-        async with self._guard("is present"):
-            return bool(await self._client.sismember(self._keys.room_presence(room), connection_id))
-
     async def set_presence_state(
         self,
         room: str,

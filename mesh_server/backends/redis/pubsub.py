@@ -73,11 +73,6 @@ class Subscriber:
         """Whether the reader is connected with every channel (re-)subscribed."""
         return self._ready.is_set()
 
-    @property
-    def channels(self) -> frozenset[str]:
-        """The channels this instance wants to be subscribed to."""
-        return frozenset(self._channels)
-
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, channels: set[str]) -> None:

@@ -109,14 +109,3 @@ class RedisRegistry(RedisState, InstanceRegistry):
         async with self._guard("connection instance"):
             raw = await self._client.hget(self._keys.conns, connection_id)
         return text(raw) if raw is not None else None
-
-    async def all_connection_ids(self) -> list[str]:
-        """Return every registered connection id (from the routing hash)."""
-        async with self._guard("all connection ids"):
-            raw = await self._client.hkeys(self._keys.conns)
-        return [text(c) for c in raw]
-
-    async def ping(self) -> None:
-        """Check that Redis answers."""
-        async with self._guard("ping"):
-            await self._client.ping()

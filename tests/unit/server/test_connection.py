@@ -162,7 +162,7 @@ async def test_slow_consumer_closes_4001_and_cleans_up_once(server: MeshServer) 
     assert connection.cleanup_task is not None
     await wait_for(connection.cleanup_task)
     assert hooks == ["conn-test"]
-    assert await server.backend.all_connection_ids() == []
+    assert await server.backend.get_all_connection_metadata() == {}
 
 
 async def test_pending_frames_limit(server: MeshServer) -> None:
@@ -236,7 +236,7 @@ async def test_cleanup_retried_while_backend_unreachable(
     assert hooks == ["conn-test"]  # hooks run after the first attempt; the retry continues
 
     async def unregistered() -> bool:
-        return await server.backend.all_connection_ids() == []
+        return await server.backend.get_all_connection_metadata() == {}
 
     await eventually(unregistered)
     assert failures == 0

@@ -270,7 +270,11 @@ async def test_deadline_entries_are_unambiguous(start_backend: StartBackend) -> 
 
     async def swept() -> bool:
         await backend.sweep_presence()
-        return not [pair for pair in pairs if await backend.is_present(*pair)]
+        return not [
+            (room, cid)
+            for room, cid in pairs
+            if cid in (await backend.presence_snapshot(room)).present
+        ]
 
     await eventually(swept)
     leaves = set()
@@ -408,7 +412,7 @@ async def test_dead_instance_claimed_by_exactly_one(start_backend: StartBackend)
 async def test_reregister_connections(start_backend: StartBackend, plain_redis: Any) -> None:
     backend, _ = await start_backend()
     await backend.reregister_connections({"a": {"role": "x"}, "b": None})
-    assert sorted(await backend.all_connection_ids()) == ["a", "b"]
+    assert sorted(await backend.get_all_connection_metadata()) == ["a", "b"]
     assert await backend.get_all_connection_metadata() == {"a": {"role": "x"}, "b": None}
     assert await backend.connection_instance("a") == backend.instance_id
 
@@ -434,7 +438,6 @@ async def test_full_workload_uses_no_keys_or_config(
     await a.get_all_room_metadata()
     await a.get_all_connection_metadata()
     await a.all_rooms()
-    await a.all_connection_ids()
     await a.publish_channel("chan", "m", history=5)
     await a.channel_history("chan", 5)
     await a.write_record("rec", {"v": 1})
@@ -539,4 +542,4 @@ async def test_scripts_touch_only_declared_keys(
 
 async def _swept(backend: Any) -> bool:
     await backend.sweep_presence()
-    return not await backend.is_present("r", "c1")
+    return "c1" not in (await backend.presence_snapshot("r")).present

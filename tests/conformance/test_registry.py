@@ -1,4 +1,4 @@
-"""Instance heartbeats, dead-instance sweeps, self-fencing and close (PROTOCOL §13.3–§13.5)."""
+"""Instance registry: routing, heartbeats, dead-instance sweeps, fencing, close (§5, §13)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,62 @@ async def claim_dead(cluster: Cluster, survivors: list[Node]) -> list[DeadInstan
     cluster.lapse(cluster.short_ttl)
     rounds = await cluster.until(lambda: sweep_instances(survivors), bool)
     return [report for reports in rounds for report in reports]
+
+
+async def test_registered_connection_is_routed_from_every_instance(cluster: Cluster) -> None:
+    a, b, c = await cluster.start(3)
+    await a.backend.register_connection("conn-a")
+    await b.backend.register_connection("conn-b")
+    for node in (a, b, c):
+        assert await node.backend.connection_instance("conn-a") == a.instance_id
+        assert await node.backend.connection_instance("conn-b") == b.instance_id
+        assert await node.backend.connection_instance("conn-unknown") is None
+        assert sorted(await node.backend.get_all_connection_metadata()) == ["conn-a", "conn-b"]
+
+
+async def test_unregister_connection_removes_everything(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    await watch_presence(b, "t1")
+    await watch_presence(b, "t2")
+    await a.backend.register_connection("conn-1", {"user": 1})
+    await a.backend.register_connection("conn-2")
+    await a.backend.join_room("t1", "conn-1", cluster.long_ttl)
+    await a.backend.join_room("t2", "conn-1", cluster.long_ttl)
+    await a.backend.join_room("plain", "conn-1", None)
+    await a.backend.join_room("t1", "conn-2", cluster.long_ttl)
+    await a.backend.set_presence_state("t1", "conn-1", "busy")
+    await a.backend.set_presence_state("t2", "conn-1", "idle", expire_after_ms=cluster.long_ttl)
+
+    await a.backend.unregister_connection("conn-1", ["t1", "t2"])
+
+    assert await presence_events(b, "t1") == [
+        ("join", "conn-1"),
+        ("join", "conn-2"),
+        ("state", "conn-1", "busy"),
+        ("leave", "conn-1"),
+    ]
+    assert await presence_events(b, "t2") == [
+        ("join", "conn-1"),
+        ("state", "conn-1", "idle"),
+        ("leave", "conn-1"),
+    ]
+    for node in (a, b):
+        assert await node.backend.connection_instance("conn-1") is None
+        assert await node.backend.get_connection_metadata("conn-1") is None
+        assert await node.backend.get_all_connection_metadata() == {"conn-2": None}
+        assert await node.backend.connection_rooms("conn-1") == []
+        assert await node.backend.room_members("t1") == ["conn-2"]
+        assert await node.backend.room_members("plain") == []
+        assert sorted(await node.backend.all_rooms()) == ["t1"]
+        assert await node.backend.presence_snapshot("t1") == PresenceSnapshot(["conn-2"], {})
+        assert await node.backend.presence_snapshot("t2") == PresenceSnapshot([], {})
+    assert await b.backend.send_to_connection("conn-1", b"x") is False
+
+
+async def test_unregister_unknown_connection_is_harmless(cluster: Cluster) -> None:
+    (a,) = await cluster.start(1)
+    await a.backend.unregister_connection("conn-unknown", ["t1"])
+    assert await a.backend.get_all_connection_metadata() == {}
 
 
 async def test_heartbeat_of_a_live_instance(cluster: Cluster) -> None:
@@ -59,7 +115,7 @@ async def test_dead_instance_is_claimed_once_and_cleaned(cluster: Cluster) -> No
     ]
     assert await presence_events(watcher, "t2") == [("join", "conn-d1"), ("leave", "conn-d1")]
     for node in survivors:
-        assert await node.backend.all_connection_ids() == ["conn-live"]
+        assert list(await node.backend.get_all_connection_metadata()) == ["conn-live"]
         assert await node.backend.connection_instance("conn-d1") is None
         assert await node.backend.get_connection_metadata("conn-d1") is None
         assert await node.backend.get_all_connection_metadata() == {"conn-live": {"user": "live"}}
@@ -105,7 +161,7 @@ async def test_close_deregisters_and_cleans_leftover_connections(cluster: Cluste
     await a.backend.close()
 
     assert await presence_events(b, "game") == [("join", "conn-left"), ("leave", "conn-left")]
-    assert await b.backend.all_connection_ids() == ["conn-b"]
+    assert list(await b.backend.get_all_connection_metadata()) == ["conn-b"]
     assert await b.backend.get_connection_metadata("conn-left") is None
     assert await b.backend.all_rooms() == []
     assert await b.backend.sweep_dead_instances() == []
