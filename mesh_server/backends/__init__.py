@@ -1,5 +1,9 @@
 """Coordination backends: :class:`~mesh_server.backends.base.Backend` and its implementations.
 
+``Backend`` is the intersection of the interfaces in :mod:`mesh_server.backends.interfaces`
+(broker, instance registry, rooms, presence, records, metadata); ``memory/`` and ``redis/``
+implement each in a module of the same name.
+
 :func:`create_backend` picks one from configuration: the in-process memory backend without a Redis
 URL, the Redis backend (imported only then) with one.
 """
