@@ -27,7 +27,7 @@ class MetadataStore(ABC):
     * **No events.** Metadata changes publish nothing.
     * **Enumeration.** :meth:`get_all_connection_metadata` without ids covers every registered
       connection (``None`` for one without metadata), from the routing index.
-    * **Size limits.** None here: the server bounds what clients may set.
+    * **Size limits.** None here: the server bounds what clients may set (``max_metadata_size``).
     * **Raises** ``UnavailableError`` when the store is unreachable or the deadline passed.
     """
 

@@ -43,8 +43,9 @@ class InstanceRegistry(ABC):
       store that cannot be lost while its instance lives (memory) never calls it.
     * **Delivery.** Events of a cleanup (``leave``) are published at most once, inside the step
       that removes the presence.
-    * **Raises** ``UnavailableError`` when the store is unreachable; nothing is dropped silently
-      except registry entries of instances a sweep cleaned.
+    * **Dropped.** Everything of an instance a sweep cleaned, and of a connection unregistered.
+    * **Size limits.** None here: initial metadata is stored as given.
+    * **Raises** ``UnavailableError`` when the store is unreachable.
     """
 
     on_recovered: RecoveredCallback | None = None
