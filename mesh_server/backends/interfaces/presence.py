@@ -37,8 +37,9 @@ class PresenceStore(ABC):
       publication order).
     * **Presence implies membership.** Only members become present; :meth:`refresh_presence`
       skips rooms the connection is not a member of.
-    * **Atomicity.** Each method is one step; :meth:`refresh_presence` covers all its rooms in
-      one step, and :meth:`presence_snapshot` reads ids and states consistently.
+    * **Atomicity.** Each method is one step (a sweep: one step per batch of due entries);
+      :meth:`refresh_presence` covers all its rooms in one step, and :meth:`presence_snapshot`
+      reads ids and states consistently.
     * **Clock.** Deadlines are the store's clock plus the TTL; the server's sweep interval only
       bounds how late an expiry is noticed.
     * **Dropped.** A state of a connection that is not present is not stored (``False``).
