@@ -1,8 +1,9 @@
 """The backend conformance harness: one suite per interface, each run against every backend.
 
 The modules follow :mod:`mesh_server.backends.interfaces`: ``test_broker``, ``test_registry``,
-``test_rooms``, ``test_presence``, ``test_records``, ``test_metadata``; each test checks a
-guarantee its interface documents. Each test takes the ``cluster`` fixture, parametrized over the
+``test_rooms``, ``test_presence``, ``test_records`` (and ``test_record_cas`` for its
+compare-and-set and read-modify-write), ``test_metadata``; each test checks a guarantee its
+interface documents. Each test takes the ``cluster`` fixture, parametrized over the
 memory backend and the Redis backend. ``await cluster.start(n)`` returns ``n`` started backends
 that share one store (memory: one :class:`MemoryHub`; Redis: one server) with distinct instance
 ids, each with a :class:`Recorder` as its message handler. Tests never sleep to synchronize: they

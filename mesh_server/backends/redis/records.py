@@ -10,10 +10,10 @@ an older state). How many commands that takes:
   (an :class:`asyncio.Lock` per record that is being written), so tasks of one instance never
   race each other into conflicts.
 * **Cached state.** The instance keeps the last known ``(incarnation, version, value)`` of
-  recently written records (a bounded LRU cache). An uncontended write is the commit script
-  alone: **one command**. The cache is refreshed by every commit and conflict reply, dropped
-  when this instance deletes the record, and dropped when a record event this instance
-  receives shows a newer version or a deletion (:meth:`RecordWriter.observe`).
+  recently written records (a bounded LRU cache, :mod:`.record_cache`). An uncontended write is
+  the commit script alone: **one command**. The cache is refreshed by every commit and conflict
+  reply, dropped when this instance deletes the record, and dropped when a record event this
+  instance receives shows a newer version or a deletion (:meth:`RecordWriter.observe`).
 * **Conflicts re-read once.** A failed commit returns the current state, so the retry needs no
   read: a write that loses one race costs two commands. The first write of a record on an
   instance (nothing cached) reads it once first (``HMGET``).
@@ -38,7 +38,6 @@ import asyncio
 import inspect
 import os
 import random
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -56,6 +55,7 @@ from mesh_server.backends.interfaces.records import (
 )
 from mesh_server.backends.messages import record_channel
 from mesh_server.backends.redis.keys import Keys
+from mesh_server.backends.redis.record_cache import RecordState, StateCache
 from mesh_server.backends.redis.scripts import Scripts
 from mesh_server.backends.redis.state import RedisState
 from mesh_server.backends.slots import RecordSlot, RecordSlots
@@ -64,68 +64,6 @@ __all__ = ["RecordWriter", "RedisRecords", "UpdateAborted"]
 
 _DELETED_PREFIX: Final = b'{"t":"deleted"'
 _VERSION_KEY: Final = b',"version":'
-
-
-@dataclass(frozen=True, slots=True)
-class _State:
-    """What a record held at one moment: ``version`` 0 means absent."""
-
-    incarnation: bytes
-    version: int
-    encoded: bytes | None
-
-    @classmethod
-    def from_raw(cls, raw_value: Any, raw_version: Any, raw_incarnation: Any) -> _State:
-        if raw_version is None:
-            return cls(b"", 0, None)
-        return cls(bytes(raw_incarnation or b""), int(raw_version), bytes(raw_value or b"null"))
-
-    def decode(self) -> Any:
-        """Return the stored value (``None`` when absent), a new object on every call."""
-        return loads(self.encoded) if self.encoded is not None else None
-
-    def same(self, other: _State) -> bool:
-        """Whether both describe the same stored value (same incarnation and version)."""
-        return self.version == other.version and self.incarnation == other.incarnation
-
-    @property
-    def size(self) -> int:
-        return len(self.encoded or b"") + len(self.incarnation)
-
-
-class _StateCache:
-    """A bounded LRU map record id → :class:`_State` (by entry count and stored bytes)."""
-
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._entries: OrderedDict[str, _State] = OrderedDict()
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._bytes = 0
-
-    def get(self, record_id: str) -> _State | None:
-        state = self._entries.get(record_id)
-        if state is not None:
-            self._entries.move_to_end(record_id)
-        return state
-
-    def put(self, record_id: str, state: _State) -> None:
-        self.drop(record_id)
-        if state.size > self._max_bytes or self._max_entries <= 0:
-            return
-        self._entries[record_id] = state
-        self._bytes += state.size
-        while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
-
-    def drop(self, record_id: str) -> None:
-        state = self._entries.pop(record_id, None)
-        if state is not None:
-            self._bytes -= state.size
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +105,7 @@ class RecordWriter:
         self._client = client
         self._scripts = scripts
         self._keys = keys
-        self._cache = _StateCache(cache_entries, cache_bytes)
+        self._cache = StateCache(cache_entries, cache_bytes)
         self._slots = RecordSlots()
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
@@ -271,9 +209,9 @@ class RecordWriter:
         finally:
             self._slots.release(record_id, slot)
 
-    async def _read(self, key: str) -> _State:
+    async def _read(self, key: str) -> RecordState:
         raw_value, raw_version, raw_incarnation = await self._client.hmget(key, ["v", "n", "i"])
-        return _State.from_raw(raw_value, raw_version, raw_incarnation)
+        return RecordState.from_raw(raw_value, raw_version, raw_incarnation)
 
     async def _pause(self, slot: RecordSlot, attempt: int) -> None:
         loop = asyncio.get_running_loop()
@@ -347,8 +285,8 @@ class RecordWriter:
             attempt += 1
 
     async def _commit(
-        self, record_id: str, key: str, state: _State, plan: _Plan, patch: list[dict[str, Any]]
-    ) -> tuple[bool, _State]:
+        self, record_id: str, key: str, state: RecordState, plan: _Plan, patch: list[dict[str, Any]]
+    ) -> tuple[bool, RecordState]:
         """Run the commit script: ``(True, new state)``, or ``(False, current state)``."""
         version = state.version + 1
         incarnation = state.incarnation if state.version else os.urandom(8).hex().encode()
@@ -383,8 +321,8 @@ class RecordWriter:
             self._cache.drop(record_id)
             raise
         if int(reply[0]) == 1:
-            return True, _State(incarnation, version, plan.encoded)
-        return False, _State.from_raw(reply[1], reply[2], reply[3])
+            return True, RecordState(incarnation, version, plan.encoded)
+        return False, RecordState.from_raw(reply[1], reply[2], reply[3])
 
 
 class UpdateAborted(Exception):
@@ -409,7 +347,7 @@ class _Change:
     expected_version: int | None
 
 
-async def _updated(fn: RecordUpdater, state: _State) -> Any:
+async def _updated(fn: RecordUpdater, state: RecordState) -> Any:
     """Return ``fn(current)`` (``fn`` gets a copy of its own, which it may mutate)."""
     try:
         new = fn(state.decode())
