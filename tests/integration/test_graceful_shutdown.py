@@ -142,7 +142,7 @@ async def test_sigterm_leaves_at_once_closes_1001_and_exits_0(redis_url: str) ->
             await victim.close()
             await watcher.close()
         # Deregistered: no routing entry of the victim and no instance left behind.
-        assert victim_id not in await survivor.backend.all_connection_ids()
+        assert victim_id not in await survivor.backend.get_all_connection_metadata()
     await served.line("Mesh server closed")
     assert (await served.line("SIGTERM received"))["instance_id"]
 

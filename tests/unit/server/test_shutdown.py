@@ -32,7 +32,7 @@ async def test_close_says_1001_and_removes_presence_before_returning() -> None:
             await server.close()
             # close() returned: the cleanup (§5.3) already ran, nothing of the client is left.
             assert await server.get_room_members("room:a") == []
-            assert await server.backend.all_connection_ids() == []
+            assert await server.backend.get_all_connection_metadata() == {}
             assert await client.wait_closed() == 1001
 
 
