@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import ipaddress
 import logging
 import os
 import secrets
@@ -98,6 +99,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(Limits))
 _CLEANUP_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+def _is_loopback_host(host: str) -> bool:
+    """Whether a server bound to ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or "" (every interface)
 
 
 def _new_connection_id() -> str:
@@ -518,6 +529,14 @@ class MeshServer(FeatureAPI):
             self.url,
             extra={FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)},
         )
+        if self.allowed_origins is None and not _is_loopback_host(self.host):
+            # §5.1: without an allow-list any web page can open a connection with the
+            # visitor's cookies; harmless on loopback, worth a warning anywhere else.
+            self._log.warning(
+                "allowed_origins is not set: connections from any Origin are accepted on %s "
+                "(pass allowed_origins=[...]; see docs/deployment.md)",
+                self.host,
+            )
 
     async def close(self) -> None:
         """Shut down gracefully within :attr:`shutdown_timeout` seconds (PROTOCOL §5.3, §13).
