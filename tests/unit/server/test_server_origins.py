@@ -1,4 +1,4 @@
-"""The start-up warning for an unset ``allowed_origins`` on a non-loopback host (PROTOCOL §5.1)."""
+"""The start-up warning for an unset ``allowed_origins`` on a reachable address (PROTOCOL §5.1)."""
 
 from __future__ import annotations
 
@@ -8,65 +8,64 @@ import pytest
 
 from mesh_server import MeshServer
 from mesh_server.backends import MemoryBackend
-from mesh_server.transport.base import ConnectHandler, UpgradeHook
+from mesh_server.transport.base import TransportHooks
 
 WARNING_TEXT = "allowed_origins is not set"
 
 
-class IdleTransport:
-    """A transport that binds nothing: the start path runs without opening a socket."""
+class SocketlessTransport:
+    """A transport that owns no listening socket (as under ASGI, where the ASGI server does)."""
 
     def __init__(self) -> None:
-        self.bound: tuple[str, int] | None = None
+        self.hooks: TransportHooks | None = None
 
-    async def start(
-        self, host: str, port: int, *, on_upgrade: UpgradeHook, on_connect: ConnectHandler
-    ) -> None:
-        self.bound = (host, port)
+    async def start(self, hooks: TransportHooks) -> None:
+        self.hooks = hooks
 
     @property
     def port(self) -> int:
-        return 0 if self.bound is None else self.bound[1]
-
-    def stop_accepting(self) -> None:
-        """Nothing to stop: no socket was opened."""
+        return 0
 
     async def close(self) -> None:
-        self.bound = None
+        self.hooks = None
 
 
-async def start_and_log(
-    caplog: pytest.LogCaptureFixture, host: str, allowed_origins: list[str] | None
+async def origin_warnings(
+    caplog: pytest.LogCaptureFixture, server: MeshServer
 ) -> list[logging.LogRecord]:
-    transport = IdleTransport()
-    server = MeshServer(
-        host, 0, backend=MemoryBackend(), transport=transport, allowed_origins=allowed_origins
-    )
     with caplog.at_level(logging.WARNING, logger="mesh_server"):
         async with server:
-            assert transport.bound == (host, 0)
+            assert server.started
     return [record for record in caplog.records if WARNING_TEXT in record.getMessage()]
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "10.1.2.3", "mesh.example.com"])
-async def test_unset_origins_on_a_reachable_host_warns_once(
-    caplog: pytest.LogCaptureFixture, host: str
+async def test_unset_origins_on_every_interface_warn_once(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    warnings = await start_and_log(caplog, host, None)
+    warnings = await origin_warnings(caplog, MeshServer("0.0.0.0", 0, backend=MemoryBackend()))
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
-    assert host in warnings[0].getMessage()
+    assert "accepted on 0.0.0.0 " in warnings[0].getMessage()
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "localhost"])
-async def test_loopback_hosts_do_not_warn(caplog: pytest.LogCaptureFixture, host: str) -> None:
-    assert await start_and_log(caplog, host, None) == []
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "localhost"])
+async def test_loopback_addresses_do_not_warn(caplog: pytest.LogCaptureFixture, host: str) -> None:
+    assert await origin_warnings(caplog, MeshServer(host, 0, backend=MemoryBackend())) == []
 
 
-async def test_an_allow_list_silences_the_warning(caplog: pytest.LogCaptureFixture) -> None:
-    assert await start_and_log(caplog, "0.0.0.0", ["https://app.example.com"]) == []
+@pytest.mark.parametrize("origins", [["https://app.example.com"], []])
+async def test_an_allow_list_silences_the_warning(
+    caplog: pytest.LogCaptureFixture, origins: list[str]
+) -> None:
+    # An empty list is an explicit choice too: every upgrade is answered 403.
+    server = MeshServer("0.0.0.0", 0, backend=MemoryBackend(), allowed_origins=origins)
+    assert await origin_warnings(caplog, server) == []
 
 
-async def test_an_empty_allow_list_counts_as_set(caplog: pytest.LogCaptureFixture) -> None:
-    # An explicit choice (every upgrade is answered 403): nothing to warn of.
-    assert await start_and_log(caplog, "0.0.0.0", []) == []
+async def test_a_transport_without_a_listening_socket_does_not_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = SocketlessTransport()
+    server = MeshServer("0.0.0.0", 0, backend=MemoryBackend(), transport=transport)
+    assert await origin_warnings(caplog, server) == []
+    assert transport.hooks is None  # started, then closed
