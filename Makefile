@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format codegen codegen-check bench bench-full bench-node fuzz redis-check clean
+.PHONY: demo test lint format codegen codegen-check bench bench-full bench-node fuzz redis-check docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -58,7 +58,11 @@ codegen: $(STAMP)
 	  done; \
 	else echo $(call no_node,the TypeScript bindings are NOT regenerated.); fi
 
-test: $(STAMP) redis-check lint
+# The API reference is rendered from the docstrings: a broken reference or link fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: $(STAMP) redis-check lint docs
 	@if command -v node >/dev/null 2>&1; then \
 	  $(BIN)/pytest -q; \
 	else \
@@ -90,4 +94,4 @@ fuzz: $(STAMP) redis-check
 	  -k "test_hostile_frames$(if $(BACKEND), and $(BACKEND))"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis codegen/ts/node_modules
+	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache .hypothesis codegen/ts/node_modules

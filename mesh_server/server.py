@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import ipaddress
 import logging
 import os
 import secrets
@@ -98,6 +99,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(Limits))
 _CLEANUP_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+def _reachable_addresses(transport: Transport) -> list[str]:
+    """Return the listening addresses of ``transport`` that other machines can reach."""
+    if not isinstance(transport, WebsocketsTransport):
+        return []  # another adapter (e.g. ASGI) does not own a listening socket here
+    addresses = []
+    for sock in transport.sockets:
+        address = str(sock.getsockname()[0])
+        if not ipaddress.ip_address(address).is_loopback:
+            addresses.append(address)
+    return addresses
 
 
 def _new_connection_id() -> str:
@@ -518,6 +531,15 @@ class MeshServer(FeatureAPI):
             self.url,
             extra={FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)},
         )
+        reachable = _reachable_addresses(self._transport) if self.allowed_origins is None else []
+        if reachable:
+            # §5.1: without an allow-list any web page can open a connection with the
+            # visitor's cookies; harmless on loopback, worth a warning anywhere else.
+            self._log.warning(
+                "allowed_origins is not set: connections from any Origin are accepted on %s "
+                "(pass allowed_origins=[...]; see docs/deployment.md)",
+                ", ".join(reachable),
+            )
 
     async def close(self) -> None:
         """Shut down gracefully within :attr:`shutdown_timeout` seconds (PROTOCOL §5.3, §13).
