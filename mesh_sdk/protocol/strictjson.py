@@ -162,13 +162,15 @@ def text_nests_deeper(data: bytes | str, limit: int) -> bool:
     brackets = b"".join(structure.split(b'"')[::2]).translate(_CURLY_TO_SQUARE)
     # Each pass removes the innermost containers ("[]" pairs): the number of passes is the depth.
     for _ in range(limit):
-        shorter = brackets.replace(b"[]", b"")
-        if not shorter:
+        if not brackets:
             return False
+        shorter = brackets.replace(b"[]", b"")
         if len(shorter) == len(brackets):
             return True  # unbalanced: not JSON anyway (the parser will say why)
         brackets = shorter
-    return True
+    # Brackets left after ``limit`` passes nest deeper; none left (e.g. only brackets inside
+    # strings, with limit 0) do not.
+    return bool(brackets)
 
 
 def member_text(text: str, name: str) -> str | None:

@@ -110,6 +110,14 @@ def test_text_depth_ignores_brackets_in_strings(value: Any, limit: int, ascii_on
     assert text_nests_deeper(text.encode(), limit) is (depth_of(value) > limit)
 
 
+def test_brackets_inside_strings_are_no_nesting_even_at_limit_zero() -> None:
+    # Found by the property test above: with limit 0 no pass ran and any bracket counted.
+    assert not text_nests_deeper('"["', 0)
+    assert not text_nests_deeper(b'"{[{"', 0)
+    assert text_nests_deeper('["["]', 0)
+    assert not text_nests_deeper('["["]', 1)
+
+
 def test_may_nest_deeper_is_a_cheap_bound() -> None:
     assert not may_nest_deeper(b'{"id":1,"command":"echo","payload":{"a":[1,2]}}', 2)
     assert may_nest_deeper(b'{"id":1,"payload":' + chain(4).encode() + b"}", 2)
