@@ -1,8 +1,8 @@
 """The asyncio adapter of one connection: drives a :class:`~mesh_server.session.ServerSession`.
 
 It owns what the sans-I/O session cannot: the transport, the timer, request tasks, the outbound
-bound and cleanup. There is one write path, :meth:`Connection.send`, used by responses, pushes,
-broadcasts and liveness frames alike.
+bound and cleanup. There is one write path (``Connection._write``), used by responses, pushes,
+broadcasts and liveness frames alike; pushes enter it through :meth:`Connection.send`.
 
 * Reading: the transport calls :meth:`Connection._on_message` once per inbound message (no
   coroutine per frame). Requests run concurrently, one task each; built-in ``mesh/*`` commands of
@@ -78,6 +78,7 @@ class Connection:
         limits = server.limits
         self._max_bytes = limits.max_outbound_bytes
         self._max_frames = limits.max_outbound_frames
+        self._metrics = server.metrics
         self._started = False
         self._closing = False
         self._before_start: list[bytes] = []
@@ -117,7 +118,7 @@ class Connection:
         return self.session.rtt
 
     def send(self, frame: bytes) -> None:
-        """Write one encoded frame; the single choke point of all outbound traffic.
+        """Push one encoded frame (the path of every push: fan-out, ``send``, records).
 
         Frames sent before ``mesh/assign-id`` (e.g. from an ``on_connection`` hook) are held back
         until it is sent (PROTOCOL §5.2). Frames for a closing connection are dropped.
@@ -127,12 +128,25 @@ class Connection:
         if not self._started:
             self._before_start.append(frame)
             return
+        if self._metrics.enabled:
+            self._metrics.pushed()
+        self._write(frame)
+
+    def _write(self, frame: bytes) -> None:
+        # The single choke point of all outbound traffic: responses, pushes, liveness frames.
+        if self._closing:
+            return
         transport = self._t
-        if transport.write_frame(frame) and (
+        paused = transport.write_frame(frame)
+        metrics = self._metrics
+        if metrics.enabled:
+            metrics.written(len(frame))
+        if paused and (
             transport.buffered_amount > self._max_bytes
             or transport.pending_frames > self._max_frames
         ):
             # §15: bounded outbound queue → close 4001 (slow consumer); memory stays bounded.
+            metrics.slow_consumer()
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -152,7 +166,7 @@ class Connection:
         if self._closing:
             return
         self._started = True
-        self._t.write_frame(self.session.start(self._now()))
+        self._write(self.session.start(self._now()))
         held, self._before_start = self._before_start, []
         for frame in held:
             self.send(frame)
@@ -180,7 +194,9 @@ class Connection:
                 self._dispatch(event)
             elif type(event) is Reply:
                 self._bad_input.record(event.problem, self.id)
-                self.send(event.frame)
+                if event.problem == "rate_limited":
+                    self._metrics.rate_limited()
+                self._write(event.frame)
             elif type(event) is Discarded:
                 self._bad_input.record("malformed", self.id, event.reason[:200])
             elif type(event) is Close:
@@ -272,7 +288,7 @@ class Connection:
     def _finished(self, frame: bytes | None) -> None:
         # §5.3: responses of requests still running at close are discarded (send drops them).
         if frame is not None:
-            self.send(frame)
+            self._write(frame)
         if self.session.request_finished() and not self._closing:
             backlog = self._backlog
             while backlog and not self.session.reading_paused and not self._closing:
@@ -312,7 +328,7 @@ class Connection:
             self.close(close.code, "ping timeout")
             return
         for frame in frames:
-            self.send(frame)
+            self._write(frame)
         self._arm_timer()
 
     # ------------------------------------------------------------------ cleanup (§5.3)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mesh_sdk.protocol.contract import ContractIndex
     from mesh_server.backends.base import Backend
     from mesh_server.limits import Limits
+    from mesh_server.metrics import Metrics
 
 __all__ = [
     "BuiltinHandler",
@@ -85,6 +86,10 @@ class ServerCore(Protocol):
     @property
     def log(self) -> logging.Logger:
         """The server's logger."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The server's metrics facade (:mod:`mesh_server.metrics`)."""
 
     def local_connection(self, connection_id: str) -> ConnectionLike | None:
         """Return the open local connection with this id, if any."""

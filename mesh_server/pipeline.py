@@ -37,6 +37,7 @@ from mesh_server.logs import (
     FIELD_INSTANCE_ID,
     FIELD_REQUEST_ID,
 )
+from mesh_server.metrics import NO_METRICS, OTHER, Metrics
 from mesh_server.middleware import Handler, Middleware, check_middleware
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Pipeline:
             their requests and responses are validated.
         debug: Send unexpected exceptions' text to clients (never do this in production).
         log: Logger for handler failures.
+        metrics: Told each request's command, result code and duration.
 
     Attributes:
         bad_input: The server's log of bad client input (shared with its connections).
@@ -120,8 +122,10 @@ class Pipeline:
         contract: ContractIndex | None,
         debug: bool,
         log: logging.Logger,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._server = server
+        self._metrics = metrics
         self.contract = contract
         self.debug = debug
         self._log = log
@@ -180,28 +184,51 @@ class Pipeline:
     async def run_command(self, connection: Connection, request: Request) -> bytes:
         """Run an application command (or answer ``ENOTFOUND``) and return the response frame.
 
-        The outcome is logged at DEBUG with its structured fields (:mod:`mesh_server.logs`).
+        The outcome is logged at DEBUG with its structured fields (:mod:`mesh_server.logs`) and
+        counted in the server's metrics (:mod:`mesh_server.metrics`).
         """
         started = time.perf_counter()
         frame, code = await self._command(connection, request)
-        self._outcome(connection, request, code, started)
+        self._outcome(connection, request, code, started, self._commands)
         return frame
 
     async def run_builtin(self, connection: Connection, request: Request) -> bytes:
         """Run a built-in command: validate (always), global middleware, handler (§3.4, §7).
 
-        The outcome is logged like :meth:`run_command`'s.
+        The outcome is logged and counted like :meth:`run_command`'s.
         """
         started = time.perf_counter()
         frame, code = await self._builtin(connection, request)
-        self._outcome(connection, request, code, started)
+        self._outcome(connection, request, code, started, self._builtins)
         return frame
 
-    def _outcome(self, connection: Connection, request: Request, code: str, started: float) -> None:
+    def bind_metrics(self) -> None:
+        """Prepare the metric series of every registered command (called at server start)."""
+        self._metrics.bind_commands([*self._builtins, *self._commands])
+
+    def _outcome(
+        self,
+        connection: Connection,
+        request: Request,
+        code: str,
+        started: float,
+        registered: Mapping[str, object],
+    ) -> None:
+        metrics = self._metrics
         log = self._log
-        if not log.isEnabledFor(logging.DEBUG):
+        debug = log.isEnabledFor(logging.DEBUG)
+        if not (metrics.enabled or debug):
             return
-        duration_ms = (time.perf_counter() - started) * 1000
+        duration = time.perf_counter() - started
+        if metrics.enabled:
+            # Labels stay bounded: only registered commands get their own.
+            name = request.command
+            metrics.command(
+                name if name is not None and name in registered else OTHER, code, duration
+            )
+        if not debug:
+            return
+        duration_ms = duration * 1000
         command = request.command if request.command is not None else _command_text(request)
         log.debug(
             "command %s on %s: %s in %.3f ms",
@@ -355,7 +382,8 @@ _PLAIN: Final = frozenset({dict, list, str, int, float, bool, type(None)})
 
 _OK: Final = "ok"
 _Answer = tuple[bytes, str]
-"""A response frame and the request's outcome (``"ok"`` or the error code) for the log."""
+"""A response frame and the request's outcome (``"ok"`` or the error code) for the log and
+metrics."""
 
 
 def _error(request: Request, error: MeshError) -> _Answer:

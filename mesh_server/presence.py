@@ -316,6 +316,8 @@ class PresenceManager:
 
     async def _sweep_once(self) -> None:
         try:
-            await self._core.backend.sweep_presence()
+            expired = await self._core.backend.sweep_presence()
         except UnavailableError:
             self._core.log.debug("presence sweep skipped: backend unavailable")
+            return
+        self._core.metrics.presence_expired(expired)

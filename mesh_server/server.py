@@ -61,6 +61,7 @@ from mesh_server.logs import (
     FIELD_PEER,
     startup_fields,
 )
+from mesh_server.metrics import Metrics, create_metrics
 from mesh_server.middleware import Handler, Middleware
 from mesh_server.pipeline import Pipeline, is_reserved
 from mesh_server.server_features import FeatureAPI
@@ -169,6 +170,11 @@ class MeshServer(FeatureAPI):
         transport: A custom transport (default: ``websockets`` on ``host``/``port``; a custom
             one brings its own address, backlog and timeouts).
         logger: Logger (default ``logging.getLogger("mesh_server")``).
+        metrics: Record Prometheus metrics (:attr:`metrics`) when ``prometheus_client`` is
+            installed (extra ``mesh-py[metrics]``); ``False``, or without it, metrics are a no-op.
+        metrics_registry: The ``prometheus_client.CollectorRegistry`` to register into, e.g.
+            ``prometheus_client.REGISTRY`` (the process-wide default); ``None`` gives this
+            server a registry of its own, so several servers in one process never clash.
         **limits: Any field of :class:`mesh_server.limits.Limits` (PROTOCOL §15), e.g.
             ``max_message_size=65536``, ``rate_limit=50``, ``max_outbound_frames=100``.
 
@@ -211,6 +217,8 @@ class MeshServer(FeatureAPI):
         shutdown_timeout: float = 10.0,
         transport: Transport | None = None,
         logger: logging.Logger | None = None,
+        metrics: bool = True,
+        metrics_registry: Any = None,
         **limits: Any,
     ) -> None:
         unknown = set(limits) - _LIMIT_FIELDS
@@ -253,8 +261,13 @@ class MeshServer(FeatureAPI):
         self._backend = backend
         self._transport = transport
         self.instance_id = uuid.uuid4().hex
+        self.metrics: Metrics = create_metrics(metrics, metrics_registry)
+        """What the server records (:mod:`mesh_server.metrics`); ``metrics.exposition()``
+        renders a Prometheus scrape."""
         self._hub = Hub(namespace, self.instance_id, self._log)
-        self.pipeline = Pipeline(self, contract=contract, debug=debug, log=self._log)
+        self.pipeline = Pipeline(
+            self, contract=contract, debug=debug, log=self._log, metrics=self.metrics
+        )
         self.connection_manager = ConnectionManager(
             self,
             client_metadata_writes=client_metadata_writes,
@@ -494,6 +507,8 @@ class MeshServer(FeatureAPI):
         for feature in self._features:
             self.pipeline.add_builtins(feature.builtin_commands())
             self._hub.add_routes(feature.message_routes())
+        self.pipeline.bind_metrics()
+        self.metrics.watch_backend(backend.stats)
         await backend.start(self.instance_id, self._hub.on_message)
         for feature in self._features:
             await feature.start()
@@ -671,6 +686,7 @@ class MeshServer(FeatureAPI):
             await transport.wait_closed()
             return
         self._hub.add(connection)
+        self.metrics.connection_opened()
         if self._log.isEnabledFor(logging.DEBUG):
             peer = transport.upgrade.peer
             self._log.debug(
@@ -722,6 +738,7 @@ class MeshServer(FeatureAPI):
         if not await self._unregister(connection_id):
             self._spawn(self._retry_unregister(connection_id))
         self._hub.remove(connection_id)
+        self.metrics.connection_closed(connection.close_code)
         for hook in self._on_disconnection:
             try:
                 await _call_hook(hook, connection)

@@ -14,6 +14,7 @@ interface. The names the server needs are re-exported here, so it imports them f
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 
 from mesh_server.backends.interfaces.broker import Broker, MessageHandler
 from mesh_server.backends.interfaces.metadata import MetadataStore
@@ -33,6 +34,7 @@ from mesh_server.backends.interfaces.rooms import JoinResult, RoomStore
 
 __all__ = [
     "Backend",
+    "BackendStats",
     "DeadInstanceReport",
     "JoinResult",
     "MergeStrategy",
@@ -42,6 +44,25 @@ __all__ = [
     "RecordWrite",
     "RecoveredCallback",
 ]
+
+
+@dataclass(slots=True)
+class BackendStats:
+    """Cumulative counters a backend keeps for metrics (read at scrape time, never reset).
+
+    Attributes:
+        errors: Failed store operations and reconnect attempts (Redis).
+        outages: Periods during which the store was unreachable (Redis).
+        reconnects: Pub/sub reconnections (Redis).
+        record_conflicts: Record writes refused with ``ECONFLICT`` (a stale expected version).
+        record_retries: Record commits or updates run again after a concurrent write.
+    """
+
+    errors: int = 0
+    outages: int = 0
+    reconnects: int = 0
+    record_conflicts: int = 0
+    record_retries: int = 0
 
 
 class Backend(Broker, InstanceRegistry, RoomStore, PresenceStore, RecordStore, MetadataStore):
@@ -80,3 +101,7 @@ class Backend(Broker, InstanceRegistry, RoomStore, PresenceStore, RecordStore, M
         memory backend is always healthy.
         """
         return ()
+
+    def stats(self) -> BackendStats:
+        """Return this backend's cumulative counters (cheap; no I/O; for metrics scrapes)."""
+        return BackendStats()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from mesh_server.backends.base import Backend, MessageHandler
+from mesh_server.backends.base import Backend, BackendStats, MessageHandler
 from mesh_server.backends.memory.broker import MemoryBroker
 from mesh_server.backends.memory.hub import Endpoint, MemoryHub
 from mesh_server.backends.memory.metadata import MemoryMetadata
@@ -103,6 +103,11 @@ class MemoryBackend(
         self._operation_timeout = operation_timeout
         self._retry = (record_retry_base, record_retry_max)
         self._slots = RecordSlots()
+        self._stats = BackendStats()
+
+    def stats(self) -> BackendStats:
+        """Return the record counters (the memory store has no errors, outages or reconnects)."""
+        return self._stats
 
     # ------------------------------------------------------------------ lifecycle
 

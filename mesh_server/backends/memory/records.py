@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.codec import dumps, loads
 from mesh_sdk.protocol.errors import ConflictError, TooLargeError, UnavailableError
@@ -21,6 +21,9 @@ from mesh_server.backends.memory.state import MemoryState
 from mesh_server.backends.messages import record_channel
 from mesh_server.backends.slots import RecordSlots
 
+if TYPE_CHECKING:
+    from mesh_server.backends.base import BackendStats
+
 __all__ = ["MemoryRecords"]
 
 
@@ -30,6 +33,7 @@ class MemoryRecords(MemoryState, RecordStore):
     _operation_timeout: float
     _retry: tuple[float, float]
     _slots: RecordSlots
+    _stats: BackendStats
 
     async def get_record(self, record_id: str) -> tuple[Any, int]:
         """Return ``(value, version)``, ``(None, 0)`` when absent."""
@@ -108,6 +112,7 @@ class MemoryRecords(MemoryState, RecordStore):
             # Every write stores a new tuple: the same object means nothing was written.
             if self._s.records.get(record_id) is not stored:
                 attempt += 1
+                self._stats.record_retries += 1
                 continue
             return self._write_now(record_id, new, "replace", max_size, validate, version)
 
@@ -124,6 +129,7 @@ class MemoryRecords(MemoryState, RecordStore):
         stored = self._s.records.get(record_id)
         old, version = (None, 0) if stored is None else (loads(stored[0]), stored[1])
         if expected_version is not None and version != expected_version:
+            self._stats.record_conflicts += 1
             raise ConflictError.for_record(record_id, expected_version, version)
         encoded = dumps(combine(old, value, strategy))
         if max_size is not None and len(encoded) > max_size:

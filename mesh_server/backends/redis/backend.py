@@ -69,7 +69,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from mesh_sdk.protocol.errors import UnavailableError
-from mesh_server.backends.base import Backend, MessageHandler, RecoveredCallback
+from mesh_server.backends.base import Backend, BackendStats, MessageHandler, RecoveredCallback
 from mesh_server.backends.messages import BROADCAST, inbox_channel
 from mesh_server.backends.redis.broker import RedisBroker
 from mesh_server.backends.redis.health import Health
@@ -246,6 +246,18 @@ class RedisBackend(
         """``("pubsub_disconnected",)`` while the pub/sub reader is down (or not started)."""
         subscriber = self._subscriber
         return () if subscriber is not None and subscriber.connected else (PUBSUB_DISCONNECTED,)
+
+    def stats(self) -> BackendStats:
+        """Return the outage, reconnect and record counters (see :class:`BackendStats`)."""
+        health = self.health
+        records = self._records
+        return BackendStats(
+            errors=health.errors,
+            outages=health.outages,
+            reconnects=self.pubsub_reconnects,
+            record_conflicts=records.conflicts,
+            record_retries=records.retries,
+        )
 
     @property
     def pubsub_reconnects(self) -> int:

@@ -37,6 +37,8 @@ class Health:
         """Failed operations and reconnect attempts in the current outage."""
         self.outages = 0
         """Outages that started since the backend was created."""
+        self.errors = 0
+        """Failures since the backend was created (never reset, for metrics)."""
 
     @property
     def available(self) -> bool:
@@ -46,6 +48,7 @@ class Health:
     def failed(self, detail: str) -> None:
         """Record a failure; the first one of an outage logs a warning naming ``detail``."""
         self.failures += 1
+        self.errors += 1
         if self.down_since is None:
             self.down_since = self._clock()
             self.outages += 1

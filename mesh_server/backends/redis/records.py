@@ -110,6 +110,10 @@ class RecordWriter:
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._prefix = record_channel(keys.ns, "")
+        self.conflicts = 0
+        """Writes refused with ``ECONFLICT`` (for metrics)."""
+        self.retries = 0
+        """Commits run again after a concurrent write (for metrics)."""
 
     # ------------------------------------------------------------------ cache maintenance
 
@@ -249,6 +253,7 @@ class RecordWriter:
                 state, cached = await self._read(key), False
             if expected is not None and state.version != expected:
                 if not cached:
+                    self.conflicts += 1
                     raise ConflictError.for_record(record_id, expected, state.version)
                 state, cached = await self._read(key), False
                 continue
@@ -283,6 +288,7 @@ class RecordWriter:
             cached = False
             slot.contended_until = loop.time() + self._retry_max_s
             attempt += 1
+            self.retries += 1
 
     async def _commit(
         self, record_id: str, key: str, state: RecordState, plan: _Plan, patch: list[dict[str, Any]]

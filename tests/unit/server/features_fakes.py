@@ -26,6 +26,7 @@ from mesh_server.backends.messages import BROADCAST, decode_envelope, inbox_chan
 from mesh_server.builtin_features import FeatureSet, create_features
 from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute
 from mesh_server.limits import Limits
+from mesh_server.metrics import NO_METRICS, Metrics
 from tests.support.timing import TIMEOUT
 
 _ids = itertools.count()
@@ -127,6 +128,10 @@ class FakeCore:
     @property
     def log(self) -> logging.Logger:
         return logging.getLogger("tests.fake_core")
+
+    @property
+    def metrics(self) -> Metrics:
+        return NO_METRICS
 
     @property
     def ping_interval(self) -> int:
