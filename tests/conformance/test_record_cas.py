@@ -310,3 +310,25 @@ async def test_two_instances_of_concurrent_moves_apply_each_exactly_once(
     assert events[-1]["value"] == value
     assert await watcher.recorder.drain(a.backend, channel) == []
     assert runs >= 2 * MOVES
+
+
+async def test_stats_count_conflicts_and_retries(cluster: Cluster) -> None:
+    a, b = await cluster.start(2)
+    await a.backend.write_record("rec", 1)  # a knows version 1
+    await b.backend.write_record("rec", 2)
+    with pytest.raises(ConflictError):
+        await a.backend.write_record("rec", 3, expected_version=1)
+    calls = 0
+
+    async def bump(value: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await b.backend.write_record("rec", 10)  # overtakes the first run: it runs again
+        return value + 1
+
+    write = await a.backend.update_record("rec", bump)
+    assert (write.value, calls) == (11, 2)
+    stats = a.backend.stats()
+    assert (stats.record_conflicts, stats.record_retries) == (1, 1)
+    assert (b.backend.stats().record_conflicts, b.backend.stats().record_retries) == (0, 0)

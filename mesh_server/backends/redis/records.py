@@ -113,7 +113,7 @@ class RecordWriter:
         self.conflicts = 0
         """Writes refused with ``ECONFLICT`` (for metrics)."""
         self.retries = 0
-        """Commits run again after a concurrent write (for metrics)."""
+        """Commits after the first of one write, each after a concurrent write (for metrics)."""
 
     # ------------------------------------------------------------------ cache maintenance
 
@@ -279,6 +279,8 @@ class RecordWriter:
                         state, cached = fresh, False
                         continue
                 return RecordWrite(False, state.version, plan.old, size=len(plan.encoded))
+            if attempt:
+                self.retries += 1
             committed, state = await self._commit(record_id, key, state, plan, plan.patch)
             self._cache.put(record_id, state)
             if committed:
@@ -288,7 +290,6 @@ class RecordWriter:
             cached = False
             slot.contended_until = loop.time() + self._retry_max_s
             attempt += 1
-            self.retries += 1
 
     async def _commit(
         self, record_id: str, key: str, state: RecordState, plan: _Plan, patch: list[dict[str, Any]]
