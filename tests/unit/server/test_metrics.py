@@ -59,6 +59,8 @@ def test_each_server_has_its_own_registry_unless_given_one() -> None:
     given.metrics.connection_opened()
     assert registry.get_sample_value("mesh_connects_total") == 1
     assert MeshServer(port=0, metrics=False).metrics is NO_METRICS
+    with pytest.raises(ValueError, match="Duplicated"):
+        MeshServer(port=0, metrics_registry=registry)  # a shared registry takes one server
 
 
 def test_prometheus_counts_every_call() -> None:
