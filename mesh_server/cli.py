@@ -7,10 +7,10 @@ codegen dependency prints a one-line ``pip install 'mesh-py[codegen]'`` hint and
 ``mesh serve`` imports a :class:`~mesh_server.MeshServer` object (or a zero-argument factory
 returning one) and serves it until SIGTERM or SIGINT, then shuts down gracefully within
 ``--shutdown-timeout`` and exits 0 (:mod:`mesh_server.runner`); ``--host``, ``--port``,
-``--redis-url``, ``--backlog`` and the health options override the object's own settings,
-``--reload`` restarts it on code changes. uvloop is used when installed. Logging
-(:mod:`mesh_server.logs`): ``--log-format text|json``, ``--log-level``; one INFO line at startup
-naming transport, backend, contract, address and key limits, DEBUG lines per connection
+``--redis-url``, ``--backlog``, the health and the metrics-endpoint options override the
+object's own settings, ``--reload`` restarts it on code changes. uvloop is used when installed.
+Logging (:mod:`mesh_server.logs`): ``--log-format text|json``, ``--log-level``; one INFO line at
+startup naming transport, backend, contract, address and key limits, DEBUG lines per connection
 open/close and per command outcome.
 """
 
@@ -119,6 +119,16 @@ def serve(
     readiness_path: Annotated[
         str | None, typer.Option(help="Readiness endpoint path (default /readyz).")
     ] = None,
+    metrics_endpoint: Annotated[
+        bool | None,
+        typer.Option(
+            "--metrics-endpoint/--no-metrics-endpoint",
+            help="Answer GET on the metrics path (needs the metrics extra).",
+        ),
+    ] = None,
+    metrics_path: Annotated[
+        str | None, typer.Option(help="Prometheus metrics endpoint path (default /metrics).")
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Logging level: debug, info, warning, error.")
     ] = "info",
@@ -168,6 +178,8 @@ def serve(
             health=health,
             health_path=health_path,
             readiness_path=readiness_path,
+            metrics_endpoint=metrics_endpoint,
+            metrics_path=metrics_path,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -9,9 +9,10 @@ implementations exist:
   ``prometheus_client`` registry of the server's own.
 
 :func:`create_metrics` picks one; without ``prometheus_client`` installed the server runs with
-the no-op facade and never imports it. Counters that only the backend can keep (Redis errors,
-outages, reconnects, record conflicts and retries) are plain integers on the backend
-(:meth:`Backend.stats <mesh_server.backends.base.Backend.stats>`), read at scrape time.
+the no-op facade and never imports it. :class:`MetricsEndpoint` serves the scrape over plain
+HTTP (``GET /metrics`` on the WebSocket port by default). Counters that only the backend can keep
+(Redis errors, outages, reconnects, record conflicts and retries) are plain integers on the
+backend (:meth:`Backend.stats <mesh_server.backends.base.Backend.stats>`), read at scrape time.
 
 Label cardinality is bounded: command labels are registered commands (built-ins and
 application commands) or ``"other"``, result codes are ``"ok"``, a code of the error table or
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
 
 from mesh_sdk.protocol.errors import ERROR_CLASSES
+from mesh_server.transport.base import HttpResponse, UpgradeRequest
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import BackendStats
@@ -36,6 +38,7 @@ __all__ = [
     "RESULT_CODES",
     "Exposition",
     "Metrics",
+    "MetricsEndpoint",
     "close_label",
     "create_metrics",
     "prometheus_available",
@@ -111,6 +114,40 @@ class Metrics:
 
 NO_METRICS: Final = Metrics()
 """The shared no-op facade."""
+
+
+class MetricsEndpoint:
+    """Answers ``GET <path>`` with the Prometheus exposition (knows nothing about sockets).
+
+    :meth:`respond` is an ``on_http`` hook of the transport seam, so the same object serves the
+    native WebSocket port and an ASGI ``http`` scope. With metrics off it answers nothing (the
+    request is left to the adapter, like any other path).
+
+    Args:
+        metrics: The facade scraped.
+        path: The endpoint's path.
+
+    Raises:
+        ValueError: ``path`` does not start with ``/``.
+    """
+
+    def __init__(self, metrics: Metrics, path: str = "/metrics") -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"the metrics path must start with '/': {path!r}")
+        self._metrics = metrics
+        self.path = path
+
+    def respond(self, request: UpgradeRequest) -> HttpResponse | None:
+        """Answer a scrape, or return ``None`` for any other request."""
+        if request.method != "GET" or request.path != self.path:
+            return None
+        exposition = self._metrics.exposition()
+        if exposition is None:
+            return None
+        return HttpResponse(200, exposition.body, exposition.content_type, _NO_STORE)
+
+
+_NO_STORE: Final = (("Cache-Control", "no-store"),)
 
 
 def prometheus_available() -> bool:

@@ -61,7 +61,7 @@ from mesh_server.logs import (
     FIELD_PEER,
     startup_fields,
 )
-from mesh_server.metrics import Metrics, create_metrics
+from mesh_server.metrics import Metrics, MetricsEndpoint, create_metrics
 from mesh_server.middleware import Handler, Middleware
 from mesh_server.pipeline import Pipeline, is_reserved
 from mesh_server.server_features import FeatureAPI
@@ -173,8 +173,12 @@ class MeshServer(FeatureAPI):
         metrics: Record Prometheus metrics (:attr:`metrics`) when ``prometheus_client`` is
             installed (extra ``mesh-py[metrics]``); ``False``, or without it, metrics are a no-op.
         metrics_registry: The ``prometheus_client.CollectorRegistry`` to register into, e.g.
-            ``prometheus_client.REGISTRY`` (the process-wide default); ``None`` gives this
-            server a registry of its own, so several servers in one process never clash.
+            ``prometheus_client.REGISTRY`` (the process-wide default, for one server per
+            process); ``None`` gives this server a registry of its own, so several servers in
+            one process never clash.
+        metrics_endpoint: Answer plain HTTP ``GET`` on the WebSocket port at ``metrics_path``
+            with the Prometheus exposition (while metrics are on); ``False`` turns it off.
+        metrics_path: Path of the metrics endpoint.
         **limits: Any field of :class:`mesh_server.limits.Limits` (PROTOCOL §15), e.g.
             ``max_message_size=65536``, ``rate_limit=50``, ``max_outbound_frames=100``.
 
@@ -219,6 +223,8 @@ class MeshServer(FeatureAPI):
         logger: logging.Logger | None = None,
         metrics: bool = True,
         metrics_registry: Any = None,
+        metrics_endpoint: bool = True,
+        metrics_path: str = "/metrics",
         **limits: Any,
     ) -> None:
         unknown = set(limits) - _LIMIT_FIELDS
@@ -255,15 +261,17 @@ class MeshServer(FeatureAPI):
         self.backlog = backlog
         self._health: HealthEndpoints | None = None
         self._configure_health(health, health_path, readiness_path)
+        self.metrics: Metrics = create_metrics(metrics, metrics_registry)
+        """What the server records (:mod:`mesh_server.metrics`); ``metrics.exposition()``
+        renders a Prometheus scrape."""
+        self._metrics_endpoint: MetricsEndpoint | None = None
+        self._configure_metrics_endpoint(metrics_endpoint, metrics_path)
         self.shutdown_timeout = shutdown_timeout
         self._log = logger or logging.getLogger("mesh_server")
         self.redis_url = redis_url if redis_url is not None else os.environ.get("MESH_REDIS_URL")
         self._backend = backend
         self._transport = transport
         self.instance_id = uuid.uuid4().hex
-        self.metrics: Metrics = create_metrics(metrics, metrics_registry)
-        """What the server records (:mod:`mesh_server.metrics`); ``metrics.exposition()``
-        renders a Prometheus scrape."""
         self._hub = Hub(namespace, self.instance_id, self._log)
         self.pipeline = Pipeline(
             self, contract=contract, debug=debug, log=self._log, metrics=self.metrics
@@ -419,14 +427,18 @@ class MeshServer(FeatureAPI):
         health: bool | None = None,
         health_path: str | None = None,
         readiness_path: str | None = None,
+        metrics_endpoint: bool | None = None,
+        metrics_path: str | None = None,
     ) -> None:
-        """Override listening, Redis or health options before :meth:`start` (``mesh serve``).
+        """Override listening, Redis, health or metrics options before :meth:`start`.
+
+        ``mesh serve`` calls it with its command-line options.
 
         Each argument left at ``None`` keeps the constructor's value (same meanings).
 
         Raises:
             RuntimeError: The server was already started.
-            ValueError: An invalid backlog or health path.
+            ValueError: An invalid backlog, health or metrics path, or two equal paths.
         """
         if self._started:
             raise RuntimeError("configure() must be called before start()")
@@ -447,6 +459,30 @@ class MeshServer(FeatureAPI):
             health_path or (current.health_path if current else "/healthz"),
             readiness_path or (current.readiness_path if current else "/readyz"),
         )
+        endpoint = self._metrics_endpoint
+        self._configure_metrics_endpoint(
+            metrics_endpoint if metrics_endpoint is not None else endpoint is not None,
+            metrics_path or (endpoint.path if endpoint else "/metrics"),
+        )
+
+    def _configure_metrics_endpoint(self, enabled: bool, path: str) -> None:
+        endpoint = MetricsEndpoint(self.metrics, path) if enabled else None
+        health = self._health
+        if (
+            endpoint is not None
+            and health is not None
+            and path in (health.health_path, health.readiness_path)
+        ):
+            raise ValueError(f"metrics_path {path!r} is a health endpoint's path")
+        self._metrics_endpoint = endpoint
+
+    def _on_http(self, request: UpgradeRequest) -> HttpResponse | None:
+        # Plain HTTP on the WebSocket port: the health endpoints, then the metrics endpoint.
+        health, endpoint = self._health, self._metrics_endpoint
+        response = health.respond(request) if health is not None else None
+        if response is None and endpoint is not None:
+            response = endpoint.respond(request)
+        return response
 
     def _configure_health(self, enabled: bool, health_path: str, readiness_path: str) -> None:
         self._health = (
@@ -534,10 +570,9 @@ class MeshServer(FeatureAPI):
                 open_timeout=self.open_timeout,
                 close_timeout=self.close_timeout,
             )
-        health = self._health
         hooks = TransportHooks(self._on_upgrade, self._on_connect)
-        if health is not None:
-            hooks = TransportHooks(self._on_upgrade, self._on_connect, health.respond)
+        if self._health is not None or self._metrics_endpoint is not None:
+            hooks = TransportHooks(self._on_upgrade, self._on_connect, self._on_http)
         await self._transport.start(hooks)
         self._started = True
         # The details are structured fields (mesh_server.logs), shown by both log formats.

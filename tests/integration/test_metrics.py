@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from mesh_sdk.protocol.codec import encode_push
@@ -14,8 +20,9 @@ from mesh_sdk.protocol.errors import ConflictError, MeshError, UnavailableError
 from mesh_server import MeshServer
 from mesh_server.backends.redis import RedisBackend
 from tests.integration.features_cluster import ServerCluster, cluster
+from tests.support.http import http_get
 from tests.support.metrics import Samples, scrape, series, value
-from tests.support.raw_client import RawClient
+from tests.support.raw_client import RawClient, running_server
 from tests.support.redis import RedisServer
 from tests.support.timing import TIMEOUT, eventually, wait_for
 
@@ -23,6 +30,8 @@ pytestmark = pytest.mark.integration
 
 __all__ = ["cluster"]
 
+ROOT = Path(__file__).resolve().parents[2]
+APP = "from mesh_server import MeshServer\n\nserver = MeshServer()\n"
 SUB = "mesh/subscribe-channel"
 MSG = "mesh/subscription-message"
 
@@ -227,3 +236,76 @@ async def test_redis_outage_and_reconnect_are_counted(own_redis: RedisServer) ->
         assert backend.stats().errors >= 1
     finally:
         await server.close()
+
+
+# ------------------------------------------------------------------ the HTTP endpoint
+
+
+async def test_metrics_endpoint_on_the_websocket_port() -> None:
+    async with running_server() as server:
+        async with RawClient.open(server.url):
+            status, headers, body = await http_get(server.port, "/metrics")
+        assert status == 200
+        assert headers["content-type"] == CONTENT_TYPE_LATEST
+        assert headers["cache-control"] == "no-store"
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        assert families["mesh_connects"].samples[0].value == 1
+        assert families["mesh_connections"].samples[0].value == 1
+        # Health endpoints are still answered; other paths stay WebSocket-only.
+        assert (await http_get(server.port, "/healthz"))[0] == 200
+        assert (await http_get(server.port, "/metricsx"))[0] == 426
+
+
+async def test_metrics_path_configurable_and_off_switches() -> None:
+    async with running_server(metrics_path="/prom", health=False) as server:
+        assert (await http_get(server.port, "/prom"))[0] == 200
+        assert (await http_get(server.port, "/metrics"))[0] == 426
+    for options in ({"metrics_endpoint": False}, {"metrics": False}):
+        async with running_server(**options) as server:
+            assert (await http_get(server.port, "/metrics"))[0] == 426, options
+    with pytest.raises(ValueError, match="health endpoint"):
+        MeshServer(port=0, metrics_path="/healthz")
+    with pytest.raises(ValueError, match="must start with"):
+        MeshServer(port=0, metrics_path="metrics")
+    server = MeshServer(port=0)
+    server.configure(metrics_endpoint=False)
+    server.configure(metrics_endpoint=True, metrics_path="/m")
+    with pytest.raises(ValueError, match="health endpoint"):
+        server.configure(readiness_path="/m")
+    async with server:
+        assert (await http_get(server.port, "/m"))[0] == 200
+
+
+async def test_mesh_serve_metrics_options(tmp_path: Path) -> None:
+    (tmp_path / "metrics_app.py").write_text(APP)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mesh_server",
+        "serve",
+        "metrics_app:server",
+        "--port",
+        "0",
+        "--metrics-path",
+        "/prom",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        match = None
+        while match is None:
+            line = (await asyncio.wait_for(proc.stderr.readline(), TIMEOUT * 2)).decode()
+            assert line, "mesh serve exited before listening"
+            match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)", line)
+        port = int(match[1])
+        status, _, body = await http_get(port, "/prom")
+        assert status == 200
+        assert b"mesh_connects_total 0.0" in body
+        assert (await http_get(port, "/metrics"))[0] == 426
+    finally:
+        proc.kill()
+        await proc.wait()
