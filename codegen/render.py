@@ -1,4 +1,4 @@
-"""Render a loaded contract into a generated package (models, contract index, facade).
+"""Render a loaded contract into a generated package (models, index, names, facades).
 
 The built-in contract (``"builtin": true`` in ``contract.json``) gets no facade: its package lives
 in the pure :mod:`mesh_sdk.protocol`, which must not import the SDK's client side.
@@ -6,8 +6,9 @@ in the pure :mod:`mesh_sdk.protocol`, which must not import the SDK's client sid
 Models come from datamodel-code-generator run on one *bundle* schema: every titled root and
 ``$defs`` entry of the contract, keyed by title, with relative ``$ref`` rewritten to
 ``#/$defs/<Title>`` and string formats replaced by references to the runtime format types of
-:mod:`mesh_sdk.protocol.contract` (via ``--type-overrides``). The facade and the contract index
-are Python string templates (:mod:`codegen.templates`). Everything iterates in sorted order;
+:mod:`mesh_sdk.protocol.contract` (via ``--type-overrides``). The client facade, the contract
+index (:mod:`codegen.templates`), the wire names and the server facade
+(:mod:`codegen.server_templates`) are Python string templates. Everything iterates in sorted order;
 output is formatted with the pinned black and is byte-identical across runs.
 """
 
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from codegen import templates
+from codegen import server_templates, templates
 from codegen.fingerprint import contract_fingerprint
 from codegen.loader import FORMAT_TYPES, Contract, Entry, pascal, snake
 
@@ -210,6 +211,17 @@ def _params(entry: Entry) -> list[str]:
     return re.findall(r"\{([^{}]*)\}", entry.template)
 
 
+def _family(entry: Entry) -> server_templates.Family:
+    return server_templates.Family(
+        method=snake(entry.stem),
+        cls=pascal(entry.stem),
+        title=entry.title,
+        params=_params(entry),
+        template=entry.template,
+        writable=entry.writable,
+    )
+
+
 def render(
     contract: Contract, rel_contract: str, command: str, *, strict_readers: bool = False
 ) -> dict[str, str]:
@@ -255,13 +267,24 @@ def render(
     # The built-in contract is generated into the shared protocol package, which the server
     # imports too: a client facade there would pull the SDK's subscriptions into the server.
     if not contract.builtin:
+        command_rows = [
+            (snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands
+        ]
         facade = templates.facade(
             ctx,
-            [(snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands],
+            command_rows,
             [(snake(e.stem), e.title, _params(e), e.template) for e in channels],
             [(snake(e.stem), e.title, _params(e), e.template) for e in records],
         )
         files["facade.py"] = _black(facade)
+        channel_families = [_family(e) for e in channels]
+        record_families = [_family(e) for e in records]
+        names = server_templates.names(
+            ctx, [(row[0], row[1]) for row in command_rows], channel_families, record_families
+        )
+        files["names.py"] = _black(names)
+        server = server_templates.server(ctx, command_rows, channel_families, record_families)
+        files["server.py"] = _black(server)
     return {path: _normalise(text) for path, text in sorted(files.items())}
 
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mesh_sdk.protocol.codec import dumps
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import TooLargeError
 from mesh_server.backends.base import MergeStrategy
 from mesh_server.features import BuiltinHandler, ConnectionLike
@@ -79,7 +80,7 @@ class ConnectionManager:
 
         Args:
             conn_or_id: The connection or its id (on any instance).
-            value: Any JSON value.
+            value: A pydantic (generated) model, dumped by wire name, or any JSON value.
             strategy: ``replace`` (default), ``merge`` or ``deepMerge`` (PROTOCOL §11.3).
 
         Returns:
@@ -92,7 +93,9 @@ class ConnectionManager:
         if strategy not in _STRATEGIES:
             raise ValueError(f"unknown metadata strategy {strategy!r}")
         connection_id = self._server.resolve_connection(conn_or_id)
-        return await self._server.backend.set_connection_metadata(connection_id, value, strategy)
+        return await self._server.backend.set_connection_metadata(
+            connection_id, to_jsonable(value), strategy
+        )
 
     async def get_metadata(self, conn_or_id: ConnectionLike | str) -> Any:
         """Return a connection's metadata, or ``None`` if it has none or is unknown."""

@@ -159,6 +159,53 @@ class Pipeline:
                 )
         self._commands[name] = _AppCommand(handler, check_middleware(middleware), spec)
 
+    def bind(self, contract: ContractIndex) -> None:
+        """Validate every application command against ``contract`` from now on.
+
+        Commands registered before are looked up in it too, so binding late loses nothing.
+
+        Raises:
+            ValueError: Already bound to a different contract, or a registered command is not
+                defined by ``contract``.
+        """
+        current = self.contract
+        if current is not None:
+            if current is not contract and current.name != contract.name:
+                raise ValueError(
+                    f'server is bound to contract "{current.name}", not "{contract.name}"'
+                )
+            return
+        undefined = sorted(name for name in self._commands if contract.command(name) is None)
+        if undefined:
+            raise ValueError(
+                f'commands not defined by contract "{contract.name}": {", ".join(undefined)}'
+            )
+        self.contract = contract
+        for name, entry in self._commands.items():
+            self._commands[name] = _AppCommand(
+                entry.handler, entry.middleware, contract.command(name)
+            )
+
+    def unimplemented(self) -> list[str]:
+        """Return the contract's command names that have no handler (sorted; none without one)."""
+        if self.contract is None:
+            return []
+        return sorted(name for name in self.contract.commands if name not in self._commands)
+
+    def check_implemented(self) -> None:
+        """Refuse a contract whose commands are not all handled (``MeshServer.start``).
+
+        Raises:
+            RuntimeError: Lists the commands without a handler.
+        """
+        missing = self.unimplemented()
+        if missing and self.contract is not None:
+            raise RuntimeError(
+                f'contract "{self.contract.name}" commands without a handler: '
+                f"{', '.join(missing)} (register them, or pass allow_unimplemented=True to "
+                "MeshServer to start anyway; clients then get ENOTFOUND)"
+            )
+
     def add_builtins(self, commands: Mapping[str, BuiltinHandler]) -> None:
         """Register built-in ``mesh/*`` handlers (from the core and the feature managers)."""
         for name, handler in commands.items():

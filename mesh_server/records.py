@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mesh_sdk.protocol.codec import encode_push, loads
 from mesh_sdk.protocol.contract import to_jsonable
-from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationError
+from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError
 from mesh_server.backends.messages import record_channel
 from mesh_server.channels import BackendChannels
 from mesh_server.exposure import (
@@ -354,25 +354,15 @@ class RecordManager:
         cid = connection.id
         self._budget.take(cid)
         allowance = self._budget.allowance(cid, record_id)
-        try:
-            written = await self._write(
-                record_id,
-                request.newValue,
-                strategy or "replace",
-                allowance,
-                expected_version=request.expectedVersion,
-            )
-        except ValidationError as exc:
-            details = exc.details if isinstance(exc.details, list) else []
-            raise ValidationError.for_command(
-                command,
-                [
-                    {"path": "/newValue" + str(item.get("path", "")), "message": item["message"]}
-                    for item in details
-                    if isinstance(item, dict) and "message" in item
-                ]
-                or [{"path": "/newValue", "message": exc.message}],
-            ) from exc
+        # A ValidationError propagates as is: its pointers point into the record value (the
+        # combined one for merge strategies), not into the request wrapper (``/newValue/…``).
+        written = await self._write(
+            record_id,
+            request.newValue,
+            strategy or "replace",
+            allowance,
+            expected_version=request.expectedVersion,
+        )
         self._budget.stored(cid, record_id, written.size)
         # §11.3 step 4: answered only after the commit.
         return {"success": True}

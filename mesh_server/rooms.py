@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_server.backends.messages import BROADCAST, encode_envelope, inbox_channel
 from mesh_server.exposure import SubscriptionQuota, check_name
 
@@ -97,12 +98,15 @@ class RoomManager:
         return await self._core.backend.all_rooms()
 
     async def set_metadata(self, room: str, value: Any) -> Any:
-        """Replace the room's metadata (§12.2)."""
-        return await self._core.backend.set_room_metadata(room, value, "replace")
+        """Replace the room's metadata (§12.2); ``value``: a model or any JSON value."""
+        return await self._core.backend.set_room_metadata(room, to_jsonable(value), "replace")
 
     async def update_metadata(self, room: str, value: Any) -> Any:
-        """Shallowly merge into the room's metadata if both are objects, else replace (§12.2)."""
-        return await self._core.backend.set_room_metadata(room, value, "merge")
+        """Shallowly merge into the room's metadata if both are objects, else replace (§12.2).
+
+        ``value`` is a pydantic (generated) model or any JSON value.
+        """
+        return await self._core.backend.set_room_metadata(room, to_jsonable(value), "merge")
 
     async def get_metadata(self, room: str) -> Any:
         """Return the room's metadata or ``None``."""

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mesh_sdk.protocol.codec import encode_push
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends import create_backend
 from mesh_server.backends.base import Backend
@@ -136,7 +137,11 @@ class MeshServer(FeatureAPI):
             ``MESH_REDIS_URL`` or else the embedded single-process memory backend.
         backend: A ready-made (unstarted) backend instead of ``redis_url``.
         contract: Generated application contract index: commands must be defined in it and their
-            requests and responses are validated (PROTOCOL §3.4).
+            requests and responses are validated (PROTOCOL §3.4); :meth:`start` refuses to
+            start while one of its commands has no handler. A generated ``<Name>Server``
+            facade binds its contract (:meth:`bind_contract`).
+        allow_unimplemented: Start even though contract commands have no handler (they are
+            answered ``ENOTFOUND``).
         namespace: Prefix of internal backend keys and channels (PROTOCOL §9.2).
         ping_interval: ms between pings (PROTOCOL §6).
         latency_interval: ms between latency probes.
@@ -195,6 +200,7 @@ class MeshServer(FeatureAPI):
         redis_url: str | None = None,
         backend: Backend | None = None,
         contract: ContractIndex | None = None,
+        allow_unimplemented: bool = False,
         namespace: str = "mesh:",
         ping_interval: int = 30_000,
         latency_interval: int = 5_000,
@@ -242,7 +248,7 @@ class MeshServer(FeatureAPI):
         self._port = port
         self._limits = Limits(**limits)
         self._namespace = namespace
-        self._contract = contract
+        self.allow_unimplemented = allow_unimplemented
         self._ping_interval = ping_interval
         self.latency_interval = latency_interval
         self._max_missed_pongs = max_missed_pongs
@@ -319,7 +325,21 @@ class MeshServer(FeatureAPI):
     @property
     def contract(self) -> ContractIndex | None:
         """The application contract, if any."""
-        return self._contract
+        return self.pipeline.contract
+
+    def bind_contract(self, contract: ContractIndex) -> None:
+        """Validate commands, channel messages and record values against ``contract``.
+
+        The same as ``MeshServer(contract=contract)``; generated server facades call it.
+
+        Raises:
+            ValueError: Bound to a different contract, or a registered command is not defined
+                by ``contract``.
+            RuntimeError: The server was already started.
+        """
+        if self._started:
+            raise RuntimeError("bind_contract() must be called before start()")
+        self.pipeline.bind(contract)
 
     @property
     def log(self) -> logging.Logger:
@@ -536,6 +556,8 @@ class MeshServer(FeatureAPI):
         """Start the backend, the feature managers, the instance monitor and the listener."""
         if self._started:
             return
+        if not self.allow_unimplemented:
+            self.pipeline.check_implemented()
         backend = self.backend
         backend.on_recovered = self._on_backend_recovered
         self.pipeline.add_builtins(self.connection_manager.builtin_commands())
@@ -856,10 +878,13 @@ class MeshServer(FeatureAPI):
     def _push(self, command: str, payload: Any) -> bytes:
         if not isinstance(command, str) or is_reserved(command):
             raise ValueError(f"{command!r} is reserved by the Mesh protocol (PROTOCOL §3.4)")
-        return encode_push(command, payload)
+        return encode_push(command, to_jsonable(payload))
 
     async def send(self, conn_or_id: ConnectionLike | str, command: str, payload: Any) -> bool:
         """Push ``{"command","payload"}`` to one connection on any instance (O(1)).
+
+        ``payload`` of this and every ``broadcast*`` method is a pydantic (generated) model,
+        dumped by wire name, or any JSON-able value.
 
         Returns:
             ``False`` if the connection is not registered anywhere.

@@ -125,6 +125,10 @@ def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> l
                 path, last = list(loc), None
         else:
             path, last = _walk(payload, loc)
+            if kind == "extra_forbidden" and loc:
+                # The unexpected member is in the payload, so the walk reached it: report it
+                # at its parent object, like a missing one.
+                last = loc[-1]
         if kind == "missing" and last is not None:
             message = f"'{last}' is a required property"
         elif kind == "extra_forbidden" and last is not None:

@@ -7,8 +7,10 @@ human message, plus optional ``details``. One subclass exists per code of the co
     MeshError                      any code; unknown codes from a newer peer stay plain MeshError
     ├── CommandNotFoundError       ENOTFOUND     CommandError
     ├── ValidationError            EVALIDATION   ValidationError   details: [{"path","message"}]
+    │   └── LocalValidationError   EVALIDATION   ValidationError   client only: refused, never sent
     ├── ForbiddenError             EFORBIDDEN    ForbiddenError
     ├── ServerError                ESERVER       Error
+    │   └── ContractViolationError ESERVER       ContractViolation client only: the server broke it
     ├── UnavailableError           EUNAVAILABLE  UnavailableError
     ├── RateLimitError             ERATELIMIT    RateLimitError    details: {"retryAfterMs"}
     ├── TooLargeError              ETOOLARGE     TooLargeError     details: {"limit"}
@@ -30,7 +32,9 @@ __all__ = [
     "ERROR_CLASSES",
     "CommandNotFoundError",
     "ConflictError",
+    "ContractViolationError",
     "ForbiddenError",
+    "LocalValidationError",
     "MeshConnectionError",
     "MeshError",
     "MeshTimeoutError",
@@ -142,6 +146,21 @@ class ValidationError(MeshError):
         return cls(f'Invalid payload for "{command}"', details=problems)
 
 
+class LocalValidationError(ValidationError):
+    """A request the client refused to send because it violates the contract (client only).
+
+    Raised before anything is sent, so the server never saw the request. It is a
+    :class:`ValidationError` (``EVALIDATION``, the same ``details`` of ``{path, message}``), so
+    ``except ValidationError`` handles local and server rejections alike; catch this class to tell
+    them apart.
+    """
+
+    @classmethod
+    def refused(cls, error: ValidationError) -> LocalValidationError:
+        """Return the local form of ``error``: the same details, a message saying so."""
+        return cls(f"{error.message} (refused locally, not sent)", details=error.details)
+
+
 class ForbiddenError(MeshError):
     """Denied where the reply is an error (``EFORBIDDEN``)."""
 
@@ -154,6 +173,23 @@ class ServerError(MeshError):
 
     default_code = "ESERVER"
     default_name = "Error"
+
+
+class ContractViolationError(ServerError):
+    """The server sent a response or push that violates the contract (client only).
+
+    The request itself was valid and the server answered, but with a payload its own contract
+    forbids: a bug or a version mismatch on the server side, never the caller's fault, so this
+    is a :class:`ServerError` and not a :class:`ValidationError`. ``details`` holds the problems
+    (``{path, message}`` pointers into the received payload).
+    """
+
+    default_name = "ContractViolation"
+
+    @classmethod
+    def broke(cls, error: ValidationError) -> ContractViolationError:
+        """Return the violation for the validation ``error`` of a received payload."""
+        return cls(f"{error.message}: the server broke the contract", details=error.details)
 
 
 class UnavailableError(MeshError):

@@ -22,7 +22,13 @@ from pydantic import BaseModel
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.events import CallbackDispatcher, EventEmitter
 from mesh_sdk.protocol.contract import read_model, read_model_json, to_jsonable
-from mesh_sdk.protocol.errors import MeshConnectionError, MeshError, UnavailableError
+from mesh_sdk.protocol.errors import (
+    LocalValidationError,
+    MeshConnectionError,
+    MeshError,
+    UnavailableError,
+    ValidationError,
+)
 from mesh_sdk.subscriptions.channels import ChannelSubscription, MessageDecoder
 from mesh_sdk.subscriptions.presence import (
     PresenceSnapshot,
@@ -551,7 +557,9 @@ class SubscriptionAPI(ABC):
                 :attr:`~mesh_sdk.protocol.errors.ConflictError.actual` says which); nothing
                 was stored.
             ForbiddenError: Not writable by this connection.
-            ValidationError: The value violates the schema (client- or server-side).
+            ValidationError: The value violates the schema: a
+                :class:`~mesh_sdk.protocol.errors.LocalValidationError` when refused before
+                sending, else the server's rejection.
             TooLargeError: The value exceeds the server's record size limit.
         """
         if expected_version is not None and (
@@ -561,7 +569,10 @@ class SubscriptionAPI(ABC):
         spec = self.contract.record_for(record_id) if self.contract is not None else None
         wire_value = to_jsonable(value)
         if spec is not None and strategy in (None, "replace"):
-            spec.validate_value(wire_value)
+            try:
+                spec.validate_value(wire_value)
+            except ValidationError as exc:
+                raise LocalValidationError.refused(exc) from None
         payload: dict[str, Any] = {"recordId": record_id, "newValue": wire_value}
         if strategy is not None:
             payload["options"] = {"strategy": strategy}

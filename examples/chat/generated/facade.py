@@ -22,22 +22,7 @@ from mesh_sdk.facade import (
 
 from . import models
 from .contract_index import CONTRACT
-
-
-def channel_name_chat(
-    *,
-    room: str,
-) -> str:
-    """Return the channel name ``chat:{room}`` for the given parameters."""
-    return CONTRACT.channels[0].build_name(room=room)
-
-
-def record_id_room_topic(
-    *,
-    room: str,
-) -> str:
-    """Return the record id ``topic:{room}`` for the given parameters."""
-    return CONTRACT.records[0].build_id(room=room)
+from .names import channel_name_chat, record_id_room_topic
 
 
 class ChatCommands(CommandGroup):
@@ -91,8 +76,10 @@ class ChatRecords(RecordGroup):
 class ChatClient(FacadeClient):
     """Typed facade of Chat over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    ``contract_check``: what a server with another contract fingerprint causes on connect
-    (:class:`mesh_sdk.facade.FacadeClient`).
+
+    The wrapped client is bound to the contract: requests are validated before sending,
+    responses and pushes after receiving. ``contract_check``: what a server with another
+    contract fingerprint causes on connect (:class:`mesh_sdk.facade.FacadeClient`).
     """
 
     def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:

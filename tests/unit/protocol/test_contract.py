@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from examples.chat.generated import CONTRACT as chat_contract
 from examples.chat.generated import ChatClient
 from examples.chat.generated import models as chat_models
 from mesh_sdk.facade import CommandGroup
@@ -17,7 +18,7 @@ from mesh_sdk.protocol.contract import (
     fill_template,
     to_jsonable,
 )
-from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_sdk.protocol.generated import CONTRACT, models
 
 
@@ -167,6 +168,10 @@ class FakeClient:
     def __init__(self, result: Any) -> None:
         self.result = result
         self.calls: list[tuple[Any, ...]] = []
+        self.contract: ContractIndex | None = None
+
+    def bind_contract(self, contract: ContractIndex) -> None:
+        self.contract = contract
 
     async def command(self, name: str, payload: Any = None, *, timeout: Any = None) -> Any:
         self.calls.append(("command", name, payload, timeout))
@@ -214,14 +219,36 @@ async def test_generated_facade_delegates_and_validates() -> None:
     # The built-in package has no facade (it is shared with the server): use an app's.
     fake = FakeClient({"id": 7, "sentAt": "2026-01-02T03:04:05Z"})
     client = ChatClient(fake, contract_check="off")
+    assert fake.contract is chat_contract  # the facade binds its contract to the client
     request = chat_models.SendMessageRequest(room="r", text="hi")
     response = await client.commands.send_message(request, timeout=2.0)
     assert response.id == 7
     assert fake.calls == [("command", "chat/send", {"room": "r", "text": "hi"}, 2.0)]
     fake.result = {"id": "seven"}
-    with pytest.raises(ValidationError, match="Invalid response"):
+    with pytest.raises(ContractViolationError, match="the server broke the contract") as info:
         await client.commands.send_message(request)
+    assert not isinstance(info.value, ValidationError)
+    assert info.value.code == "ESERVER"
+    assert {"path": "/id", "message": "Input should be a valid integer"} in info.value.details
     assert isinstance(client.commands, CommandGroup)
+
+
+def test_unexpected_and_missing_members_are_reported_at_their_parent() -> None:
+    spec = chat_contract.command("chat/send")
+    assert spec is not None
+    with pytest.raises(ValidationError) as info:
+        spec.validate_request({"room": "r", "extra": 1, "nested": {"x": 1}})
+    assert info.value.details == [
+        {"path": "", "message": "'text' is a required property"},
+        {"path": "", "message": "Additional properties are not allowed ('extra' was unexpected)"},
+        {"path": "", "message": "Additional properties are not allowed ('nested' was unexpected)"},
+    ]
+    with pytest.raises(ValidationError) as info:
+        spec.validate_request({"room": "Lobby!", "text": ""})
+    assert info.value.details == [
+        {"path": "/room", "message": "String should match pattern '^[a-z0-9-]{1,32}$'"},
+        {"path": "/text", "message": "String should have at least 1 character"},
+    ]
 
 
 def test_to_jsonable_dumps_models_by_alias_and_keeps_unset_absent() -> None:

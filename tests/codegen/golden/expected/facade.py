@@ -22,30 +22,7 @@ from mesh_sdk.facade import (
 
 from . import models
 from .contract_index import CONTRACT
-
-
-def channel_name_chat(
-    *,
-    room: str,
-) -> str:
-    """Return the channel name ``chat:{room}`` for the given parameters."""
-    return CONTRACT.channels[0].build_name(room=room)
-
-
-def record_id_room_topic(
-    *,
-    room: str,
-) -> str:
-    """Return the record id ``room:{room}:topic`` for the given parameters."""
-    return CONTRACT.records[0].build_id(room=room)
-
-
-def record_id_user_profile(
-    *,
-    id: str,
-) -> str:
-    """Return the record id ``user:{id}`` for the given parameters."""
-    return CONTRACT.records[1].build_id(id=id)
+from .names import channel_name_chat, record_id_room_topic, record_id_user_profile
 
 
 class ChatAppCommands(CommandGroup):
@@ -119,8 +96,10 @@ class ChatAppRecords(RecordGroup):
 class ChatAppClient(FacadeClient):
     """Typed facade of ChatApp over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    ``contract_check``: what a server with another contract fingerprint causes on connect
-    (:class:`mesh_sdk.facade.FacadeClient`).
+
+    The wrapped client is bound to the contract: requests are validated before sending,
+    responses and pushes after receiving. ``contract_check``: what a server with another
+    contract fingerprint causes on connect (:class:`mesh_sdk.facade.FacadeClient`).
     """
 
     def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:
