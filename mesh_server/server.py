@@ -561,7 +561,7 @@ class MeshServer(FeatureAPI):
         backend = self.backend
         backend.on_recovered = self._on_backend_recovered
         self.pipeline.add_builtins(self.connection_manager.builtin_commands())
-        self.pipeline.add_builtins(contract_info_commands(self._contract))
+        self.pipeline.add_builtins(contract_info_commands(self.contract))
         for feature in self._features:
             self.pipeline.add_builtins(feature.builtin_commands())
             self._hub.add_routes(feature.message_routes())
