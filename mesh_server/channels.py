@@ -23,6 +23,16 @@ from typing import TYPE_CHECKING, Any
 from mesh_sdk.protocol.codec import dumps, encode_push
 from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import UnavailableError
+from mesh_sdk.protocol.generated.models import (
+    GetChannelHistoryDenied,
+    GetChannelHistoryRequest,
+    GetChannelHistorySuccess,
+    SubscribeChannelDenied,
+    SubscribeChannelRequest,
+    SubscribeChannelSuccess,
+    UnsubscribeChannelRequest,
+    UnsubscribeChannelResponse,
+)
 from mesh_server.exposure import (
     Exposure,
     Guard,
@@ -31,9 +41,10 @@ from mesh_server.exposure import (
     check_name,
     is_internal_name,
 )
+from mesh_server.features import Builtin
 
 if TYPE_CHECKING:
-    from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
+    from mesh_server.features import ConnectionLike, MessageRoute, ServerCore
 
 __all__ = [
     "BackendChannels",
@@ -355,12 +366,12 @@ class ChannelManager:
 
     # ------------------------------------------------------------------ built-ins
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """Return the channel built-ins (§7)."""
         return {
-            "mesh/subscribe-channel": self._subscribe,
-            "mesh/unsubscribe-channel": self._unsubscribe,
-            "mesh/get-channel-history": self._get_history,
+            "mesh/subscribe-channel": Builtin(SubscribeChannelRequest, self._subscribe),
+            "mesh/unsubscribe-channel": Builtin(UnsubscribeChannelRequest, self._unsubscribe),
+            "mesh/get-channel-history": Builtin(GetChannelHistoryRequest, self._get_history),
         }
 
     async def _allowed(self, connection: ConnectionLike, channel: str) -> bool:
@@ -369,12 +380,14 @@ class ChannelManager:
             return False
         return await self._exposure.allows(connection, channel)
 
-    async def _subscribe(self, connection: ConnectionLike, request: Any) -> Any:
-        channel: str = request.channel
+    async def _subscribe(
+        self, connection: ConnectionLike, request: SubscribeChannelRequest
+    ) -> SubscribeChannelSuccess | SubscribeChannelDenied:
+        channel = request.channel
         limits = self._core.limits
         check_name("mesh/subscribe-channel", "channel", channel, limits.max_name_length)
         if not await self._allowed(connection, channel):
-            return {"success": False, "history": []}
+            return SubscribeChannelDenied.model_construct(success=False, history=[])
         limit = clamp_history(request.historyLimit, 0, limits.max_history)
         cid = connection.id
         repeat = self._subscribers.is_subscribed(channel, cid)
@@ -394,21 +407,23 @@ class ChannelManager:
             await self._end_subscription(channel, cid, repeat=repeat)
             raise
         connection.after_response(lambda: self._subscribers.unhold(channel, cid))
-        return {"success": True, "history": history}
+        return SubscribeChannelSuccess.model_construct(success=True, history=history)
 
-    async def _unsubscribe(self, connection: ConnectionLike, request: Any) -> Any:
-        channel: str = request.channel
+    async def _unsubscribe(
+        self, connection: ConnectionLike, request: UnsubscribeChannelRequest
+    ) -> UnsubscribeChannelResponse:
+        channel = request.channel
         check_name(
             "mesh/unsubscribe-channel", "channel", channel, self._core.limits.max_name_length
         )
         # §9.4: true iff *this* connection was subscribed.
         acquired = self._subscribers.remove(channel, connection.id)
         if acquired is None:
-            return False
+            return UnsubscribeChannelResponse.model_construct(False)
         self._quota.release(connection.id)
         if acquired:
             await self._pubsub.release(channel)
-        return True
+        return UnsubscribeChannelResponse.model_construct(True)
 
     async def _end_subscription(self, channel: str, cid: str, *, repeat: bool) -> None:
         """Roll back a failed subscribe (a repeat keeps the existing subscription)."""
@@ -421,15 +436,17 @@ class ChannelManager:
             if acquired:
                 await self._pubsub.release(channel)
 
-    async def _get_history(self, connection: ConnectionLike, request: Any) -> Any:
-        channel: str = request.channel
+    async def _get_history(
+        self, connection: ConnectionLike, request: GetChannelHistoryRequest
+    ) -> GetChannelHistorySuccess | GetChannelHistoryDenied:
+        channel = request.channel
         limits = self._core.limits
         check_name("mesh/get-channel-history", "channel", channel, limits.max_name_length)
         if not await self._allowed(connection, channel):
-            return {"success": False, "history": []}
+            return GetChannelHistoryDenied.model_construct(success=False, history=[])
         limit = clamp_history(request.limit, 50, limits.max_history)
         history = await self._core.backend.channel_history(channel, limit) if limit else []
-        return {"success": True, "history": history}
+        return GetChannelHistorySuccess.model_construct(success=True, history=history)
 
     # ------------------------------------------------------------------ Feature hooks
 
@@ -450,9 +467,6 @@ class ChannelManager:
         count, acquired = self._subscribers.remove_connection(connection.id)
         self._quota.release(connection.id, count)
         await asyncio.gather(*(self._pubsub.release(name) for name in acquired))
-
-    async def on_pong(self, connection: ConnectionLike) -> None:
-        """Channels do not react to pongs."""
 
     async def on_backend_recovered(self) -> None:
         """Re-assert the backend subscriptions of application channels."""
