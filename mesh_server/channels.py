@@ -188,13 +188,87 @@ class LocalSubscribers:
 
     Each subscription also remembers whether its backend hold (:meth:`BackendChannels.acquire`)
     was taken, so whoever ends it (unsubscribe, disconnect) releases exactly what was taken,
-    even while the subscribe request is still awaiting the backend.
+    even while the subscribe request is still awaiting the backend. :meth:`open`, :meth:`end`,
+    :meth:`rollback` and :meth:`end_connection` do that together with the backend hold of
+    ``prefix + name`` and the connection's subscription quota (§15).
+
+    Args:
+        core: The server core.
+        pubsub: The instance's backend subscriptions.
+        quota: The shared per-connection subscription count.
+        prefix: Backend channel of a name = ``prefix + name``.
     """
 
-    def __init__(self, core: ServerCore) -> None:
+    def __init__(
+        self,
+        core: ServerCore,
+        pubsub: BackendChannels,
+        quota: SubscriptionQuota,
+        prefix: str = "",
+    ) -> None:
         self._core = core
+        self._pubsub = pubsub
+        self._quota = quota
+        self._prefix = prefix
         self._by_name: dict[str, _Entry] = {}
         self._by_connection: dict[str, dict[str, bool]] = {}
+
+    # ------------------------------------------------------------------ with backend and quota
+
+    async def open(self, name: str, connection_id: str) -> bool:
+        """Subscribe as *pending* and take the backend hold of a new subscription.
+
+        The caller reads what its response carries, then releases held frames with
+        :meth:`unhold` after the response (or calls :meth:`rollback` if that read fails).
+
+        Returns:
+            Whether this repeats an existing subscription (no quota slot, no new hold).
+
+        Raises:
+            TooLargeError: The subscription quota is full (nothing changed).
+            UnavailableError: The backend could not subscribe (rolled back).
+        """
+        repeat = self.is_subscribed(name, connection_id)
+        if not repeat:
+            self._quota.reserve(connection_id)
+        self.hold(name, connection_id)
+        if repeat:
+            return True
+        channel = self._prefix + name
+        try:
+            await self._pubsub.acquire(channel)
+        except BaseException:
+            await self.rollback(name, connection_id, repeat=False)
+            raise
+        if not self.mark_acquired(name, connection_id):
+            # Unsubscribed or disconnected meanwhile: give the backend hold back.
+            await self._pubsub.release(channel)
+        return False
+
+    async def rollback(self, name: str, connection_id: str, *, repeat: bool) -> None:
+        """Undo a failed :meth:`open` (a repeat keeps the existing subscription)."""
+        if repeat:
+            self.unhold(name, connection_id)
+        else:
+            await self.end(name, connection_id)
+
+    async def end(self, name: str, connection_id: str) -> bool:
+        """End a subscription, its quota slot and its backend hold; ``False`` if there was none."""
+        acquired = self.remove(name, connection_id)
+        if acquired is None:
+            return False
+        self._quota.release(connection_id)
+        if acquired:
+            await self._pubsub.release(self._prefix + name)
+        return True
+
+    async def end_connection(self, connection_id: str) -> None:
+        """End every subscription of a closing connection (§5.3 step 2)."""
+        count, acquired = self.remove_connection(connection_id)
+        self._quota.release(connection_id, count)
+        await asyncio.gather(*(self._pubsub.release(self._prefix + name) for name in acquired))
+
+    # ------------------------------------------------------------------ local state
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -324,9 +398,8 @@ class ChannelManager:
     def __init__(self, core: ServerCore, pubsub: BackendChannels, quota: SubscriptionQuota) -> None:
         self._core = core
         self._pubsub = pubsub
-        self._quota = quota
         self._exposure = Exposure()
-        self._subscribers = LocalSubscribers(core)
+        self._subscribers = LocalSubscribers(core, pubsub, quota)
 
     # ------------------------------------------------------------------ server API
 
@@ -390,21 +463,13 @@ class ChannelManager:
             return SubscribeChannelDenied.model_construct(success=False, history=[])
         limit = clamp_history(request.historyLimit, 0, limits.max_history)
         cid = connection.id
-        repeat = self._subscribers.is_subscribed(channel, cid)
-        if not repeat:
-            self._quota.reserve(cid)
         # §9.3: local set first, then SUBSCRIBE + confirmation, then history; messages that
         # arrive meanwhile are held and follow the response.
-        self._subscribers.hold(channel, cid)
+        repeat = await self._subscribers.open(channel, cid)
         try:
-            if not repeat:
-                await self._pubsub.acquire(channel)
-                if not self._subscribers.mark_acquired(channel, cid):
-                    # Unsubscribed or disconnected meanwhile: give the backend hold back.
-                    await self._pubsub.release(channel)
             history = await self._core.backend.channel_history(channel, limit) if limit else []
         except BaseException:
-            await self._end_subscription(channel, cid, repeat=repeat)
+            await self._subscribers.rollback(channel, cid, repeat=repeat)
             raise
         connection.after_response(lambda: self._subscribers.unhold(channel, cid))
         return SubscribeChannelSuccess.model_construct(success=True, history=history)
@@ -417,24 +482,8 @@ class ChannelManager:
             "mesh/unsubscribe-channel", "channel", channel, self._core.limits.max_name_length
         )
         # §9.4: true iff *this* connection was subscribed.
-        acquired = self._subscribers.remove(channel, connection.id)
-        if acquired is None:
-            return UnsubscribeChannelResponse.model_construct(False)
-        self._quota.release(connection.id)
-        if acquired:
-            await self._pubsub.release(channel)
-        return UnsubscribeChannelResponse.model_construct(True)
-
-    async def _end_subscription(self, channel: str, cid: str, *, repeat: bool) -> None:
-        """Roll back a failed subscribe (a repeat keeps the existing subscription)."""
-        if repeat:
-            self._subscribers.unhold(channel, cid)
-            return
-        acquired = self._subscribers.remove(channel, cid)
-        if acquired is not None:
-            self._quota.release(cid)
-            if acquired:
-                await self._pubsub.release(channel)
+        ended = await self._subscribers.end(channel, connection.id)
+        return UnsubscribeChannelResponse.model_construct(ended)
 
     async def _get_history(
         self, connection: ConnectionLike, request: GetChannelHistoryRequest
@@ -464,9 +513,7 @@ class ChannelManager:
 
     async def on_disconnect(self, connection: ConnectionLike) -> None:
         """Drop the connection's channel subscriptions; release unneeded ones (§5.3, §9.4)."""
-        count, acquired = self._subscribers.remove_connection(connection.id)
-        self._quota.release(connection.id, count)
-        await asyncio.gather(*(self._pubsub.release(name) for name in acquired))
+        await self._subscribers.end_connection(connection.id)
 
     async def on_backend_recovered(self) -> None:
         """Re-assert the backend subscriptions of application channels."""

@@ -13,7 +13,6 @@ are fanned out locally: every subscriber on every instance gets each event exact
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -102,14 +101,13 @@ class PresenceManager:
             raise ValueError("presence_sweep_interval must be > 0")
         self._core = core
         self._pubsub = pubsub
-        self._quota = quota
         self._memberships = memberships
         self._exposure = Exposure()
         self._ttls: list[int] = []
         self._ttl_cache: dict[str, int | None] = {}
-        self._subscribers = LocalSubscribers(core)
-        self._states = PresenceStateLedger(core.limits.max_presence_state_bytes)
         self._prefix = presence_channel(core.namespace, "")
+        self._subscribers = LocalSubscribers(core, pubsub, quota, self._prefix)
+        self._states = PresenceStateLedger(core.limits.max_presence_state_bytes)
         self._sweeper = Periodic(
             "mesh-presence-sweep", sweep_interval / 1000, self._sweep_once, core.log
         )
@@ -199,48 +197,25 @@ class PresenceManager:
         if not await self.guard_allows(connection, room):
             return SubscribePresenceDenied.model_construct(success=False, present=[])
         cid = connection.id
-        repeat = self._subscribers.is_subscribed(room, cid)
-        if not repeat:
-            self._quota.reserve(cid)
-        channel = self._prefix + room
         # §10.4: register, read present/states, then queue the response before any event of
         # this subscription (events arriving meanwhile are held back).
-        self._subscribers.hold(room, cid)
+        repeat = await self._subscribers.open(room, cid)
         try:
-            if not repeat:
-                await self._pubsub.acquire(channel)
-                if not self._subscribers.mark_acquired(room, cid):
-                    await self._pubsub.release(channel)
             snapshot = await self._core.backend.presence_snapshot(room)
         except BaseException:
-            await self._end_subscription(room, cid, repeat=repeat)
+            await self._subscribers.rollback(room, cid, repeat=repeat)
             raise
         connection.after_response(lambda: self._subscribers.unhold(room, cid))
         return SubscribePresenceSuccess.model_construct(
             success=True, present=snapshot.present, states=snapshot.states
         )
 
-    async def _end_subscription(self, room: str, cid: str, *, repeat: bool) -> None:
-        if repeat:
-            self._subscribers.unhold(room, cid)
-            return
-        acquired = self._subscribers.remove(room, cid)
-        if acquired is not None:
-            self._quota.release(cid)
-            if acquired:
-                await self._pubsub.release(self._prefix + room)
-
     async def _unsubscribe(
         self, connection: ConnectionLike, request: UnsubscribePresenceRequest
     ) -> UnsubscribePresenceResponse:
         room = self._room("mesh/unsubscribe-presence", request.roomName)
-        acquired = self._subscribers.remove(room, connection.id)
-        if acquired is None:
-            return UnsubscribePresenceResponse.model_construct(False)
-        self._quota.release(connection.id)
-        if acquired:
-            await self._pubsub.release(self._prefix + room)
-        return UnsubscribePresenceResponse.model_construct(True)
+        ended = await self._subscribers.end(room, connection.id)
+        return UnsubscribePresenceResponse.model_construct(ended)
 
     async def _get_state(
         self, connection: ConnectionLike, request: GetPresenceStateRequest
@@ -313,9 +288,7 @@ class PresenceManager:
     async def on_disconnect(self, connection: ConnectionLike) -> None:
         """Drop the connection's presence subscriptions (§5.3 step 2) and state quota."""
         self._states.drop(connection.id)
-        count, acquired = self._subscribers.remove_connection(connection.id)
-        self._quota.release(connection.id, count)
-        await asyncio.gather(*(self._pubsub.release(self._prefix + room) for room in acquired))
+        await self._subscribers.end_connection(connection.id)
 
     async def on_pong(self, connection: ConnectionLike) -> None:
         """Refresh the connection's presence in its tracked rooms (§10.3)."""
