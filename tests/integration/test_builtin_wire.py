@@ -433,7 +433,7 @@ async def test_sdk_builtin_requests() -> None:
             await client.join_room("r")
             await client.subscribe_presence("r")
             await client.publish_presence_state("r", {"s": 1})
-            await client.publish_presence_state("r", "x", expire_after=500, silent=True)
+            await client.publish_presence_state("r", "x", expire_after=0.5, silent=True)
             await client.get_presence_state("r")
             await client.clear_presence_state("r")
             await client.unsubscribe_presence("r")
