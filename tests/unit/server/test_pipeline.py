@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from mesh_sdk.protocol.codec import Request
+from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
 from mesh_sdk.protocol.generated.models import (
     JoinRoomRequest,
     JoinRoomResponse,
@@ -17,7 +18,7 @@ from mesh_sdk.protocol.generated.models import (
     NoopResponse,
 )
 from mesh_server import MeshServer
-from mesh_server.features import Builtin
+from mesh_server.features import Builtin, PongListener
 from mesh_server.pipeline import is_reserved
 
 
@@ -201,3 +202,20 @@ def test_internal_error_answers_even_outside_handlers(caplog: pytest.LogCaptureF
     assert [r.getMessage() for r in caplog.records if r.exc_info][-1] == (
         "cannot answer a request on conn-fake"
     )
+
+
+def test_every_builtin_is_registered_with_its_contract_request_model() -> None:
+    server = MeshServer(client_metadata_writes=True)
+    commands: dict[str, Builtin[Any]] = {}
+    commands.update(server.connection_manager.builtin_commands())
+    for feature in server._features:
+        commands.update(feature.builtin_commands())
+    server.pipeline.add_builtins(commands)  # raises on a model the contract does not name
+    assert set(commands) | {"mesh/contract-info"} == set(BUILTIN_CONTRACT.commands)
+
+
+def test_only_features_that_react_to_pongs_are_called() -> None:
+    server = MeshServer()
+    # Channels, rooms and records have no pong hook: a pong makes one task, for presence only.
+    assert [f for f in server._features if isinstance(f, PongListener)] == [server.presence_manager]
+    assert server._pong_listeners == [server.presence_manager]
