@@ -33,11 +33,11 @@ from mesh_sdk.protocol.generated.models import (
     UnsubscribePresenceResponse,
 )
 from mesh_server.backends.messages import presence_channel
-from mesh_server.channels import BackendChannels, LocalSubscribers
 from mesh_server.exposure import Exposure, Guard, Pattern, SubscriptionQuota, check_name
 from mesh_server.features import Builtin
 from mesh_server.periodic import Periodic
 from mesh_server.quotas import PresenceStateLedger
+from mesh_server.subscribers import BackendChannels, LocalSubscribers
 
 if TYPE_CHECKING:
     from mesh_server.features import ConnectionLike, MessageRoute, ServerCore

@@ -38,7 +38,6 @@ from mesh_sdk.protocol.generated.models import (
 )
 from mesh_server.backends.base import MERGE_STRATEGIES
 from mesh_server.backends.messages import record_channel
-from mesh_server.channels import BackendChannels
 from mesh_server.exposure import (
     Guard,
     Pattern,
@@ -49,6 +48,7 @@ from mesh_server.exposure import (
 )
 from mesh_server.features import Builtin
 from mesh_server.quotas import RecordWriteBudget
+from mesh_server.subscribers import BackendChannels
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import MergeStrategy, RecordWrite
