@@ -68,6 +68,10 @@ class MissingGeneratorError(RuntimeError):
 def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
     defs: dict[str, Any] = {}
     overrides: dict[str, str] = {}
+    # Built-in models dump their members in the schemas' order, which is the order of the
+    # reference frames (PROTOCOL §7): handlers return models and the wire stays byte-identical.
+    # Application models keep sorted members, so regenerating never reorders their output.
+    keep_member_order = contract.builtin
     by_location = {
         key: d.title
         for key, d in contract.definitions.items()
@@ -114,7 +118,8 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
                     return {**inlined, **{k: node[k] for k in ("description",) if k in node}}
                 out[key] = "#/$defs/" + title
             elif key in ("properties", "$defs"):
-                out[key] = {name: rewrite(value[name], file, False) for name in sorted(value)}
+                names = value if key == "properties" and keep_member_order else sorted(value)
+                out[key] = {name: rewrite(value[name], file, False) for name in names}
             elif key in ("enum", "const", "default", "required"):
                 out[key] = copy.deepcopy(value)
             else:

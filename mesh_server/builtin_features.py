@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mesh_server.channels import BackendChannels, ChannelManager
+from mesh_server.channels import ChannelManager
 from mesh_server.exposure import SubscriptionQuota
 from mesh_server.presence import LocalMemberships, PresenceManager
 from mesh_server.records import RecordManager
 from mesh_server.rooms import RoomManager
+from mesh_server.subscribers import BackendChannels
 
 if TYPE_CHECKING:
     from mesh_server.features import Feature, ServerCore

@@ -45,6 +45,7 @@ __all__ = [
     "SubscriptionQuota",
     "WriteGuard",
     "check_name",
+    "guard_passes",
     "is_internal_name",
 ]
 
@@ -116,19 +117,40 @@ def _takes_value(guard: Callable[..., object]) -> bool:
     )
 
 
-async def _guard_passes(rule: _Rule, connection: ConnectionLike, name: str, value: Any) -> bool:
-    guard = rule.guard
+async def guard_passes(
+    guard: Callable[..., bool | Awaitable[bool]] | None,
+    *args: Any,
+    log: logging.Logger = _log,
+    failure: str = "guard raised",
+) -> bool:
+    """Run a guard, sync or async: no guard passes, a guard that raises denies (logged).
+
+    The one guard runner of the server: exposure guards (PROTOCOL §11.1: "a guard that raises
+    counts as false") and the connection-metadata guards (§12.1).
+
+    Args:
+        guard: The guard, or ``None``.
+        *args: Its arguments.
+        log: Where an exception is logged, with its traceback.
+        failure: The start of that log line.
+    """
     if guard is None:
         return True
     try:
-        result = guard(connection, name, value) if rule.takes_value else guard(connection, name)
+        result = guard(*args)
         if inspect.isawaitable(result):
             result = await result
     except Exception:
-        # PROTOCOL §11.1: a guard that raises counts as false (and is logged).
-        _log.exception("exposure guard raised for %r; treating it as a denial", name)
+        log.exception("%s; treating it as a denial", failure)
         return False
     return bool(result)
+
+
+async def _rule_passes(rule: _Rule, connection: ConnectionLike, name: str, value: Any) -> bool:
+    failure = f"exposure guard raised for {name!r}"
+    if rule.takes_value:
+        return await guard_passes(rule.guard, connection, name, value, failure=failure)
+    return await guard_passes(rule.guard, connection, name, failure=failure)
 
 
 class Exposure:
@@ -183,7 +205,7 @@ class Exposure:
             value: Given to guards that take a value (the value being written), else ignored.
         """
         for rule in self._rules:
-            if rule.matches(name) and await _guard_passes(rule, connection, name, value):
+            if rule.matches(name) and await _rule_passes(rule, connection, name, value):
                 return True
         return False
 

@@ -1,4 +1,10 @@
-"""Configurable limits and intervals (PROTOCOL §6, §10.3, §13, §15), with the protocol defaults."""
+"""Configurable limits (PROTOCOL §15), with the protocol defaults.
+
+Besides sizes, counts and rates, a limit may have the window it is counted over
+(``malformed_window_ms``, ``rate_abuse_window_ms``), the backend deadline or the bad-input log
+period. The liveness, presence-sweep and instance intervals (§6, §10.3, §13) are not here: they
+are :class:`mesh_server.MeshServer` options.
+"""
 
 from __future__ import annotations
 

@@ -13,11 +13,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.contract import to_jsonable
+from mesh_sdk.protocol.generated.models import (
+    GetRoomMetadataRequest,
+    GetRoomMetadataResponse,
+    JoinRoomRequest,
+    JoinRoomResponse,
+    LeaveRoomRequest,
+    LeaveRoomResponse,
+)
 from mesh_server.backends.messages import BROADCAST, encode_envelope, inbox_channel
 from mesh_server.exposure import SubscriptionQuota, check_name
+from mesh_server.features import Builtin
 
 if TYPE_CHECKING:
-    from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
+    from mesh_server.features import ConnectionLike, MessageRoute, ServerCore
     from mesh_server.presence import LocalMemberships, PresenceManager
 
 __all__ = ["RoomManager"]
@@ -180,35 +189,39 @@ class RoomManager:
 
     # ------------------------------------------------------------------ built-ins
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """Return the room built-ins (§7)."""
         return {
-            "mesh/join-room": self._join,
-            "mesh/leave-room": self._leave,
-            "mesh/get-room-metadata": self._get_metadata,
+            "mesh/join-room": Builtin(JoinRoomRequest, self._join),
+            "mesh/leave-room": Builtin(LeaveRoomRequest, self._leave),
+            "mesh/get-room-metadata": Builtin(GetRoomMetadataRequest, self._get_metadata),
         }
 
-    def _room(self, command: str, request: Any) -> str:
-        room: str = request.roomName
+    def _room(self, command: str, room: str) -> str:
         check_name(command, "roomName", room, self._core.limits.max_name_length)
         return room
 
-    async def _join(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/join-room", request)
+    async def _join(self, connection: ConnectionLike, request: JoinRoomRequest) -> JoinRoomResponse:
+        room = self._room("mesh/join-room", request.roomName)
         present = await self._join_local(room, connection.id, enforce_quota=True)
         # §10.2: `present` only for a tracked room whose presence guard passes, else [].
         if not present or not await self._presence.guard_allows(connection, room):
             present = []
-        return {"success": True, "present": present}
+        return JoinRoomResponse.model_construct(success=True, present=present)
 
-    async def _leave(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/leave-room", request)
+    async def _leave(
+        self, connection: ConnectionLike, request: LeaveRoomRequest
+    ) -> LeaveRoomResponse:
+        room = self._room("mesh/leave-room", request.roomName)
         await self._leave_local(room, connection.id)
-        return {"success": True}
+        return LeaveRoomResponse.model_construct(success=True)
 
-    async def _get_metadata(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/get-room-metadata", request)
-        return {"metadata": await self._core.backend.get_room_metadata(room)}
+    async def _get_metadata(
+        self, connection: ConnectionLike, request: GetRoomMetadataRequest
+    ) -> GetRoomMetadataResponse:
+        room = self._room("mesh/get-room-metadata", request.roomName)
+        metadata = await self._core.backend.get_room_metadata(room)
+        return GetRoomMetadataResponse.model_construct(metadata=metadata)
 
     # ------------------------------------------------------------------ Feature hooks
 
@@ -221,9 +234,6 @@ class RoomManager:
         rooms = self._memberships.drop(connection.id)
         if rooms:
             self._quota.release(connection.id, len(rooms))
-
-    async def on_pong(self, connection: ConnectionLike) -> None:
-        """Presence refresh is done by the presence manager."""
 
     async def on_backend_recovered(self) -> None:
         """Nothing to re-establish."""

@@ -44,7 +44,7 @@ from mesh_server.connection_manager import (
 )
 from mesh_server.contract_info import contract_info_commands
 from mesh_server.errors import MeshAuthError
-from mesh_server.features import ConnectionLike, Feature
+from mesh_server.features import ConnectionLike, Feature, PongListener
 from mesh_server.health import (
     BACKEND_UNAVAILABLE,
     FENCED,
@@ -299,6 +299,8 @@ class MeshServer(FeatureAPI):
         self._conn_count = 0
         self._features: list[Feature] = []
         self._init_features(presence_sweep_interval)
+        # Only features that react to pongs are called: no task per pong when none does.
+        self._pong_listeners = [f for f in self._features if isinstance(f, PongListener)]
 
     # ------------------------------------------------------------------ ServerCore
 
@@ -830,14 +832,14 @@ class MeshServer(FeatureAPI):
         task.add_done_callback(self._background.discard)
 
     def notify_pong(self, connection: Connection) -> None:
-        """Forward a pong to the feature managers (presence refresh, PROTOCOL §10.3)."""
-        if self._features:
+        """Forward a pong to the features that react to it (presence refresh, PROTOCOL §10.3)."""
+        if self._pong_listeners:
             self._spawn(self._pong(connection))
 
     async def _pong(self, connection: Connection) -> None:
-        for feature in self._features:
+        for listener in self._pong_listeners:
             try:
-                await feature.on_pong(connection)
+                await listener.on_pong(connection)
             except Exception as exc:
                 self._log.debug("pong hook failed for %s: %s", connection.id, exc)
 

@@ -173,12 +173,9 @@ def decode_client_frame(
             return Malformed(f"frame of {size} bytes exceeds {max_size}", too_large=True)
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
-    try:
-        obj = loads(data)
-    except JSONDecodeError as exc:
-        return Malformed(f"invalid JSON: {exc}")
-    if type(obj) is not dict:
-        return Malformed(f"not a JSON object but {type(obj).__name__}")
+    obj = _decode_object(data)
+    if isinstance(obj, Malformed):
+        return obj
     command = obj.get("command", _MISSING)
     # §3.2 step 2. Compared, never hashed: a command may be any JSON value, lists included.
     if command == "pong" or command == "latency:response":
@@ -232,6 +229,17 @@ def _unusual(
         f"Request {too_deep} nested deeper than {max_depth} levels", details={"limit": max_depth}
     )
     return Rejected(request, error)
+
+
+def _decode_object(data: bytes | str) -> dict[str, Any] | Malformed:
+    """Parse a frame that must be one JSON object (both directions, PROTOCOL §3)."""
+    try:
+        obj = loads(data)
+    except JSONDecodeError as exc:
+        return Malformed(f"invalid JSON: {exc}")
+    if type(obj) is not dict:
+        return Malformed(f"not a JSON object but {type(obj).__name__}")
+    return obj
 
 
 def _utf8_len(text: str, limit: int) -> int:
@@ -340,12 +348,9 @@ def decode_server_frame(
         return Malformed(f"frame of {len(data)} bytes exceeds {max_size}", too_large=True)
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
-    try:
-        obj = loads(data)
-    except JSONDecodeError as exc:
-        return Malformed(f"invalid JSON: {exc}")
-    if type(obj) is not dict:
-        return Malformed(f"not a JSON object but {type(obj).__name__}")
+    obj = _decode_object(data)
+    if isinstance(obj, Malformed):
+        return obj
     command = obj.get("command")
     command = command if type(command) is str else None
     payload = obj.get("payload")

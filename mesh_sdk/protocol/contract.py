@@ -24,6 +24,7 @@ This module imports no asyncio, websockets or redis.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 from pydantic.config import ExtraValues
 
 from mesh_sdk.protocol.errors import ValidationError
@@ -55,6 +56,7 @@ __all__ = [
     "read_model",
     "read_model_json",
     "to_jsonable",
+    "to_wire",
     "validation_problems",
 ]
 
@@ -207,6 +209,34 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return value
+
+
+@functools.cache
+def _wire_members(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """``(attribute, wire name)`` of each member of ``model``, in declaration order."""
+    return tuple((name, info.alias or name) for name, info in model.model_fields.items())
+
+
+def to_wire(model: BaseModel) -> Any:
+    """Return the payload of a built-in protocol model, its member values taken as they are.
+
+    The same document as :func:`to_jsonable` for the generated built-in models (wire names,
+    declaration order, absent members absent, explicit ``null`` kept; nested models and root
+    models converted), without re-walking member values: those hold JSON already (validated
+    input, backend data), and dumping them again would copy them (a 1 MB record value costs
+    about four times its ``orjson`` encoding). Not for models whose members hold other Python
+    types (``datetime``, enums, models inside lists): use :func:`to_jsonable` for those.
+    """
+    if isinstance(model, RootModel):
+        root = model.root
+        return to_wire(root) if isinstance(root, BaseModel) else root
+    present = model.model_fields_set
+    payload: dict[str, Any] = {}
+    for name, wire in _wire_members(type(model)):
+        if name in present:
+            value = getattr(model, name)
+            payload[wire] = to_wire(value) if isinstance(value, BaseModel) else value
+    return payload
 
 
 def _dump(model: type[BaseModel], value: Any) -> Any:

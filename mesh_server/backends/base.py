@@ -20,6 +20,7 @@ from mesh_server.backends.interfaces.broker import Broker, MessageHandler
 from mesh_server.backends.interfaces.metadata import MetadataStore
 from mesh_server.backends.interfaces.presence import PresenceSnapshot, PresenceStore
 from mesh_server.backends.interfaces.records import (
+    MERGE_STRATEGIES,
     MergeStrategy,
     RecordStore,
     RecordUpdater,
@@ -33,6 +34,7 @@ from mesh_server.backends.interfaces.registry import (
 from mesh_server.backends.interfaces.rooms import JoinResult, RoomStore
 
 __all__ = [
+    "MERGE_STRATEGIES",
     "Backend",
     "BackendStats",
     "DeadInstanceReport",

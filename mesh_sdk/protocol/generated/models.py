@@ -50,10 +50,10 @@ class ContractInfoRequest(ContractModel):
 
 
 class ContractInfoResponse(ContractModel):
-    commands: Annotated[
-        list[StrictStr],
+    name: Annotated[
+        StrictStr | None,
         Field(
-            description="Wire names of the contract's commands, sorted; empty when the server has no application contract."
+            description="The contract name; null when the server has no application contract."
         ),
     ]
     fingerprint: Annotated[
@@ -62,10 +62,10 @@ class ContractInfoResponse(ContractModel):
             description="The contract fingerprint (sha256:<64 hex digits>); null when the server has no application contract."
         ),
     ]
-    name: Annotated[
-        StrictStr | None,
+    commands: Annotated[
+        list[StrictStr],
         Field(
-            description="The contract name; null when the server has no application contract."
+            description="Wire names of the contract's commands, sorted; empty when the server has no application contract."
         ),
     ]
 
@@ -75,14 +75,14 @@ class ErrorObject(ContractModel):
     The error object (§4).
     """
 
-    code: StrictStr
-    details: Annotated[
-        Any | None, Field(description="See the error table (errors.json).")
-    ] = None
     error: Annotated[
         StrictStr, Field(description="Human-readable message; never parsed.")
     ]
+    code: StrictStr
     name: StrictStr
+    details: Annotated[
+        Any | None, Field(description="See the error table (errors.json).")
+    ] = None
 
 
 class ErrorResponseEnvelope(ContractModel):
@@ -90,10 +90,10 @@ class ErrorResponseEnvelope(ContractModel):
     S→C error response: an error iff it has a top-level error (§4).
     """
 
-    command: StrictStr | None = None
-    error: ErrorObject
     id: Any
+    command: StrictStr | None = None
     payload: ErrorObject
+    error: ErrorObject
 
 
 class GetChannelHistoryDenied(ContractModel):
@@ -101,8 +101,8 @@ class GetChannelHistoryDenied(ContractModel):
     Denied (PROTOCOL §7).
     """
 
-    history: Annotated[list[StrictStr], Field(max_length=0)]
     success: Literal[False]
+    history: Annotated[list[StrictStr], Field(max_length=0)]
 
 
 class GetChannelHistoryRequest(ContractModel):
@@ -121,8 +121,8 @@ class GetChannelHistoryRequest(ContractModel):
 
 
 class GetChannelHistorySuccess(ContractModel):
-    history: Annotated[list[StrictStr], Field(description="Newest first.")]
     success: Literal[True]
+    history: Annotated[list[StrictStr], Field(description="Newest first.")]
 
 
 class GetConnectionMetadataRequest(ContractModel):
@@ -152,8 +152,8 @@ class GetPresenceStateDenied(ContractModel):
     Denied (PROTOCOL §7).
     """
 
-    present: Annotated[list[StrictStr], Field(max_length=0)]
     success: Literal[False]
+    present: Annotated[list[StrictStr], Field(max_length=0)]
 
 
 class GetPresenceStateRequest(ContractModel):
@@ -167,12 +167,12 @@ class GetPresenceStateRequest(ContractModel):
 
 
 class GetPresenceStateSuccess(ContractModel):
+    success: Literal[True]
     present: list[StrictStr]
     states: Annotated[
         dict[str, Any],
         Field(description="connId → state, present connections with a state only."),
     ]
-    success: Literal[True]
 
 
 class GetRoomMetadataRequest(ContractModel):
@@ -202,8 +202,8 @@ class JoinRoomRequest(ContractModel):
 
 
 class JoinRoomResponse(ContractModel):
-    present: list[StrictStr]
     success: Literal[True]
+    present: list[StrictStr]
 
 
 class LatencyPush(RootModel[StrictInt]):
@@ -273,20 +273,20 @@ class PingPush(ContractModel):
 
 
 class PresenceMembershipEvent(ContractModel):
+    type: Literal["join", "leave"]
     connectionId: StrictStr
     roomName: StrictStr
     timestamp: StrictInt
-    type: Literal["join", "leave"]
 
 
 class PresenceStateEvent(ContractModel):
+    type: Literal["state"]
     connectionId: StrictStr
     roomName: StrictStr
     state: Annotated[
         Any, Field(description="The new state, null when cleared or expired.")
     ]
     timestamp: StrictInt
-    type: Literal["state"]
 
 
 class PresenceUpdatePush(RootModel[PresenceMembershipEvent | PresenceStateEvent]):
@@ -299,10 +299,6 @@ class PresenceUpdatePush(RootModel[PresenceMembershipEvent | PresenceStateEvent]
 
 
 class PublishPresenceStateRequest(ContractModel):
-    expireAfter: Annotated[
-        StrictInt | None,
-        Field(description="Expiry in ms; 0, null or absent: none.", ge=0),
-    ] = None
     roomName: Annotated[
         StrictStr,
         Field(
@@ -310,13 +306,17 @@ class PublishPresenceStateRequest(ContractModel):
             min_length=1,
         ),
     ]
-    silent: Annotated[
-        StrictBool | None, Field(description="Do not publish a state event.")
-    ] = None
     state: Annotated[
         dict[str, Any] | list[Any] | StrictStr | StrictInt | StrictFloat | StrictBool,
         Field(description="Any JSON value except null (required)."),
     ]
+    expireAfter: Annotated[
+        StrictInt | None,
+        Field(description="Expiry in ms; 0, null or absent: none.", ge=0),
+    ] = None
+    silent: Annotated[
+        StrictBool | None, Field(description="Do not publish a state event.")
+    ] = None
 
 
 class PublishPresenceStateResponse(RootModel[StrictBool]):
@@ -356,8 +356,8 @@ class RecordUpdateFull(ContractModel):
     Full mode.
     """
 
-    full: Annotated[Any, Field(description="The new value.")]
     recordId: StrictStr
+    full: Annotated[Any, Field(description="The new value.")]
     version: Annotated[StrictInt, Field(ge=0)]
 
 
@@ -366,8 +366,8 @@ class RecordUpdatePatch(ContractModel):
     Patch mode.
     """
 
-    patch: list[PatchOperation]
     recordId: StrictStr
+    patch: list[PatchOperation]
     version: Annotated[StrictInt, Field(ge=0)]
 
 
@@ -392,11 +392,11 @@ class RequestEnvelope(ContractModel):
     C→S request (§3.2 step 4).
     """
 
+    id: Annotated[Any, Field(description="Any JSON value, echoed verbatim (§3.3).")]
     command: Annotated[
         Any | None,
         Field(description="The command name; a non-string answers ENOTFOUND."),
     ] = None
-    id: Annotated[Any, Field(description="Any JSON value, echoed verbatim (§3.3).")]
     payload: Annotated[Any | None, Field(description="Absent ≡ {} (§3.4).")] = None
 
 
@@ -405,8 +405,8 @@ class ResponseEnvelope(ContractModel):
     S→C success response (§3.5).
     """
 
-    command: StrictStr | None = None
     id: Any
+    command: StrictStr | None = None
     payload: Annotated[Any, Field(description="null if the handler returns nothing.")]
 
 
@@ -428,8 +428,8 @@ class SubscribeChannelDenied(ContractModel):
     Denied (PROTOCOL §7).
     """
 
-    history: Annotated[list[StrictStr], Field(max_length=0)]
     success: Literal[False]
+    history: Annotated[list[StrictStr], Field(max_length=0)]
 
 
 class SubscribeChannelRequest(ContractModel):
@@ -454,8 +454,8 @@ class SubscribeChannelRequest(ContractModel):
 
 
 class SubscribeChannelSuccess(ContractModel):
-    history: Annotated[list[StrictStr], Field(description="Newest first.")]
     success: Literal[True]
+    history: Annotated[list[StrictStr], Field(description="Newest first.")]
 
 
 class SubscribePresenceDenied(ContractModel):
@@ -463,8 +463,8 @@ class SubscribePresenceDenied(ContractModel):
     Denied (PROTOCOL §7).
     """
 
-    present: Annotated[list[StrictStr], Field(max_length=0)]
     success: Literal[False]
+    present: Annotated[list[StrictStr], Field(max_length=0)]
 
 
 class SubscribePresenceRequest(ContractModel):
@@ -478,12 +478,12 @@ class SubscribePresenceRequest(ContractModel):
 
 
 class SubscribePresenceSuccess(ContractModel):
+    success: Literal[True]
     present: list[StrictStr]
     states: Annotated[
         dict[str, Any],
         Field(description="connId → state, present connections with a state only."),
     ]
-    success: Literal[True]
 
 
 class SubscribeRecordDenied(ContractModel):
@@ -495,10 +495,6 @@ class SubscribeRecordDenied(ContractModel):
 
 
 class SubscribeRecordRequest(ContractModel):
-    mode: Annotated[
-        Literal["full", "patch"] | None,
-        Field(description="Update mode; absent or null means full."),
-    ] = None
     recordId: Annotated[
         StrictStr,
         Field(
@@ -506,11 +502,15 @@ class SubscribeRecordRequest(ContractModel):
             min_length=1,
         ),
     ]
+    mode: Annotated[
+        Literal["full", "patch"] | None,
+        Field(description="Update mode; absent or null means full."),
+    ] = None
 
 
 class SubscribeRecordSuccess(ContractModel):
-    record: Annotated[Any, Field(description="Current value, null when absent.")]
     success: Literal[True]
+    record: Annotated[Any, Field(description="Current value, null when absent.")]
     version: Annotated[StrictInt, Field(ge=0)]
 
 
@@ -604,17 +604,6 @@ class GetPresenceStateResponse(
 
 
 class PublishRecordUpdateRequest(ContractModel):
-    expectedVersion: Annotated[
-        StrictInt | None,
-        Field(
-            description="Write only if the record is at this version (0: absent), else ECONFLICT with {expected, actual} and nothing stored (PROTOCOL §11.3); absent or null means unconditional.",
-            ge=0,
-        ),
-    ] = None
-    newValue: Annotated[
-        Any, Field(description="Any JSON value (required, may be null).")
-    ]
-    options: RecordWriteOptions | None = None
     recordId: Annotated[
         StrictStr,
         Field(
@@ -622,6 +611,17 @@ class PublishRecordUpdateRequest(ContractModel):
             min_length=1,
         ),
     ]
+    newValue: Annotated[
+        Any, Field(description="Any JSON value (required, may be null).")
+    ]
+    options: RecordWriteOptions | None = None
+    expectedVersion: Annotated[
+        StrictInt | None,
+        Field(
+            description="Write only if the record is at this version (0: absent), else ECONFLICT with {expected, actual} and nothing stored (PROTOCOL §11.3); absent or null means unconditional.",
+            ge=0,
+        ),
+    ] = None
 
 
 class SubscribeChannelResponse(

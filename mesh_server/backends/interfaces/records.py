@@ -5,12 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
-__all__ = ["MergeStrategy", "RecordStore", "RecordUpdater", "RecordWrite"]
+__all__ = ["MERGE_STRATEGIES", "MergeStrategy", "RecordStore", "RecordUpdater", "RecordWrite"]
 
 MergeStrategy = Literal["replace", "merge", "deepMerge"]
 """How a new value combines with the stored one (PROTOCOL §11.3, §12.1)."""
+
+MERGE_STRATEGIES: Final[frozenset[str]] = frozenset(get_args(MergeStrategy))
+"""Every :data:`MergeStrategy`, to check a strategy given by server code at run time."""
 
 RecordUpdater = Callable[[Any], Any]
 """``fn(current) -> new`` for :meth:`RecordStore.update_record`: ``current`` is the record's JSON

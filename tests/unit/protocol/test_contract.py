@@ -11,12 +11,14 @@ from examples.chat.generated import CONTRACT as chat_contract
 from examples.chat.generated import ChatClient
 from examples.chat.generated import models as chat_models
 from mesh_sdk.facade import CommandGroup
+from mesh_sdk.protocol.codec import dumps
 from mesh_sdk.protocol.contract import (
     ChannelSpec,
     ContractIndex,
     RecordSpec,
     fill_template,
     to_jsonable,
+    to_wire,
 )
 from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_sdk.protocol.generated import CONTRACT, models
@@ -259,3 +261,28 @@ def test_to_jsonable_dumps_models_by_alias_and_keeps_unset_absent() -> None:
     assert to_jsonable(explicit) == {"recordId": "r", "mode": None}
     plain = {"a": [1, None]}
     assert to_jsonable(plain) is plain
+
+
+# ------------------------------------------------------------------ to_wire (built-in payloads)
+
+
+def test_to_wire_is_the_to_jsonable_document_without_copying_values() -> None:
+    record = {"a": [1, {"b": None}]}
+    cases = [
+        models.SubscribeRecordSuccess.model_construct(success=True, record=record, version=3),
+        models.SubscribeRecordSuccess(success=True, record=None, version=0),
+        models.SubscribeChannelResponse(models.SubscribeChannelDenied(success=False, history=[])),
+        models.UnsubscribeChannelResponse.model_construct(True),
+        models.PublishRecordUpdateRequest.model_construct(
+            recordId="r",
+            newValue=record,
+            options=models.RecordWriteOptions.model_construct(strategy="merge"),
+        ),
+        models.SubscribeChannelRequest.model_construct(channel="c"),
+    ]
+    for model in cases:
+        assert dumps(to_wire(model)) == dumps(to_jsonable(model)), model
+    wire = to_wire(cases[0])
+    assert list(wire) == ["success", "record", "version"]  # schema order (built-in models)
+    assert wire["record"] is record
+    assert "historyLimit" not in to_wire(cases[-1])  # absent stays absent

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from mesh_sdk.protocol.errors import UnavailableError
+from mesh_sdk.protocol.generated.models import NoopRequest, NoopResponse
 from mesh_server import MeshServer
 from mesh_server.connection import Connection
+from mesh_server.features import Builtin
 from mesh_server.session import ServerSession
 from mesh_server.transport.base import UpgradeRequest
 from tests.support.timing import eventually, wait_for
@@ -247,12 +249,12 @@ async def test_after_response_callbacks_follow_the_builtin_response(server: Mesh
     connection, transport = await open_connection(server)
     released = asyncio.Event()
 
-    async def subscribe_like(conn: Any, model: Any) -> Any:
+    async def subscribe_like(conn: Any, model: NoopRequest) -> NoopResponse:
         conn.after_response(lambda: conn.send(b'{"command":"held","payload":1}'))
         conn.after_response(released.set)
-        return {"success": True}
+        return NoopResponse.model_construct(True)
 
-    server.pipeline.add_builtins({"mesh/noop": subscribe_like})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, subscribe_like)})
     connection.start()
     transport.feed({"id": 7, "command": "mesh/noop", "payload": {}})
     await wait_for(released.wait())
@@ -317,7 +319,7 @@ async def test_pipeline_failures_still_answer_and_free_the_slot(
     server: MeshServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.expose_command("echo", lambda ctx: ctx.payload)
-    server.pipeline.add_builtins({"mesh/noop": lambda conn, model: _true()})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, lambda conn, model: _true())})
     connection, transport = await open_connection(server)
     connection.start()
 
@@ -352,8 +354,8 @@ async def test_pipeline_failures_still_answer_and_free_the_slot(
     ]
 
 
-async def _true() -> bool:
-    return True
+async def _true() -> NoopResponse:
+    return NoopResponse.model_construct(True)
 
 
 async def test_a_bug_while_handling_a_frame_closes_1011(
@@ -381,16 +383,16 @@ async def test_cancellations_never_strand_queued_builtins(
     started = asyncio.Event()
     calls: list[int] = []
 
-    async def handler(conn: Any, model: Any) -> Any:
+    async def handler(conn: Any, model: NoopRequest) -> NoopResponse:
         calls.append(len(calls))
         if len(calls) == 1:
             raise asyncio.CancelledError  # leaked by a library, nobody cancelled the task
         if len(calls) == 2:
             started.set()
             await asyncio.Event().wait()  # until the task is cancelled below
-        return True
+        return NoopResponse.model_construct(True)
 
-    server.pipeline.add_builtins({"mesh/noop": handler})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, handler)})
     connection, transport = await open_connection(server)
     connection.start()
     for request_id in range(1, 5):
