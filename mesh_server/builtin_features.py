@@ -45,13 +45,13 @@ class FeatureSet:
     all: list[Feature] = field(default_factory=list)
 
 
-def create_features(core: ServerCore, *, presence_sweep_interval: int = 1000) -> FeatureSet:
+def create_features(core: ServerCore, *, presence_sweep_interval: float = 1.0) -> FeatureSet:
     """Build the built-in feature managers for ``core``.
 
     Args:
         core: The server core (its backend need not be started yet; it must be before any
             command or hook runs).
-        presence_sweep_interval: Period of the presence expiry sweep in ms (§10.3).
+        presence_sweep_interval: Period of the presence expiry sweep in seconds (§10.3).
 
     Returns:
         The managers; register ``FeatureSet.all`` with the core.

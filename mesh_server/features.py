@@ -128,8 +128,8 @@ class ServerCore(Protocol):
         """Current wall-clock time in integer ms (for event timestamps)."""
 
     @property
-    def ping_interval(self) -> int:
-        """The liveness ping interval in ms (presence TTLs must exceed it, §10.3)."""
+    def ping_interval(self) -> float:
+        """The liveness ping interval in seconds (presence TTLs must exceed it, §10.3)."""
 
     @property
     def max_missed_pongs(self) -> int:

@@ -35,11 +35,11 @@ class InstanceMonitor:
 
     Args:
         backend: The started backend.
-        heartbeat_interval: ms between heartbeats.
-        ttl: Heartbeat TTL in ms (must exceed the interval).
-        sweep_interval: ms between dead-instance sweeps.
-        backend_grace: ms of backend unavailability tolerated before fencing.
-        probe_interval: ms between heartbeats while the backend is unreachable (at most
+        heartbeat_interval: Seconds between heartbeats.
+        ttl: Heartbeat TTL in seconds (must exceed the interval); the backend gets it in ms.
+        sweep_interval: Seconds between dead-instance sweeps.
+        backend_grace: Seconds of backend unavailability tolerated before fencing.
+        probe_interval: Seconds between heartbeats while the backend is unreachable (at most
             ``heartbeat_interval``).
         fence: Called with a reason to close every local connection with 4002.
         log: Logger.
@@ -50,11 +50,11 @@ class InstanceMonitor:
         self,
         backend: Backend,
         *,
-        heartbeat_interval: int,
-        ttl: int,
-        sweep_interval: int,
-        backend_grace: int,
-        probe_interval: int | None = None,
+        heartbeat_interval: float,
+        ttl: float,
+        sweep_interval: float,
+        backend_grace: float,
+        probe_interval: float | None = None,
         fence: Callable[[str], Awaitable[None]],
         log: logging.Logger,
         clock: Callable[[], float] | None = None,
@@ -64,6 +64,7 @@ class InstanceMonitor:
         self._backend = backend
         self.heartbeat_interval = heartbeat_interval
         self.ttl = ttl
+        self._ttl_ms = max(1, round(ttl * 1000))
         self.sweep_interval = sweep_interval
         self.backend_grace = backend_grace
         self.probe_interval = min(
@@ -90,9 +91,9 @@ class InstanceMonitor:
     async def start(self) -> None:
         """Start the heartbeat, probe and sweep loops."""
         self._loops = [
-            Periodic("mesh-heartbeat", self.heartbeat_interval / 1000, self.beat, self._log),
-            Periodic("mesh-backend-probe", self.probe_interval / 1000, self._probe, self._log),
-            Periodic("mesh-instance-sweep", self.sweep_interval / 1000, self.sweep, self._log),
+            Periodic("mesh-heartbeat", self.heartbeat_interval, self.beat, self._log),
+            Periodic("mesh-backend-probe", self.probe_interval, self._probe, self._log),
+            Periodic("mesh-instance-sweep", self.sweep_interval, self.sweep, self._log),
         ]
         for loop in self._loops:
             loop.start()
@@ -134,14 +135,14 @@ class InstanceMonitor:
 
     async def _beat(self) -> bool:
         try:
-            alive = await self._backend.heartbeat(self.ttl)
+            alive = await self._backend.heartbeat(self._ttl_ms)
         except Exception as exc:
             now = self._now()
             if self.down_since is None:
                 self.down_since = now
                 # The backend logs the outage itself (once); this is the instance's view.
                 self._log.debug("heartbeat failed: %s", exc)
-            elif not self.fenced and (now - self.down_since) * 1000 > self.backend_grace:
+            elif not self.fenced and now - self.down_since > self.backend_grace:
                 self.fenced = True
                 await self._fence("backend unreachable for longer than backend_grace")
             return False

@@ -174,7 +174,7 @@ _STARTUP_LIMITS: Final = (
     "rate_limit",
     "rate_burst",
     "max_subscriptions",
-    "backend_timeout_ms",
+    "backend_timeout",
 )
 
 
@@ -201,8 +201,8 @@ def startup_fields(server: MeshServer) -> dict[str, Any]:
     limits = server.limits
     key_limits: dict[str, Any] = {name: getattr(limits, name) for name in _STARTUP_LIMITS}
     key_limits["backlog"] = effective_backlog(server.backlog)
-    key_limits["ping_interval_ms"] = server.ping_interval
-    key_limits["shutdown_timeout_s"] = server.shutdown_timeout
+    key_limits["ping_interval"] = server.ping_interval
+    key_limits["shutdown_timeout"] = server.shutdown_timeout
     return {
         "listen": server.url,
         "transport": transport_name,

@@ -95,31 +95,30 @@ class PresenceManager:
         quota: SubscriptionQuota,
         memberships: LocalMemberships,
         *,
-        sweep_interval: int = 1000,
+        sweep_interval: float = 1.0,
     ) -> None:
-        if sweep_interval <= 0:
-            raise ValueError("presence_sweep_interval must be > 0")
+        if not sweep_interval > 0:
+            raise ValueError("presence_sweep_interval must be > 0 seconds")
         self._core = core
         self._pubsub = pubsub
         self._memberships = memberships
         self._exposure = Exposure()
+        # TTLs in ms: the backend's presence deadlines are ms (mesh_server.limits).
         self._ttls: list[int] = []
         self._ttl_cache: dict[str, int | None] = {}
         self._prefix = presence_channel(core.namespace, "")
         self._subscribers = LocalSubscribers(core, pubsub, quota, self._prefix)
         self._states = PresenceStateLedger(core.limits.max_presence_state_bytes)
-        self._sweeper = Periodic(
-            "mesh-presence-sweep", sweep_interval / 1000, self._sweep_once, core.log
-        )
+        self._sweeper = Periodic("mesh-presence-sweep", sweep_interval, self._sweep_once, core.log)
 
     # ------------------------------------------------------------------ server API
 
-    def track(self, pattern: Pattern, ttl: int | None = None, guard: Guard | None = None) -> None:
+    def track(self, pattern: Pattern, ttl: float | None = None, guard: Guard | None = None) -> None:
         """Track presence in rooms matching ``pattern`` (§10.2, §10.3).
 
         Args:
             pattern: Exact room name or compiled regular expression (full match, §11.1).
-            ttl: Presence TTL in ms; default ``(max_missed_pongs + 2) × ping_interval``.
+            ttl: Presence TTL in seconds; default ``(max_missed_pongs + 2) × ping_interval``.
             guard: ``(connection, room) -> bool`` for presence reads and state writes.
 
         Raises:
@@ -130,21 +129,24 @@ class PresenceManager:
         if ttl is None:
             ttl = recommended
         if ttl <= ping_interval:
-            raise ValueError(f"presence ttl {ttl} must exceed ping_interval {ping_interval}")
+            raise ValueError(f"presence ttl {ttl} s must exceed ping_interval {ping_interval} s")
         if ttl < recommended:
             self._core.log.warning(
-                "presence ttl %d for %r is below (max_missed_pongs + 2) × ping_interval = %d; "
+                "presence ttl %g s for %r is below (max_missed_pongs + 2) × ping_interval = %g s; "
                 "live connections may expire",
                 ttl,
                 pattern,
                 recommended,
             )
         self._exposure.add(pattern, guard)
-        self._ttls.append(ttl)
+        self._ttls.append(max(1, round(ttl * 1000)))
         self._ttl_cache.clear()
 
-    def ttl_for(self, room: str) -> int | None:
-        """Return the room's presence TTL (first matching pattern), ``None`` if untracked."""
+    def ttl_ms_for(self, room: str) -> int | None:
+        """Return the room's presence TTL in ms (first matching pattern), ``None`` if untracked.
+
+        Milliseconds, as the backend's presence operations take them.
+        """
         try:
             return self._ttl_cache[room]
         except KeyError:
@@ -158,11 +160,11 @@ class PresenceManager:
 
     def is_tracked(self, room: str) -> bool:
         """Whether presence is tracked in ``room``."""
-        return self.ttl_for(room) is not None
+        return self.ttl_ms_for(room) is not None
 
     def tracked_rooms_of(self, room_names: Iterable[str]) -> list[str]:
         """Return the tracked rooms among ``room_names`` (for cleanup, §5.3)."""
-        return [room for room in room_names if self.ttl_for(room) is not None]
+        return [room for room in room_names if self.ttl_ms_for(room) is not None]
 
     async def guard_allows(self, connection: ConnectionLike, room: str) -> bool:
         """Whether the room is tracked and a matching pattern's presence guard passes."""
@@ -295,7 +297,7 @@ class PresenceManager:
         rooms = [
             (room, ttl)
             for room in self._memberships.rooms_of(connection.id)
-            if (ttl := self.ttl_for(room)) is not None
+            if (ttl := self.ttl_ms_for(room)) is not None
         ]
         if rooms:
             await self._core.backend.refresh_presence(connection.id, rooms)
@@ -305,7 +307,7 @@ class PresenceManager:
         await self._pubsub.resync(self._pubsub.channels(self._prefix))
 
     async def start(self) -> None:
-        """Start the expiry sweep (every ``presence_sweep_interval`` ms, §10.3)."""
+        """Start the expiry sweep (every ``presence_sweep_interval`` seconds, §10.3)."""
         self._sweeper.start()
 
     async def stop(self) -> None:

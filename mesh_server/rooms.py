@@ -60,7 +60,9 @@ class RoomManager:
         if self._core.local_connection(cid) is not None:
             return await self._join_local(room, cid, enforce_quota=False)
         # One atomic step: a connection unregistering meanwhile cannot keep the membership.
-        result = await self._core.backend.join_registered(room, cid, self._presence.ttl_for(room))
+        result = await self._core.backend.join_registered(
+            room, cid, self._presence.ttl_ms_for(room)
+        )
         return [] if result is None else result.present
 
     async def remove(self, room: str, conn_or_id: ConnectionLike | str) -> bool:
@@ -171,7 +173,7 @@ class RoomManager:
                 self._quota.add(cid)
             self._memberships.add(cid, room)
         try:
-            result = await self._core.backend.join_room(room, cid, self._presence.ttl_for(room))
+            result = await self._core.backend.join_room(room, cid, self._presence.ttl_ms_for(room))
         except BaseException:
             if new and self._memberships.remove(cid, room):
                 self._quota.release(cid)

@@ -115,6 +115,10 @@ def _reachable_addresses(transport: Transport) -> list[str]:
     return addresses
 
 
+def _to_ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
 def _new_connection_id() -> str:
     # §5.2: "conn-" + at least 96 random bits, [A-Za-z0-9_-], never reused.
     return "conn-" + secrets.token_urlsafe(16)
@@ -143,16 +147,16 @@ class MeshServer(FeatureAPI):
         allow_unimplemented: Start even though contract commands have no handler (they are
             answered ``ENOTFOUND``).
         namespace: Prefix of internal backend keys and channels (PROTOCOL §9.2).
-        ping_interval: ms between pings (PROTOCOL §6).
-        latency_interval: ms between latency probes.
+        ping_interval: Seconds between pings (PROTOCOL §6).
+        latency_interval: Seconds between latency probes.
         max_missed_pongs: Missed pongs tolerated before close 4000.
-        presence_sweep_interval: ms between presence expiry sweeps (PROTOCOL §10.3).
-        instance_heartbeat_interval: ms between instance heartbeats (PROTOCOL §13.3).
-        instance_ttl: Heartbeat TTL in ms.
-        instance_sweep_interval: ms between dead-instance sweeps (PROTOCOL §13.4).
-        backend_grace: ms of backend unavailability before self-fencing (PROTOCOL §13.5).
-        backend_probe_interval: ms between heartbeats while the backend is unreachable, so
-            that its return is noticed promptly; upgrades are answered 503 meanwhile.
+        presence_sweep_interval: Seconds between presence expiry sweeps (PROTOCOL §10.3).
+        instance_heartbeat_interval: Seconds between instance heartbeats (PROTOCOL §13.3).
+        instance_ttl: Heartbeat TTL in seconds (must exceed ``instance_heartbeat_interval``).
+        instance_sweep_interval: Seconds between dead-instance sweeps (PROTOCOL §13.4).
+        backend_grace: Seconds of backend unavailability before self-fencing (PROTOCOL §13.5).
+        backend_probe_interval: Seconds between heartbeats while the backend is unreachable,
+            so that its return is noticed promptly; upgrades are answered 503 meanwhile.
         debug: Send unexpected exceptions' text to clients (development only).
         authenticate: Upgrade hook (PROTOCOL §5.1).
         allowed_origins: ``Origin`` allow-list (others get 403); ``None`` allows any.
@@ -202,15 +206,15 @@ class MeshServer(FeatureAPI):
         contract: ContractIndex | None = None,
         allow_unimplemented: bool = False,
         namespace: str = "mesh:",
-        ping_interval: int = 30_000,
-        latency_interval: int = 5_000,
+        ping_interval: float = 30.0,
+        latency_interval: float = 5.0,
         max_missed_pongs: int = 1,
-        presence_sweep_interval: int = 1_000,
-        instance_heartbeat_interval: int = 5_000,
-        instance_ttl: int = 15_000,
-        instance_sweep_interval: int = 5_000,
-        backend_grace: int = 30_000,
-        backend_probe_interval: int = 500,
+        presence_sweep_interval: float = 1.0,
+        instance_heartbeat_interval: float = 5.0,
+        instance_ttl: float = 15.0,
+        instance_sweep_interval: float = 5.0,
+        backend_grace: float = 30.0,
+        backend_probe_interval: float = 0.5,
         debug: bool = False,
         authenticate: AuthenticateHook | None = None,
         allowed_origins: Iterable[str] | None = None,
@@ -236,8 +240,21 @@ class MeshServer(FeatureAPI):
         unknown = set(limits) - _LIMIT_FIELDS
         if unknown:
             raise TypeError(f"unknown MeshServer option(s): {', '.join(sorted(unknown))}")
-        if ping_interval <= 0 or latency_interval <= 0 or max_missed_pongs < 0:
-            raise ValueError("ping_interval/latency_interval must be > 0, max_missed_pongs >= 0")
+        intervals = {
+            "ping_interval": ping_interval,
+            "latency_interval": latency_interval,
+            "presence_sweep_interval": presence_sweep_interval,
+            "instance_heartbeat_interval": instance_heartbeat_interval,
+            "instance_ttl": instance_ttl,
+            "instance_sweep_interval": instance_sweep_interval,
+            "backend_grace": backend_grace,
+            "backend_probe_interval": backend_probe_interval,
+        }
+        for name, seconds in intervals.items():
+            if not seconds > 0:
+                raise ValueError(f"{name} must be > 0 seconds")
+        if max_missed_pongs < 0:
+            raise ValueError("max_missed_pongs must be >= 0")
         if instance_ttl <= instance_heartbeat_interval:
             raise ValueError("instance_ttl must exceed instance_heartbeat_interval")
         if backlog < 1:
@@ -308,9 +325,9 @@ class MeshServer(FeatureAPI):
     def backend(self) -> Backend:
         """The coordination backend (created on first use, started by :meth:`start`)."""
         if self._backend is None:
-            options: dict[str, Any] = {"instance_ttl_ms": self.instance_ttl}
+            options: dict[str, Any] = {"instance_ttl": self.instance_ttl}
             if self.redis_url is not None:
-                options["operation_timeout_ms"] = self._limits.backend_timeout_ms
+                options["operation_timeout"] = self._limits.backend_timeout
             self._backend = create_backend(self.redis_url, namespace=self._namespace, **options)
         return self._backend
 
@@ -349,8 +366,8 @@ class MeshServer(FeatureAPI):
         return self._log
 
     @property
-    def ping_interval(self) -> int:
-        """The liveness ping interval in ms."""
+    def ping_interval(self) -> float:
+        """The liveness ping interval in seconds."""
         return self._ping_interval
 
     @property
@@ -624,7 +641,7 @@ class MeshServer(FeatureAPI):
         see at once); stop the feature managers and the instance monitor; deregister the instance
         (on Redis this also removes any connection state left over); release the listener.
         Connection cleanup may run until a reserve of a quarter of the timeout (at most
-        ``backend_timeout_ms``) is left for the steps after it. A step that overruns the deadline
+        ``backend_timeout``) is left for the steps after it. A step that overruns the deadline
         is abandoned with a warning and the next one runs, so ``close`` returns within the
         timeout. Calling it again, or before :meth:`start`, returns at once.
         """
@@ -644,7 +661,7 @@ class MeshServer(FeatureAPI):
         transport = self._transport
         for connection in list(self._hub.connections.values()):
             connection.close(CLOSE_GOING_AWAY, "server shutdown")
-        reserve = min(budget / 4, self._limits.backend_timeout_ms / 1000)
+        reserve = min(budget / 4, self._limits.backend_timeout)
         await deadline.wait_tasks(self._cleanups, reserve)
         for feature in reversed(self._features):
             await deadline.step(feature.stop(), f"stopping {type(feature).__name__}")
@@ -722,8 +739,9 @@ class MeshServer(FeatureAPI):
         session = ServerSession(
             connection_id,
             limits=self._limits,
-            ping_interval=self._ping_interval,
-            latency_interval=self.latency_interval,
+            # The sans-I/O session runs on an integer-ms clock (mesh_server.limits).
+            ping_interval=_to_ms(self._ping_interval),
+            latency_interval=_to_ms(self.latency_interval),
             max_missed_pongs=self._max_missed_pongs,
         )
         connection = Connection(self, transport, connection_id, session)
@@ -786,7 +804,7 @@ class MeshServer(FeatureAPI):
                 FIELD_CLOSE_CODE: connection.close_code,
             },
         )
-        await connection.wait_builtins(self._limits.backend_timeout_ms / 1000)
+        await connection.wait_builtins(self._limits.backend_timeout)
         # (2) channel, record and presence subscriptions of this connection.
         for feature in self._features:
             try:

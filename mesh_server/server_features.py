@@ -31,7 +31,7 @@ class FeatureAPI:
     _feature_set: FeatureSet | None = None
     _hub: Hub
 
-    def _init_features(self, presence_sweep_interval: int) -> None:
+    def _init_features(self, presence_sweep_interval: float) -> None:
         feature_set = create_features(
             self,  # type: ignore[arg-type]  # the mixin is a ServerCore once mixed in
             presence_sweep_interval=presence_sweep_interval,
@@ -115,13 +115,14 @@ class FeatureAPI:
     def track_presence(
         self,
         pattern: Any,
-        ttl: int | Callable[..., Any] | Mapping[str, Any] | None = None,
+        ttl: float | Callable[..., Any] | Mapping[str, Any] | None = None,
         guard: Callable[..., Any] | None = None,
     ) -> None:
         """Track presence in rooms matching ``pattern`` (PROTOCOL §10.2).
 
         Accepts ``track_presence(pattern, ttl=None, guard=None)``, ``track_presence(pattern,
-        guard)`` and ``track_presence(pattern, {"ttl": ..., "guard": ...})``.
+        guard)`` and ``track_presence(pattern, {"ttl": ..., "guard": ...})``. ``ttl`` is the
+        presence TTL in seconds (default ``(max_missed_pongs + 2) × ping_interval``).
         """
         if isinstance(ttl, Mapping):
             options = ttl

@@ -119,9 +119,10 @@ class ServerSession:
 
     Args:
         connection_id: The id sent in ``mesh/assign-id``.
-        limits: The server's limits (PROTOCOL §15).
-        ping_interval: ms between pings (§6).
-        latency_interval: ms between latency probes (§6).
+        limits: The server's limits (PROTOCOL §15; their windows are seconds, converted here to
+            the session's ms clock).
+        ping_interval: Milliseconds between pings (§6); the session's clock is integer ms.
+        latency_interval: Milliseconds between latency probes (§6).
         max_missed_pongs: Unanswered pings tolerated before close 4000 (§6).
     """
 
@@ -158,11 +159,13 @@ class ServerSession:
         self._next_latency: int | None = None
         # Abuse handling (§15).
         self._malformed: deque[int] = deque()
+        self._malformed_window = round(limits.malformed_window * 1000)
         self._rate = limits.rate_limit
         self._burst = float(limits.rate_burst)
         self._tokens = self._burst
         self._tokens_at: int | None = None
         self._rejections: deque[int] = deque()
+        self._abuse_window = round(limits.rate_abuse_window * 1000)
         # Backpressure (§15: requests running per connection).
         self.inflight = 0
         self._max_inflight = limits.max_inflight_requests
@@ -243,10 +246,10 @@ class ServerSession:
         return None
 
     def _count_malformed(self, reason: str, now: int) -> SessionEvent:
-        # §15: more than max_malformed_frames in any malformed_window_ms → close 1008.
+        # §15: more than max_malformed_frames in any malformed_window → close 1008.
         window = self._malformed
         window.append(now)
-        horizon = now - self.limits.malformed_window_ms
+        horizon = now - self._malformed_window
         while window and window[0] <= horizon:
             window.popleft()
         if len(window) > self.limits.max_malformed_frames:
@@ -274,7 +277,7 @@ class ServerSession:
         retry_after = max(1, math.ceil((1.0 - self._tokens) * 1000.0 / rate))
         rejections = self._rejections
         rejections.append(now)
-        horizon = now - self.limits.rate_abuse_window_ms
+        horizon = now - self._abuse_window
         while rejections and rejections[0] <= horizon:
             rejections.popleft()
         if len(rejections) > self.limits.rate_abuse_rejections:
