@@ -24,7 +24,7 @@ TIMEOUT = 5.0
 
 def build_server(port: int = 0, **options: Any) -> MeshServer:
     """The example application: a few commands, a chat channel, rooms with presence, records."""
-    server = MeshServer(port=port, latency_interval=300, **options)
+    server = MeshServer(port=port, latency_interval=0.3, **options)
 
     def reject_banned(ctx: Any) -> None:
         # Global middleware: runs before every command, built-ins included (PROTOCOL §3.4).

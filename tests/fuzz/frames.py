@@ -44,7 +44,7 @@ BUILTIN_COMMANDS: Final = sorted(
 LIMITS: Final = {
     "max_message_size": 64 * 1024,
     "max_malformed_frames": 20,
-    "malformed_window_ms": 3_600_000,  # longer than any run: the count is per connection
+    "malformed_window": 3_600.0,  # longer than any run: the count is per connection
     "max_json_depth": 64,
     "max_id_depth": 32,
 }

@@ -18,9 +18,9 @@ from mesh_server.backends.memory import MemoryBackend, MemoryHub
 from tests.support.raw_client import RawClient
 
 FAST = {
-    "ping_interval": 60_000,
-    "latency_interval": 60_000,
-    "presence_sweep_interval": 50,
+    "ping_interval": 60.0,
+    "latency_interval": 60.0,
+    "presence_sweep_interval": 0.05,
     "close_timeout": 2.0,
 }
 

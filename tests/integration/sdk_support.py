@@ -74,7 +74,7 @@ class Restartable:
         return self.server
 
     async def start(self) -> MeshServer:
-        options = {"close_timeout": 2.0, "latency_interval": 60_000, **self.options}
+        options = {"close_timeout": 2.0, "latency_interval": 60.0, **self.options}
         server = MeshServer(port=self.port, backend=MemoryBackend(hub=self.hub), **options)
         setup(server, self.app)
         await server.start()

@@ -371,7 +371,7 @@ async def test_builtins_answered_in_arrival_order() -> None:
 
 
 async def test_silent_client_closed_with_4000() -> None:
-    async with running_server(ping_interval=100, latency_interval=10_000) as server:
+    async with running_server(ping_interval=0.1, latency_interval=10.0) as server:
         closed = asyncio.Event()
         server.on_disconnection(lambda conn: closed.set())
         async with RawClient.open(server.url) as client:
@@ -388,7 +388,7 @@ async def test_silent_client_closed_with_4000() -> None:
 
 async def test_pong_keeps_connection_alive_and_latency_measured() -> None:
     async with (
-        running_server(ping_interval=60, latency_interval=25) as server,
+        running_server(ping_interval=0.06, latency_interval=0.025) as server,
         RawClient.open(server.url, auto_pong=True) as client,
     ):
         # Answer latency probes like the JS client: echo with an id.
@@ -423,8 +423,8 @@ async def test_slow_consumer_closed_4001_others_unaffected() -> None:
     async with running_server(
         max_outbound_bytes=256 * 1024,
         max_outbound_frames=200,
-        ping_interval=1000,
-        latency_interval=40,
+        ping_interval=1.0,
+        latency_interval=0.04,
     ) as server:
         closed_codes: dict[str, int | None] = {}
         done = asyncio.Event()

@@ -62,7 +62,7 @@ deployments sharing a server need distinct namespaces and channel names.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -88,6 +88,19 @@ logger = logging.getLogger(__name__)
 
 PUBSUB_DISCONNECTED = "pubsub_disconnected"
 """Health code (:meth:`RedisBackend.health_issues`): the pub/sub reader is down or reconnecting."""
+
+
+# Options that took milliseconds before durations became seconds. ``**options`` would hand
+# them to redis-py, which fails only when it first connects: refuse them here instead.
+_RENAMED_OPTIONS: Final = {
+    "operation_timeout_ms": "operation_timeout",
+    "instance_ttl_ms": "instance_ttl",
+    "claim_ttl_ms": "claim_ttl",
+    "reconnect_min_ms": "reconnect_min",
+    "reconnect_max_ms": "reconnect_max",
+    "record_retry_base_ms": "record_retry_base",
+    "record_retry_max_ms": "record_retry_max",
+}
 
 
 class RedisBackend(
@@ -127,6 +140,7 @@ class RedisBackend(
             ``ssl_cert_reqs``, ``health_check_interval``).
 
     Raises:
+        TypeError: An option of the former millisecond API (``operation_timeout_ms``…).
         ValueError: A timeout, TTL or reconnect delay is not positive, or the record retry
             pauses are negative or out of order.
     """
@@ -150,6 +164,10 @@ class RedisBackend(
         on_recovered: RecoveredCallback | None = None,
         **options: Any,
     ) -> None:
+        renamed = sorted(set(options) & _RENAMED_OPTIONS.keys())
+        if renamed:
+            hint = ", ".join(f"{old} → {_RENAMED_OPTIONS[old]}" for old in renamed)
+            raise TypeError(f"RedisBackend options now take seconds under new names: {hint}")
         self.namespace = namespace
         self.on_recovered = on_recovered
         """Awaited after a reconnect, once the pub/sub channels are subscribed again."""

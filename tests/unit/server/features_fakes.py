@@ -84,9 +84,9 @@ class FakeCore:
         *,
         limits: Limits | None = None,
         contract: ContractIndex | None = None,
-        ping_interval: int = 1000,
+        ping_interval: float = 1.0,
         max_missed_pongs: int = 1,
-        presence_sweep_interval: int = 1000,
+        presence_sweep_interval: float = 1.0,
     ) -> None:
         self._backend = backend
         self._limits = limits or Limits()
@@ -134,7 +134,7 @@ class FakeCore:
         return NO_METRICS
 
     @property
-    def ping_interval(self) -> int:
+    def ping_interval(self) -> float:
         return self._ping_interval
 
     @property

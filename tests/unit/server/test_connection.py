@@ -92,7 +92,7 @@ class FakeTransport:
 
 @pytest.fixture
 async def server() -> AsyncIterator[MeshServer]:
-    srv = MeshServer(port=0, ping_interval=10_000, latency_interval=10_000)
+    srv = MeshServer(port=0, ping_interval=10.0, latency_interval=10.0)
     await srv.backend.start(srv.instance_id, lambda channel, data: None)
     yield srv
     await srv.backend.close()
@@ -102,8 +102,9 @@ async def open_connection(server: MeshServer, **session: Any) -> tuple[Connectio
     transport = FakeTransport()
     options: dict[str, Any] = {
         "limits": server.limits,
-        "ping_interval": server.ping_interval,
-        "latency_interval": server.latency_interval,
+        # The sans-I/O session takes ms; the server's options are seconds.
+        "ping_interval": round(server.ping_interval * 1000),
+        "latency_interval": round(server.latency_interval * 1000),
         "max_missed_pongs": server.max_missed_pongs,
     }
     options.update(session)
