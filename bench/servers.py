@@ -37,8 +37,8 @@ MESH_TRANSPORTS: dict[str, dict[str, Any]] = {
     "websockets": {},
 }
 
-# Keepalive and latency probes would only add noise to a measured window (seconds of wire ms).
-_QUIET = {"ping_interval": 3_600_000, "latency_interval": 3_600_000}
+# Keepalive and latency probes would only add noise to a measured window (an hour, in seconds).
+_QUIET = {"ping_interval": 3_600.0, "latency_interval": 3_600.0}
 
 
 def raise_fd_limit() -> None:
