@@ -113,9 +113,12 @@ class Connection:
         return self._t.upgrade.peer
 
     @property
-    def latency(self) -> int:
-        """The last measured round trip in ms (``0`` before the first, PROTOCOL §6)."""
-        return self.session.rtt
+    def latency(self) -> float:
+        """The last measured round trip in seconds (``0.0`` before the first, PROTOCOL §6).
+
+        The session measures it in ms, the unit of the ``latency`` push it sends.
+        """
+        return self.session.rtt / 1000
 
     def send(self, frame: bytes) -> None:
         """Push one encoded frame (the path of every push: fan-out, ``send``, records).

@@ -25,7 +25,7 @@ raises and what is dropped, size limits). These hold for every interface:
   any instance interleaves with it (Redis: one Lua script call; memory: no ``await`` inside).
   Events an operation causes are published *inside* that step, so their order is the order of
   the state changes.
-* **Errors.** Failing to reach the store, or missing the operation deadline (default 5000 ms),
+* **Errors.** Failing to reach the store, or missing the operation deadline (default 5.0 s),
   raises :class:`~mesh_sdk.protocol.errors.UnavailableError` (``EUNAVAILABLE``). Nothing else
   escapes but the outcomes an operation documents (the record outcomes ``TooLargeError`` and
   ``ConflictError``, exceptions of a ``validate`` callback or an update function) and

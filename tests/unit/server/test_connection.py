@@ -410,3 +410,14 @@ async def test_cancellations_never_strand_queued_builtins(
     assert by_id[4]["payload"] is True
     assert connection.session.inflight == 0
     assert len([r for r in caplog.records if r.exc_info]) == 2
+
+
+async def test_latency_is_seconds(server: MeshServer) -> None:
+    connection, _ = await open_connection(server, ping_interval=100_000, latency_interval=1000)
+    session = connection.session
+    assert connection.latency == 0.0
+    session.start(0)  # driven on its own ms clock: the round trip is exactly 40 ms
+    session.on_timer(1000)
+    session.receive(b'{"id":0,"command":"latency:response","payload":{}}', 1040)
+    assert session.rtt == 40
+    assert connection.latency == 0.04
