@@ -15,7 +15,8 @@ Milliseconds remain only behind the public boundary, where they are converted on
 
 * :class:`mesh_server.session.ServerSession` is sans-I/O and runs on an integer-ms clock passed
   in by its caller; :class:`mesh_server.MeshServer` converts its intervals when it creates a
-  session, and the session converts the windows of these limits when it is created.
+  session, the session converts the windows of these limits when it is created, and
+  :attr:`mesh_server.Connection.latency` converts the round trip the session measures.
 * The :class:`~mesh_server.backends.base.Backend` operations take TTLs in ms with ``_ms`` in
   the argument name (``heartbeat(ttl_ms)``, ``join_room(…, presence_ttl_ms)``), the unit of the
   wire's ``expireAfter`` and of Redis ``PX``; the instance monitor and the presence manager
