@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import ipaddress
@@ -28,7 +29,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mesh_sdk.protocol.codec import encode_push
@@ -73,6 +74,7 @@ from mesh_server.session import (
     ServerSession,
 )
 from mesh_server.shutdown import ShutdownDeadline
+from mesh_server.transport.asgi import AsgiApp, AsgiTransport
 from mesh_server.transport.base import (
     DEFAULT_BACKLOG,
     Accept,
@@ -617,10 +619,14 @@ class MeshServer(FeatureAPI):
         await self._transport.start(hooks)
         self._started = True
         # The details are structured fields (mesh_server.logs), shown by both log formats.
+        fields = {FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)}
+        if isinstance(self._transport, AsgiTransport):
+            self._log.info("Mesh server serving as an ASGI application", extra=fields)
+            return
         self._log.info(
             "Mesh server listening on %s",
             self.url,
-            extra={FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)},
+            extra=fields,
         )
         reachable = _reachable_addresses(self._transport) if self.allowed_origins is None else []
         if reachable:
@@ -631,6 +637,52 @@ class MeshServer(FeatureAPI):
                 "(pass allowed_origins=[...]; see docs/deployment.md)",
                 ", ".join(reachable),
             )
+
+    def asgi_app(self) -> AsgiApp:
+        """Serve through an ASGI server instead of listening: an ASGI 3 application.
+
+        ``uvicorn app:asgi`` with ``asgi = server.asgi_app()`` runs it; its ``lifespan`` events
+        start and close the server. Mounted in FastAPI or Starlette (``app.mount("/ws", …)``),
+        which do not pass lifespan events to mounted apps, give the outer app
+        :meth:`lifespan`. ``host``, ``port``, ``backlog`` and ``compression`` are then the ASGI
+        server's business (see :mod:`mesh_server.transport.asgi`); every call returns an app on
+        the same transport.
+
+        Raises:
+            RuntimeError: The server was started, or was given another transport.
+        """
+        transport = self._transport
+        if transport is None:
+            if self._started:
+                raise RuntimeError("asgi_app() must be called before start()")
+            transport = self._transport = AsgiTransport(
+                max_message_size=self._limits.max_message_size,
+                open_timeout=self.open_timeout,
+                close_timeout=self.close_timeout,
+                port=self._port,
+            )
+        if not isinstance(transport, AsgiTransport):
+            raise RuntimeError(f"the server already has a {type(transport).__name__}")
+        return AsgiApp(transport, self.start, self.close)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Start the server on entry and close it on exit: a FastAPI/Starlette ``lifespan``.
+
+        Example::
+
+            mesh = MeshServer()
+            app = FastAPI(lifespan=mesh.lifespan)
+            app.mount("/ws", mesh.asgi_app())
+
+        Args:
+            app: The application whose lifespan this is (ignored; the frameworks pass it).
+        """
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.close()
 
     async def close(self) -> None:
         """Shut down gracefully within :attr:`shutdown_timeout` seconds (PROTOCOL §5.3, §13).

@@ -14,7 +14,7 @@ from mesh_server import ForbiddenError, MeshAuthError, MeshError, MeshServer, Up
 from tests.support.raw_client import RawClient, running_server
 from tests.support.timing import TIMEOUT, eventually, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 
 def error_of(frame: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +152,7 @@ async def test_unknown_and_missing_and_reserved_commands() -> None:
             )
 
 
+@pytest.mark.native_only
 def test_reserved_names_cannot_be_registered() -> None:
     server = MeshServer()
     for name in ("mesh/echo", "ping", "pong", "latency", "latency:request", "latency:response"):
@@ -504,6 +505,7 @@ async def test_authenticate_sync_hook_none_and_crash() -> None:
             assert info.value.response.status_code == status
 
 
+@pytest.mark.native_only
 def test_mesh_auth_error_validates_status() -> None:
     with pytest.raises(ValueError, match="4xx"):
         MeshAuthError(200, "ok")
@@ -643,10 +645,8 @@ async def test_send_and_broadcast_variants() -> None:
 
 async def test_cleanup_exactly_once_and_graceful_close() -> None:
     disconnected: list[str] = []
-    server = MeshServer(port=0, close_timeout=2.0)
-    server.on_disconnection(lambda conn: disconnected.append(conn.id))
-    await server.start()
-    try:
+    async with running_server() as server:
+        server.on_disconnection(lambda conn: disconnected.append(conn.id))
         async with RawClient.open(server.url) as a:
             async with RawClient.open(server.url) as b:
                 pass
@@ -656,11 +656,10 @@ async def test_cleanup_exactly_once_and_graceful_close() -> None:
             closing = asyncio.create_task(server.close())
             assert await a.wait_closed() == 1001
             await wait_for(closing)
-    finally:
-        await server.close()
     assert disconnected == [b.connection_id, a.connection_id]
 
 
+@pytest.mark.native_only
 async def test_serve_forever_and_port() -> None:
     server = MeshServer(port=0)
     assert server.port == 0

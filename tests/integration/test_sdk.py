@@ -26,7 +26,7 @@ from tests.unit.sdk.recorder import Recorder
 
 __all__ = ["clients", "mesh"]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 Factory = Callable[..., MeshClient]
 
