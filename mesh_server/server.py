@@ -649,12 +649,11 @@ class MeshServer(FeatureAPI):
         the same transport.
 
         Raises:
-            RuntimeError: The server was started, or was given another transport.
+            RuntimeError: The server has another transport (given, or the default one once
+                started).
         """
         transport = self._transport
         if transport is None:
-            if self._started:
-                raise RuntimeError("asgi_app() must be called before start()")
             transport = self._transport = AsgiTransport(
                 max_message_size=self._limits.max_message_size,
                 open_timeout=self.open_timeout,

@@ -200,7 +200,7 @@ class AsgiTransport:
             return HttpResponse.text(500, "Internal Server Error")
         if isinstance(decision, Accept | HttpResponse):
             return decision
-        task = asyncio.ensure_future(_await(decision))
+        task = asyncio.ensure_future(decision)
         self._deciding.add(task)
         try:
             return await asyncio.wait_for(task, self.open_timeout)
@@ -238,10 +238,6 @@ class AsgiTransport:
         start = {"type": "http.response.start", "status": answer.status}
         await send({**start, "headers": _headers(answer)})
         await send({"type": "http.response.body", "body": answer.body})
-
-
-async def _await(decision: Awaitable[UpgradeDecision]) -> UpgradeDecision:
-    return await decision
 
 
 class AsgiApp:

@@ -62,7 +62,7 @@ async def uvicorn_serving(app: Any, sock: socket.socket, **config: Any) -> Async
 
 @asynccontextmanager
 async def hosted(kind: str | None = None, **options: Any) -> AsyncIterator[MeshServer]:
-    """A started MeshServer on 127.0.0.1 (``port`` 0: a free one) on ``kind`` (default :data:`KIND`).
+    """A started MeshServer on 127.0.0.1 (``port`` 0: any) on ``kind`` (default :data:`KIND`).
 
     ``asgi``: the server's :meth:`~MeshServer.asgi_app` under uvicorn, whose lifespan starts and
     closes it; ``server.url`` is uvicorn's address.
