@@ -31,11 +31,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from websockets.datastructures import Headers
 
-from mesh_server.transport.asgi_connection import AsgiConnection, Receive, Send
+from mesh_server.transport.asgi_connection import AsgiConnection, Receive, Scope, Send
 from mesh_server.transport.base import (
     Accept,
     HttpResponse,
@@ -52,7 +51,7 @@ _DENIAL = "websocket.http.response"
 _NOT_STARTED = HttpResponse.text(503, "Service Unavailable: the Mesh server is not started")
 
 
-def _request(scope: dict[str, Any], path: str) -> UpgradeRequest:
+def _request(scope: Scope, path: str) -> UpgradeRequest:
     headers = Headers(
         [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
     )
@@ -66,7 +65,7 @@ def _request(scope: dict[str, Any], path: str) -> UpgradeRequest:
     )
 
 
-def _route_path(scope: dict[str, Any]) -> str:
+def _route_path(scope: Scope) -> str:
     # The path below the mount point: Starlette keeps the full path and extends root_path.
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -162,7 +161,7 @@ class AsgiTransport:
 
     # ------------------------------------------------------------------ websocket scope
 
-    async def websocket(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one ``websocket`` scope: handshake (PROTOCOL §5.1), then the connection."""
         message = await receive()
         if message["type"] != "websocket.connect":
@@ -217,7 +216,7 @@ class AsgiTransport:
         finally:
             self._deciding.discard(task)
 
-    async def _deny(self, scope: dict[str, Any], send: Send, answer: HttpResponse) -> None:
+    async def _deny(self, scope: Scope, send: Send, answer: HttpResponse) -> None:
         if _DENIAL in scope.get("extensions", {}):
             start = {"type": "websocket.http.response.start", "status": answer.status}
             await send({**start, "headers": _headers(answer)})
@@ -227,7 +226,7 @@ class AsgiTransport:
 
     # ------------------------------------------------------------------ http scope
 
-    async def http(self, scope: dict[str, Any], send: Send) -> None:
+    async def http(self, scope: Scope, send: Send) -> None:
         """Answer a plain request: the core's ``on_http`` hook, else ``404``."""
         hooks = self.hooks_or_warn()
         answer = (
@@ -259,7 +258,7 @@ class AsgiApp:
         self._startup = startup
         self._shutdown = shutdown
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI scope."""
         kind = scope["type"]
         if kind == "websocket":

@@ -25,20 +25,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 from mesh_server.transport.base import UpgradeRequest
 
-__all__ = ["AsgiConnection", "Receive", "Send"]
+__all__ = ["AsgiConnection", "Message", "Receive", "Scope", "Send"]
 
 _log = logging.getLogger("mesh_server.transport.asgi")
 
-Receive = Callable[[], Any]
-"""The ASGI ``receive`` callable (returns an awaitable of a message ``dict``)."""
+Scope = MutableMapping[str, Any]
+"""An ASGI connection scope."""
 
-Send = Callable[[dict[str, Any]], Any]
-"""The ASGI ``send`` callable (returns an awaitable)."""
+Message = MutableMapping[str, Any]
+"""An ASGI event message."""
+
+Receive = Callable[[], Awaitable[Message]]
+"""The ASGI ``receive`` callable."""
+
+Send = Callable[[Message], Awaitable[None]]
+"""The ASGI ``send`` callable."""
 
 # Above this many queued bytes, frames count as pending (the core's max_outbound_frames, §15).
 _QUEUE_HIGH = 64 * 1024

@@ -1,7 +1,8 @@
 """The transport seam: the whole contract between a WebSocket library and the server core.
 
-Three adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`), and,
-in coming work, an ASGI application (uvicorn, FastAPI, Starlette) and picows. The core
+Adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`), the ASGI
+application (uvicorn, FastAPI, Starlette: :mod:`mesh_server.transport.asgi`) and, in coming work,
+picows. The core
 (:mod:`mesh_server.server`, :mod:`mesh_server.connection`) only uses the names defined here, so an
 adapter is one module that touches neither the session, the pipeline, the feature managers nor
 the backends.
@@ -14,7 +15,7 @@ What every adapter guarantees
   :attr:`TransportHooks.on_http`, which is synchronous and cheap; a returned
   :class:`HttpResponse` is sent and the TCP connection closed. ``None`` gets the adapter's own
   answer: ``426 Upgrade Required`` for a plain request, ``400``/``405``/``505`` for a malformed
-  handshake (an ASGI adapter leaves other ``http`` scopes to the application it is mounted in).
+  handshake (the ASGI adapter answers ``404``: paths outside its mount never reach it).
 * A valid upgrade goes to :attr:`TransportHooks.on_upgrade` (PROTOCOL §5.1), which returns an
   :class:`Accept` or an :class:`HttpResponse` (the refusal, any status 400–599), either directly
   or as an awaitable. A direct answer completes the handshake within the same read callback (no
