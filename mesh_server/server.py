@@ -662,6 +662,11 @@ class MeshServer(FeatureAPI):
             )
         if not isinstance(transport, AsgiTransport):
             raise RuntimeError(f"the server already has a {type(transport).__name__}")
+        if self.compression:
+            self._log.warning(
+                "compression=True has no effect under ASGI: permessage-deflate is the ASGI "
+                "server's option (uvicorn: --ws-per-message-deflate)"
+            )
         return AsgiApp(transport, self.start, self.close)
 
     @contextlib.asynccontextmanager

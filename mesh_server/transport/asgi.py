@@ -48,7 +48,7 @@ __all__ = ["AsgiApp", "AsgiConnection", "AsgiTransport"]
 _log = logging.getLogger("mesh_server.transport.asgi")
 
 _DENIAL = "websocket.http.response"
-_NOT_STARTED = HttpResponse.text(503, "Service Unavailable: the Mesh server is not started")
+_NOT_STARTED = HttpResponse.text(503, "Service Unavailable: the Mesh server is not serving")
 
 
 def _request(scope: Scope, path: str) -> UpgradeRequest:
@@ -117,6 +117,7 @@ class AsgiTransport:
         self._text_of: bytes | None = None
         self._text = ""
         self._warned = False
+        self._stopped = False
 
     async def start(self, hooks: TransportHooks) -> None:
         """Route requests to ``hooks`` from now on."""
@@ -130,6 +131,7 @@ class AsgiTransport:
     async def close(self) -> None:
         """Refuse new requests, close open connections with 1001 and wait for them."""
         self._hooks = None
+        self._stopped = True
         connections = list(self.live)
         for connection in connections:
             connection.start_close(1001, "server shutdown")
@@ -149,9 +151,9 @@ class AsgiTransport:
         return self._text
 
     def hooks_or_warn(self) -> TransportHooks | None:
-        """The core's hooks, or ``None`` (logged once) while the server is not started."""
+        """The core's hooks, or ``None`` while the server is not started (logged once) or closed."""
         hooks = self._hooks
-        if hooks is None and not self._warned:
+        if hooks is None and not self._warned and not self._stopped:
             self._warned = True
             _log.error(
                 "request refused: the Mesh server is not started (run the app with ASGI lifespan "
@@ -207,9 +209,10 @@ class AsgiTransport:
             _log.debug("opening handshake timed out")
             return HttpResponse.text(503, "Service Unavailable")
         except asyncio.CancelledError:
-            if task.cancelled() and self._hooks is None:  # close() stopped the handshake
-                return HttpResponse.text(503, "Service Unavailable")
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return HttpResponse.text(503, "Service Unavailable")  # close() stopped the hook
         except Exception:
             _log.exception("upgrade hook failed")
             return HttpResponse.text(500, "Internal Server Error")

@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from mesh_server import MeshServer
-from tests.support.timing import TIMEOUT
+from tests.support.timing import TIMEOUT, eventually
 
 TRANSPORTS = ("native", "asgi")
 KIND = "native"
@@ -44,16 +44,11 @@ async def uvicorn_serving(app: Any, sock: socket.socket, **config: Any) -> Async
     }
     server = uvicorn.Server(uvicorn.Config(app, **options))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited during startup")
-            if loop.time() > deadline:
-                raise TimeoutError("uvicorn did not start")
-            await asyncio.sleep(0.005)
+        await eventually(lambda: server.started or task.done())
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn exited during startup")
         yield
     finally:
         server.should_exit = True

@@ -173,6 +173,11 @@ async def test_close_stops_handshakes_in_progress() -> None:
     await adapter.close()
     await wait_for(handshake)
     assert peer.sent[0]["status"] == 503
+    # Closed: refused like before start, without the not-started error.
+    peer = Peer({"type": "websocket.connect"})
+    await adapter.websocket(ws_scope(), peer.receive, peer.send)
+    assert peer.sent[0]["status"] == 503
+    assert not adapter._warned
 
 
 async def test_not_started_answers_503_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -184,7 +189,7 @@ async def test_not_started_answers_503_and_logs_once(caplog: pytest.LogCaptureFi
     peer = Peer()
     await adapter.http(http_scope("/healthz"), peer.send)
     assert peer.sent[0]["status"] == 503
-    assert b"not started" in peer.sent[1]["body"]
+    assert b"not serving" in peer.sent[1]["body"]
     assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
     assert "lifespan" in caplog.records[0].message
     # A scope that ends before websocket.connect is left alone.
@@ -333,7 +338,9 @@ async def test_transport_close_closes_open_connections_with_1001() -> None:
     await wait_for(connection.app_task)  # type: ignore[attr-defined]
 
 
-def test_asgi_app_shares_one_transport_and_refuses_another() -> None:
+def test_asgi_app_shares_one_transport_and_refuses_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server = MeshServer()
     app = server.asgi_app()
     assert server.asgi_app().transport is app.transport is server.transport
@@ -341,6 +348,9 @@ def test_asgi_app_shares_one_transport_and_refuses_another() -> None:
     assert isinstance(other.asgi_app().transport, AsgiTransport)
     with pytest.raises(RuntimeError, match="already has a _NotAsgi"):
         MeshServer(transport=_NotAsgi()).asgi_app()
+    assert not caplog.records
+    MeshServer(compression=True).asgi_app()
+    assert "ws-per-message-deflate" in caplog.records[0].message
 
 
 class _NotAsgi:
