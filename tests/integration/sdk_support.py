@@ -82,9 +82,13 @@ class Restartable:
 
     async def start(self) -> MeshServer:
         options = {"close_timeout": 2.0, "latency_interval": 60.0, **self.options}
-        self._hosting = hosted(port=self.port, backend=MemoryBackend(hub=self.hub), **options)
+        self._hosting = hosted(
+            port=self.port,
+            backend=MemoryBackend(hub=self.hub),
+            setup=lambda server: setup(server, self.app),
+            **options,
+        )
         server = await self._hosting.__aenter__()
-        setup(server, self.app)
         self.port = server.port
         self.server = server
         return server

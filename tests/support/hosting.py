@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,9 +56,12 @@ async def uvicorn_serving(app: Any, sock: socket.socket, **config: Any) -> Async
 
 
 @asynccontextmanager
-async def hosted(kind: str | None = None, **options: Any) -> AsyncIterator[MeshServer]:
+async def hosted(
+    kind: str | None = None, setup: Callable[[MeshServer], None] | None = None, **options: Any
+) -> AsyncIterator[MeshServer]:
     """A started MeshServer on 127.0.0.1 (``port`` 0: any) on ``kind`` (default :data:`KIND`).
 
+    ``setup`` configures the server before it starts (clients may connect at once after).
     ``asgi``: the server's :meth:`~MeshServer.asgi_app` under uvicorn, whose lifespan starts and
     closes it; ``server.url`` is uvicorn's address.
     """
@@ -66,6 +69,8 @@ async def hosted(kind: str | None = None, **options: Any) -> AsyncIterator[MeshS
     options.setdefault("port", 0)
     if kind == "native":
         server = MeshServer(**options)
+        if setup is not None:
+            setup(server)
         await server.start()
         try:
             yield server
@@ -75,6 +80,8 @@ async def hosted(kind: str | None = None, **options: Any) -> AsyncIterator[MeshS
     sock = bind(options["port"])
     options["port"] = sock.getsockname()[1]
     server = MeshServer(**options)
+    if setup is not None:
+        setup(server)
     async with uvicorn_serving(server.asgi_app(), sock):
         try:
             yield server
