@@ -76,6 +76,9 @@ async def test_fastapi_mount_with_the_server_lifespan() -> None:
         assert (status, body) == (200, b'{"status":"ok"}')
         status, _, body = await http_get(port, "/ws/readyz")
         assert (status, body) == (200, b'{"status":"ready"}')
+        status, _, body = await http_get(port, "/ws/metrics")
+        assert status == 200
+        assert b"mesh_connections 0.0" in body
         assert (await http_get(port, "/ws/nope"))[0] == 404
         assert (await http_get(port, "/hello"))[2] == b'{"hello":"world"}'
         assert (await http_get(port, "/healthz"))[0] == 404
