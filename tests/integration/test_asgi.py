@@ -129,7 +129,7 @@ async def test_uvicorn_shutdown_cleans_up_every_connection() -> None:
 async def test_uvicorn_fastapi_and_native_instances_share_room_channel_and_record(
     redis_url: str,
 ) -> None:
-    options = {"redis_url": redis_url, "close_timeout": 2.0, "latency_interval": 60_000}
+    options = {"redis_url": redis_url, "close_timeout": 2.0, "latency_interval": 60.0}
     native = MeshServer(port=0, **options)
     mounted = MeshServer(**options)
     for server in (native, mounted):
