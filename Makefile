@@ -29,7 +29,7 @@ redis-check:
 TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
 	examples/chat/contract:examples/chat/web/generated
 # Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
-TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs \
+TS_SOURCES := codegen/ts/contract.ts codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs \
 	tests/codegen/ts/fake-client.ts tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts \
 	tests/codegen/ts/*.test.ts
 no_node = "!!! node not found: $(1) Install Node >= 20 and npm. !!!"

@@ -7,11 +7,10 @@
  */
 
 import type * as T from "./types.js";
+import { BindingClient, type ClientOptions, type ContractDescription } from "./contract.js";
 import {
-  BindingContext,
   CommandGroup,
   fillTemplate,
-  type BindingOptions,
   type ChannelOptions,
   type CommandOptions,
   type MeshClientLike,
@@ -33,6 +32,13 @@ import {
  */
 export const FINGERPRINT =
   "sha256:7e92b3a03cd052499512a684c1cffb333c926f3e3ebc34464d5fcb1b7dbe4530";
+
+/** What `ChatClient` compares with the server's `mesh/contract-info` answer on connect. */
+export const CONTRACT: ContractDescription = {
+  name: "Chat",
+  fingerprint: FINGERPRINT,
+  commands: ["chat/send"],
+};
 
 /** Wire name of the command sendMessage (SendMessageRequest → SendMessageResponse). */
 export const SEND_MESSAGE_COMMAND = "chat/send";
@@ -131,22 +137,20 @@ export class ChatRecords extends RecordGroup {
 /**
  * Typed client of Chat over a JavaScript `MeshClient` (or any {@link MeshClientLike}).
  *
- * `S` types presence states, which the contract does not describe.
+ * `S` types presence states, which the contract does not describe. On every connect the
+ * client checks the server's contract fingerprint (`contractCheck`, see `contract.ts`).
  */
-export class ChatClient<S = Record<string, unknown>> {
+export class ChatClient<S = Record<string, unknown>> extends BindingClient {
   readonly commands: ChatCommands;
   readonly channels: ChatChannels;
   readonly records: ChatRecords;
   readonly presence: PresenceGroup<S>;
 
-  constructor(
-    readonly client: MeshClientLike,
-    options: BindingOptions = {},
-  ) {
-    const context = new BindingContext(client, options);
-    this.commands = new ChatCommands(context);
-    this.channels = new ChatChannels(context);
-    this.records = new ChatRecords(context);
-    this.presence = new PresenceGroup<S>(context);
+  constructor(client: MeshClientLike, options: ClientOptions = {}) {
+    super(client, CONTRACT, options);
+    this.commands = new ChatCommands(this._context);
+    this.channels = new ChatChannels(this._context);
+    this.records = new ChatRecords(this._context);
+    this.presence = new PresenceGroup<S>(this._context);
   }
 }

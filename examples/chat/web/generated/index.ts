@@ -4,6 +4,7 @@
 /** Typed bindings of the Chat contract (see `client.ts`). */
 
 export * from "./client.js";
+export * from "./contract.js";
 export * from "./errors.js";
 export * from "./runtime.js";
 export * from "./subscriptions.js";

@@ -7,11 +7,10 @@
  */
 
 import type * as T from "./types.js";
+import { BindingClient, type ClientOptions, type ContractDescription } from "./contract.js";
 import {
-  BindingContext,
   CommandGroup,
   fillTemplate,
-  type BindingOptions,
   type ChannelOptions,
   type CommandOptions,
   type MeshClientLike,
@@ -33,6 +32,13 @@ import {
  */
 export const FINGERPRINT =
   "sha256:a73c96c8ba75c277c25b6f43abe4c9f6a6816b2f8033bdb0d1002bbc4e379d65";
+
+/** What `ChatAppClient` compares with the server's `mesh/contract-info` answer on connect. */
+export const CONTRACT: ContractDescription = {
+  name: "ChatApp",
+  fingerprint: FINGERPRINT,
+  commands: ["chat/send", "get-user-metadata"],
+};
 
 /** Wire name of the command sendMessage (SendMessageRequest → SendMessageResponse). */
 export const SEND_MESSAGE_COMMAND = "chat/send";
@@ -175,22 +181,20 @@ export class ChatAppRecords extends RecordGroup {
 /**
  * Typed client of ChatApp over a JavaScript `MeshClient` (or any {@link MeshClientLike}).
  *
- * `S` types presence states, which the contract does not describe.
+ * `S` types presence states, which the contract does not describe. On every connect the
+ * client checks the server's contract fingerprint (`contractCheck`, see `contract.ts`).
  */
-export class ChatAppClient<S = Record<string, unknown>> {
+export class ChatAppClient<S = Record<string, unknown>> extends BindingClient {
   readonly commands: ChatAppCommands;
   readonly channels: ChatAppChannels;
   readonly records: ChatAppRecords;
   readonly presence: PresenceGroup<S>;
 
-  constructor(
-    readonly client: MeshClientLike,
-    options: BindingOptions = {},
-  ) {
-    const context = new BindingContext(client, options);
-    this.commands = new ChatAppCommands(context);
-    this.channels = new ChatAppChannels(context);
-    this.records = new ChatAppRecords(context);
-    this.presence = new PresenceGroup<S>(context);
+  constructor(client: MeshClientLike, options: ClientOptions = {}) {
+    super(client, CONTRACT, options);
+    this.commands = new ChatAppCommands(this._context);
+    this.channels = new ChatAppChannels(this._context);
+    this.records = new ChatAppRecords(this._context);
+    this.presence = new PresenceGroup<S>(this._context);
   }
 }
