@@ -25,6 +25,9 @@ redis-check:
 	  (apt-get update -qq && apt-get install -y -qq redis-server) || { \
 	    echo "ERROR: redis-server is required for the Redis test suite and could not be installed." >&2; exit 1; }; }
 
+# Every committed Python package codegen owns (the tests check the same trees for drift).
+PY_OUTPUTS := contract/mesh:mesh_sdk/protocol/generated examples/chat/contract:examples/chat/generated \
+	tests/codegen/golden/contract:tests/codegen/golden/expected
 # TypeScript bindings need node; `mesh codegen --lang ts` installs codegen/ts's pinned packages.
 TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
 	examples/chat/contract:examples/chat/web/generated
@@ -38,7 +41,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated --check
+	@for pair in $(PY_OUTPUTS); do \
+	  $(BIN)/mesh codegen $${pair%%:*} --out $${pair#*:} --check || exit 1; \
+	done
 	@if command -v node >/dev/null 2>&1; then \
 	  for pair in $(TS_OUTPUTS); do \
 	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} --check || exit 1; \
@@ -51,7 +56,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 codegen: $(STAMP)
-	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated
+	@for pair in $(PY_OUTPUTS); do \
+	  $(BIN)/mesh codegen $${pair%%:*} --out $${pair#*:} || exit 1; \
+	done
 	@if command -v node >/dev/null 2>&1; then \
 	  for pair in $(TS_OUTPUTS); do \
 	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} || exit 1; \

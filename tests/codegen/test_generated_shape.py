@@ -7,15 +7,18 @@ model that nothing uses; the regenerate command in every committed header works 
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from codegen.cli import codegen_command
 from codegen.loader import load_contract
 from codegen.render import MARKER, REGENERATE, _inlinable
 from tests.codegen.golden.expected import models as golden_models
@@ -83,14 +86,16 @@ def _regenerate_command(out: Path) -> list[str]:
     raise AssertionError(f"no regenerate command in {out / MARKER}")
 
 
+def _shell_env() -> dict[str, str]:
+    """A shell where mesh-py is installed: its scripts folder first on PATH."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    return {**os.environ, "PATH": path}
+
+
 def _run_copied(out: str) -> subprocess.CompletedProcess[str]:
     argv = _regenerate_command(ROOT / out)
     assert argv[:2] == ["mesh", "codegen"]
-    # A shell where mesh-py is installed: its scripts folder first on PATH.
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-    }
+    env = _shell_env()
     return subprocess.run(
         [*argv, "--check"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
@@ -111,4 +116,37 @@ def test_header_command_works_when_copied(contract_dir: str, out: str) -> None:
 def test_ts_header_command_works_when_copied(contract_dir: str, out: str) -> None:
     assert _regenerate_command(ROOT / out)[2:] == [contract_dir, "--out", out, "--lang", "ts"]
     proc = _run_copied(out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_without_project_markers_paths_are_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No pyproject.toml or .git above tmp_path: the header names paths from where codegen ran,
+    # so the copied command works from there.
+    assert not any(
+        (p / "pyproject.toml").exists() or (p / ".git").exists() for p in tmp_path.parents
+    )
+    shutil.copytree(ROOT / "tests/codegen/golden/contract", tmp_path / "app" / "contract")
+    monkeypatch.chdir(tmp_path)
+    assert (
+        codegen_command(Path("app/contract"), Path("out"), check=False, stdout=io.StringIO()) == 0
+    )
+    assert _regenerate_command(tmp_path / "out") == [
+        "mesh",
+        "codegen",
+        "app/contract",
+        "--out",
+        "out",
+    ]
+    env = _shell_env()
+    proc = subprocess.run(
+        [*_regenerate_command(tmp_path / "out"), "--check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
