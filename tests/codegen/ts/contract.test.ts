@@ -123,6 +123,19 @@ describe("contract check", () => {
     assert.equal(app.contractMismatch, null);
   });
 
+  test("strict mode: a close that fails is reported, not an unhandled rejection", async () => {
+    const { client, app, warnings } = setup({ contractCheck: "strict" });
+    client.close = async () => {
+      throw new Error("socket gone");
+    };
+    client.replies.push(info(OTHER, []));
+    await assert.rejects(app.connect(), ContractMismatchError);
+    assert.deepEqual(
+      warnings.map((w) => [w.message, w.cause]),
+      [["could not close the client: Error: socket gone", app.contractError]],
+    );
+  });
+
   test("a server without contract answers nulls: a mismatch (strict mode rejects)", async () => {
     const { client, app, warnings } = setup();
     client.replies.push(info(null, [], null));

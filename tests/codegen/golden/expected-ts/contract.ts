@@ -282,8 +282,14 @@ export class BindingClient {
       return;
     }
     if (this.contractCheck === "strict") {
-      this.contractError = new ContractMismatchError(mismatch);
-      await this.client.close();
+      const error = new ContractMismatchError(mismatch);
+      this.contractError = error;
+      try {
+        await this.client.close();
+      } catch (failure) {
+        // Nobody awaits a reconnect's check: report instead of an unhandled rejection.
+        this._warn(`could not close the client: ${String(failure)}`, error);
+      }
       return;
     }
     this._warn(mismatch.message, mismatch);
