@@ -55,7 +55,6 @@ DCG_OPTIONS: Final = (
 )
 """datamodel-code-generator options (contract/README.md explains each choice)."""
 
-BUNDLE_TITLE: Final = "ContractRoot"
 MARKER: Final = ".mesh-codegen"
 REGENERATE: Final = "# Regenerate with: "
 """How the header line naming the regenerate command (and so its options) starts."""
@@ -65,13 +64,17 @@ class MissingGeneratorError(RuntimeError):
     """datamodel-code-generator (or black) is not installed."""
 
 
-def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
+def _bundle(contract: Contract) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """Return the one schema datamodel-code-generator compiles, and its type overrides.
+
+    The bundle's root *is* one of the definitions (the first object class by title; references
+    to it become ``#``): a root of ``$defs`` only would come out as a stray ``RootModel[Any]``.
+    ``None`` when the contract has no definition at all (its models module is only a header).
+    Scalar definitions that are inlined everywhere and that no spec names are left out, so no
+    unused root model is generated. Properties keep their contract order (the field order).
+    """
     defs: dict[str, Any] = {}
     overrides: dict[str, str] = {}
-    # Built-in models dump their members in the schemas' order, which is the order of the
-    # reference frames (PROTOCOL §7): handlers return models and the wire stays byte-identical.
-    # Application models keep sorted members, so regenerating never reorders their output.
-    keep_member_order = contract.builtin
     by_location = {
         key: d.title
         for key, d in contract.definitions.items()
@@ -79,6 +82,11 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
     }
 
     by_title = {d.title: d for key, d in contract.definitions.items() if key in by_location}
+    named = _named(contract)
+    kept = {t for t, d in by_title.items() if t in named or not _inlinable(d.schema)}
+    # Prefer an object class as the root; any kept definition will do (none: no models).
+    ranked = sorted(kept, key=lambda t: (not _is_object(by_title[t].schema), t))
+    root_title = ranked[0] if ranked else None
 
     def resolve(file: str, ref: str) -> str:
         file_part, _, fragment = ref.partition("#")
@@ -116,10 +124,12 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
                     inlined = rewrite(target.schema, target.file, True)
                     inlined.pop("title", None)
                     return {**inlined, **{k: node[k] for k in ("description",) if k in node}}
-                out[key] = "#/$defs/" + title
-            elif key in ("properties", "$defs"):
-                names = value if key == "properties" and keep_member_order else sorted(value)
-                out[key] = {name: rewrite(value[name], file, False) for name in names}
+                out[key] = "#" if title == root_title else "#/$defs/" + title
+            elif key == "properties":
+                # Contract order: it is the field order of the generated model, so models dump
+                # their members in the schemas' order (for the built-ins, the order of the
+                # reference frames, PROTOCOL §7: handlers return models, the wire stays the same).
+                out[key] = {name: rewrite(value[name], file, False) for name in value}
             elif key in ("enum", "const", "default", "required"):
                 out[key] = copy.deepcopy(value)
             else:
@@ -144,16 +154,34 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
         return out
 
     for (file, _pointer), title in sorted(by_location.items(), key=lambda kv: kv[1]):
-        schema = contract.definitions[(file, _pointer)].schema
-        defs[title] = rewrite(schema, file, True)
+        if title in kept:
+            schema = contract.definitions[(file, _pointer)].schema
+            defs[title] = rewrite(schema, file, True)
     for name in sorted(overrides):
         defs[name] = {"title": name, "type": "string"}
+    if root_title is None:
+        return None, {}
     bundle = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": BUNDLE_TITLE,
+        **defs.pop(root_title),
         "$defs": dict(sorted(defs.items())),
     }
     return bundle, dict(sorted(overrides.items()))
+
+
+def _named(contract: Contract) -> set[str]:
+    """Titles the contract index names: requests, responses, messages, values and pushes."""
+    named: set[str] = set()
+    for entry in contract.entries:
+        if entry.kind == "commands":
+            named.update((entry.request, entry.response))
+        else:
+            named.add(entry.title)
+    return named
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    return "properties" in schema or schema.get("type") == "object"
 
 
 def _inlinable(schema: dict[str, Any]) -> bool:
@@ -244,7 +272,7 @@ def render(
     """
     head = header(rel_contract, command)
     bundle, overrides = _bundle(contract)
-    models = _run_dcg(bundle, overrides, head)
+    models = head if bundle is None else _run_dcg(bundle, overrides, head)
     name = contract.name
     ctx = templates.Context(
         name=name,

@@ -32,9 +32,10 @@ __all__ = ["TS_DIR", "NodeToolsMissingError", "ensure_node_packages", "render_ts
 
 TS_DIR: Final = Path(__file__).resolve().parent / "ts"
 """The node project (package.json, package-lock.json, generate.mjs, runtime.ts)."""
-ERROR_TABLE: Final = Path(__file__).resolve().parents[1] / "contract" / "mesh" / "errors.json"
+ERROR_TABLE: Final = Path(__file__).resolve().parent / "builtin_contract" / "errors.json"
+"""PROTOCOL §4 error table (``codegen/builtin_contract`` links to ``contract/mesh``)."""
 ROOT_TITLE: Final = "ContractRoot"
-RUNTIME_FILES: Final = ("runtime.ts", "subscriptions.ts")
+RUNTIME_FILES: Final = ("contract.ts", "runtime.ts", "subscriptions.ts")
 """Hand-written TypeScript of ``codegen/ts``, copied into every output."""
 DROPPED_KEYS: Final = frozenset({"$schema", "$id", "$comment", "examples"})
 EXPORT_RE: Final = re.compile(r"^export (?:class|interface|type|function|const) (\w+)", re.M)

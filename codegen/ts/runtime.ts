@@ -72,6 +72,12 @@ export type RawPresenceUpdate =
 
 /** The part of the JavaScript `MeshClient` (SEED and HEAD) that the bindings call. */
 export interface MeshClientLike {
+  connect(): Promise<void>;
+  close(): Promise<void>;
+  /** Both revisions are event emitters; `connect` fires on the first connection and each reconnect. */
+  on(event: "connect", listener: () => void): unknown;
+  /** `Status` of the client (`3`: online); read to check at once a client already connected. */
+  readonly status?: number;
   command(command: string, payload?: unknown, expiresIn?: number): Promise<unknown>;
   subscribeChannel(
     channel: string,
