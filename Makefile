@@ -27,6 +27,7 @@ redis-check:
 
 # Every committed Python package codegen owns (the tests check the same trees for drift).
 PY_OUTPUTS := contract/mesh:mesh_sdk/protocol/generated examples/chat/contract:examples/chat/generated \
+	examples/tictactoe/contract:examples/tictactoe/generated \
 	tests/codegen/golden/contract:tests/codegen/golden/expected
 # TypeScript bindings need node; `mesh codegen --lang ts` installs codegen/ts's pinned packages.
 TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON_TREES = [
     ("contract/mesh", "mesh_sdk/protocol/generated"),
     ("examples/chat/contract", "examples/chat/generated"),
+    ("examples/tictactoe/contract", "examples/tictactoe/generated"),
     ("tests/codegen/golden/contract", "tests/codegen/golden/expected"),
 ]
 TS_TREES = [
