@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from codegen.cli import _existing, compare_trees, generate
@@ -27,7 +28,7 @@ from examples.tictactoe.generated.models import (
     Player,
 )
 from examples.tictactoe.server import build_server
-from mesh_sdk import MeshClient, MeshError
+from mesh_sdk import MeshClient, MeshError, ValidationError
 from mesh_server import MeshServer
 from mesh_server.backends.memory import MemoryBackend, MemoryHub
 from tests.integration.features_cluster import FAST
@@ -82,6 +83,19 @@ async def test_tour_plays_a_full_game_with_two_players_and_a_spectator() -> None
     assert 'server: game/move -> EVALIDATION: Invalid payload for "game/move"' in lines
     assert "  /cell: Input should be less than or equal to 8" in lines
     assert "  /gameId: String should match pattern '^[0-9a-f]{12}$'" in lines
+
+
+async def test_the_contract_validates_requests_at_both_ends() -> None:
+    async with build_server() as server, MeshClient(server.url) as mesh:
+        # Client side: a request that breaks the contract cannot even be built.
+        with pytest.raises(pydantic.ValidationError, match="less than or equal to 8"):
+            MakeMoveRequest(gameId="0123456789ab", cell=9)
+        # Server side: sent untyped, it is refused before the handler runs (EVALIDATION).
+        with pytest.raises(ValidationError) as refused:
+            await mesh.command("game/move", {"gameId": "0123456789ab", "cell": 9})
+        assert refused.value.details == [
+            {"path": "/cell", "message": "Input should be less than or equal to 8"}
+        ]
 
 
 def test_generated_package_has_not_drifted_from_contract() -> None:
