@@ -115,6 +115,10 @@ async def run_tour(url: str) -> list[str]:
                         await player.commands.make_move(request)
                     except MeshError as exc:
                         say(f"  refused cell {request.cell}: {exc.name}, {rules.refusal(exc)}")
+                try:  # the hover guard sees the value: only free cells
+                    await hover.update(Hover(cell=cell))
+                except ForbiddenError as exc:
+                    say(f"  alice hovers taken cell {cell} -> {exc.code}")
         change = await _until(states, lambda change: change.version == reply.version)
         final = _held(change.value)
         for row in rules.render(final.board):

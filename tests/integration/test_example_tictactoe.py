@@ -67,6 +67,7 @@ async def test_tour_plays_a_full_game_with_two_players_and_a_spectator() -> None
     # The hover record: written by its player, refused to the other one.
     assert "carol: alice hovers cell 0" in lines
     assert f'bob writes hover:{game}:X -> EFORBIDDEN: Record "hover:{game}:X"' in text
+    assert "  alice hovers taken cell 1 -> EFORBIDDEN" in lines
     # Typed responses; illegal moves refused with their reason, nothing written.
     assert "X plays 0: move #1, v3, playing" in lines
     assert "X plays 2: move #7, v9, won" in lines
