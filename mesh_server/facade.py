@@ -32,9 +32,10 @@ from pydantic import BaseModel
 
 from mesh_sdk.protocol.contract import ChannelSpec, ContractIndex, RecordSpec
 from mesh_server.context import Context
+from mesh_server.exposure import _takes_value
 
 if TYPE_CHECKING:
-    from mesh_server.exposure import Guard
+    from mesh_server.exposure import Guard, WriteGuard
     from mesh_server.middleware import Middleware
     from mesh_server.server import MeshServer
 
@@ -159,17 +160,24 @@ class RecordFamily(_Family, Generic[ModelT]):
         """Whether the contract lets clients write these records (``x-mesh-writable``)."""
         return self.spec.writable
 
-    def expose(self, guard: Guard | None = None) -> None:
+    def expose(self, guard: WriteGuard | None = None) -> None:
         """Let clients subscribe to (and, if :attr:`writable`, write) the family's records.
 
         Args:
             guard: ``(connection, record_id) -> bool`` (or awaitable) deciding each access;
-                ``None`` admits everyone (PROTOCOL §11.1).
+                ``None`` admits everyone (PROTOCOL §11.1). A writable family's guard may take
+                the value being written instead, ``(connection, record_id, value)``, as with
+                :meth:`mesh_server.MeshServer.expose_writable_record`.
+
+        Raises:
+            TypeError: A value-taking guard for a family clients cannot write.
         """
         if self.spec.writable:
             self._server.expose_writable_record(self.spec.pattern, guard)
-        else:
-            self._server.expose_record(self.spec.pattern, guard)
+            return
+        if guard is not None and _takes_value(guard):
+            raise TypeError(f"{self.spec.template} is not writable: its guard takes no value")
+        self._server.expose_record(self.spec.pattern, guard)
 
     async def _get(self, record_id: str) -> tuple[ModelT | None, int]:
         """Return ``(value, version)``, ``(None, 0)`` when absent.
