@@ -2,9 +2,12 @@
 
 Two players (alice as X, bob as O) play a full game while a spectator (carol) watches the game
 record, the spectator channel, the players' hover records and the presence of the game's room.
-Commands take and return models; a move the rules forbid comes back as ``EFORBIDDEN`` named
-``IllegalMoveError`` with its reason; the contract rejects invalid requests before they are sent
-(pydantic, when building a model) and on the server (``EVALIDATION`` with JSON-pointer details).
+Commands, channels and records go through the generated facade (:class:`TicTacToeClient`), which
+binds the contract to the client it wraps: commands take and return models, a move the rules
+forbid comes back as ``EFORBIDDEN`` named ``IllegalMoveError`` with its reason, a request that
+violates the contract is refused before it is sent (:class:`~mesh_sdk.LocalValidationError`), and
+a record value the server rejects comes back as ``EVALIDATION`` with pointers into the value.
+Presence is not part of a contract: the spectator subscribes to it on the plain client.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
-
-import pydantic
 
 from examples.tictactoe import rules
 from examples.tictactoe.generated import TicTacToeClient
@@ -23,8 +24,7 @@ from examples.tictactoe.generated.models import (
     JoinGameRequest,
     MakeMoveRequest,
 )
-from examples.tictactoe.server import table
-from mesh_sdk import ForbiddenError, MeshClient, MeshError
+from mesh_sdk import ForbiddenError, LocalValidationError, MeshClient, MeshError
 
 __all__ = ["GAME", "run_tour"]
 
@@ -65,10 +65,10 @@ async def run_tour(url: str) -> list[str]:
     say = lines.append
     meshes = {name: MeshClient(url) for name in ("alice", "bob", "carol")}
     try:
-        for name, mesh in meshes.items():
-            await mesh.connect()
+        alice, bob, carol = apps = [TicTacToeClient(mesh) for mesh in meshes.values()]
+        for (name, mesh), app in zip(meshes.items(), apps, strict=True):
+            await app.connect()  # connects and compares the contract fingerprints
             say(f"{name:5} connected as {mesh.connection_id}")
-        alice, bob, carol = (TicTacToeClient(mesh) for mesh in meshes.values())
         names = {mesh.connection_id: name for name, mesh in meshes.items()}
 
         say("-- typed commands: game/create, game/join")
@@ -78,12 +78,12 @@ async def run_tour(url: str) -> list[str]:
         record = await carol.records.game(game=game)
         states = record.changes()
         first = await _next(states)  # every consumer starts from the state held
-        say(f"carol watches game:{game}: v{first.version} {_held(first.value).status}")
+        say(f"carol watches {record.record_id}: v{first.version} {_held(first.value).status}")
         moves = await carol.channels.moves(game=game)
         played = moves.messages()
-        presence = await meshes["carol"].subscribe_presence(table(game))
+        presence = await meshes["carol"].subscribe_presence(rules.table(game))
         updates = presence.updates()
-        say(f"carol sees {table(game)}: present {sorted(names[i] for i in presence.present)}")
+        say(f"carol sees {rules.table(game)}: present {sorted(names[i] for i in presence.present)}")
         joined = await bob.commands.join_game(JoinGameRequest(gameId=game, name="bob"))
         say(f"bob joined as {joined.mark}")
         update = await _next(updates)
@@ -96,7 +96,7 @@ async def run_tour(url: str) -> list[str]:
         await hover.update(Hover(cell=GAME[0]))
         say(f"carol: alice hovers cell {_held((await _next(watched)).value).cell}")
         try:
-            await meshes["bob"].publish_record_update(hover.record_id, Hover(cell=5))
+            await (await bob.records.hover(game=game, mark="X")).update(Hover(cell=5))
         except ForbiddenError as exc:
             say(f"bob writes {hover.record_id} -> {exc.code}: {exc.message}")
 
@@ -132,19 +132,24 @@ async def run_tour(url: str) -> list[str]:
             say(f"bob plays after the end: {exc.code} {rules.refusal(exc)}")
 
         say("-- validation at both ends")
+        request = MakeMoveRequest(gameId=game, cell=4)
+        request.cell = 9  # models do not validate assignments; the facade still does
         try:
-            MakeMoveRequest(gameId=game, cell=9)
-        except pydantic.ValidationError as exc:
-            say(f"local: MakeMoveRequest(cell=9) rejected: {exc.errors()[0]['msg']}")
+            await bob.commands.make_move(request)
+        except LocalValidationError as exc:
+            say(f"local: game/move -> {exc.code}: {exc.message}")
+            for problem in exc.details or []:
+                say(f"  {problem['path']}: {problem['message']}")
         try:
-            await meshes["bob"].command("game/move", {"gameId": game.upper(), "cell": 9})
+            # Partial merge values are checked by the server, against the merged value.
+            await hover.update({"cell": 42}, "merge")
         except MeshError as exc:
-            say(f"server: game/move -> {exc.code}: {exc.message}")
+            say(f"server: merge into {hover.record_id} -> {exc.code}: {exc.message}")
             for problem in exc.details or []:
                 say(f"  {problem['path']}: {problem['message']}")
 
         say("-- presence: bob leaves")
-        await meshes["bob"].close()
+        await bob.close()
         update = await _until(updates, lambda update: update.type == "leave")
         say(f"carol: presence {update.type} {names[update.connection_id]}")
     finally:

@@ -3,11 +3,13 @@
 Each rule takes the current :class:`GameState` (``None``: no such game) and returns the next one,
 or raises :class:`IllegalMoveError`. The server runs them inside an atomic read-modify-write of
 the game record, which may run a rule more than once (on a conflicting write it runs again on the
-newer state), so they only compute. The client uses :func:`refusal` and :func:`render`.
+newer state), so they only compute. The client uses :func:`refusal` and :func:`render`; both
+sides name a game's presence room with :func:`table` (presence is not part of a contract).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal, get_args
 
 from examples.tictactoe.generated.models import GameState, Move, Player, Players
@@ -15,6 +17,7 @@ from mesh_sdk.protocol.errors import ForbiddenError, MeshError
 
 __all__ = [
     "LINES",
+    "TABLE_PATTERN",
     "IllegalMoveError",
     "Mark",
     "Reason",
@@ -23,6 +26,7 @@ __all__ = [
     "play",
     "refusal",
     "render",
+    "table",
 ]
 
 Mark = Literal["X", "O"]
@@ -49,6 +53,13 @@ LINES: Final = (
     (2, 4, 6),
 )
 """The eight winning lines of the board (cells row by row)."""
+TABLE_PATTERN: Final = re.compile(r"^table:[0-9a-f]{12}$")
+"""The presence rooms of the games (:func:`table`)."""
+
+
+def table(game_id: str) -> str:
+    """Return the presence room of a game: its players are present there."""
+    return f"table:{game_id}"
 
 
 class IllegalMoveError(ForbiddenError):

@@ -11,7 +11,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import pytest
 
 from codegen.cli import _existing, compare_trees, generate
@@ -28,7 +27,7 @@ from examples.tictactoe.generated.models import (
     Player,
 )
 from examples.tictactoe.server import build_server
-from mesh_sdk import MeshClient, MeshError, ValidationError
+from mesh_sdk import LocalValidationError, MeshClient, MeshError, ValidationError
 from mesh_server import MeshServer
 from mesh_server.backends.memory import MemoryBackend, MemoryHub
 from tests.integration.features_cluster import FAST
@@ -79,24 +78,29 @@ async def test_tour_plays_a_full_game_with_two_players_and_a_spectator() -> None
     assert lines[board : board + 4] == ["  X O X", "  O X .", "  X . O", "carol: v9 won, winner X"]
     seen = [(move.seq, move.mark, move.cell) for move in state.moves]
     assert f"carol saw moves {seen}" in lines
-    # The contract refuses an invalid request locally and on the server (JSON pointers).
-    assert any(line.startswith("local: MakeMoveRequest(cell=9) rejected") for line in lines)
-    assert 'server: game/move -> EVALIDATION: Invalid payload for "game/move"' in lines
-    assert "  /cell: Input should be less than or equal to 8" in lines
-    assert "  /gameId: String should match pattern '^[0-9a-f]{12}$'" in lines
+    # The contract refuses an invalid request locally and a record value on the server; both
+    # point into the payload (JSON pointers).
+    local = 'local: game/move -> EVALIDATION: Invalid payload for "game/move" (refused locally'
+    assert any(line.startswith(local) for line in lines)
+    remote = f'server: merge into hover:{game}:X -> EVALIDATION: Invalid value for record "Hover"'
+    assert remote in lines
+    assert lines.count("  /cell: Input should be less than or equal to 8") == 2
 
 
 async def test_the_contract_validates_requests_at_both_ends() -> None:
-    async with build_server() as server, MeshClient(server.url) as mesh:
-        # Client side: a request that breaks the contract cannot even be built.
-        with pytest.raises(pydantic.ValidationError, match="less than or equal to 8"):
-            MakeMoveRequest(gameId="0123456789ab", cell=9)
-        # Server side: sent untyped, it is refused before the handler runs (EVALIDATION).
-        with pytest.raises(ValidationError) as refused:
-            await mesh.command("game/move", {"gameId": "0123456789ab", "cell": 9})
-        assert refused.value.details == [
-            {"path": "/cell", "message": "Input should be less than or equal to 8"}
-        ]
+    async with build_server() as server, MeshClient(server.url) as untyped:
+        request = MakeMoveRequest(gameId="0123456789ab", cell=4)
+        request.cell = 9  # models do not validate assignments
+        async with TicTacToeClient(MeshClient(server.url)) as typed:
+            # Client side: the facade refuses it before sending.
+            with pytest.raises(LocalValidationError) as local:
+                await typed.commands.make_move(request)
+        # Server side: a client without the contract sends it; refused before the handler runs.
+        with pytest.raises(ValidationError) as remote:
+            await untyped.command("game/move", request.model_dump())
+    problem = {"path": "/cell", "message": "Input should be less than or equal to 8"}
+    assert local.value.details == remote.value.details == [problem]
+    assert not isinstance(remote.value, LocalValidationError)
 
 
 def test_generated_package_has_not_drifted_from_contract() -> None:

@@ -22,31 +22,7 @@ from mesh_sdk.facade import (
 
 from . import models
 from .contract_index import CONTRACT
-
-
-def channel_name_moves(
-    *,
-    game: str,
-) -> str:
-    """Return the channel name ``moves:{game}`` for the given parameters."""
-    return CONTRACT.channels[0].build_name(game=game)
-
-
-def record_id_game(
-    *,
-    game: str,
-) -> str:
-    """Return the record id ``game:{game}`` for the given parameters."""
-    return CONTRACT.records[0].build_id(game=game)
-
-
-def record_id_hover(
-    *,
-    game: str,
-    mark: str,
-) -> str:
-    """Return the record id ``hover:{game}:{mark}`` for the given parameters."""
-    return CONTRACT.records[1].build_id(game=game, mark=mark)
+from .names import channel_name_moves, record_id_game, record_id_hover
 
 
 class TicTacToeCommands(CommandGroup):
@@ -123,8 +99,10 @@ class TicTacToeRecords(RecordGroup):
 class TicTacToeClient(FacadeClient):
     """Typed facade of TicTacToe over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    ``contract_check``: what a server with another contract fingerprint causes on connect
-    (:class:`mesh_sdk.facade.FacadeClient`).
+
+    The wrapped client is bound to the contract: requests are validated before sending,
+    responses and pushes after receiving. ``contract_check``: what a server with another
+    contract fingerprint causes on connect (:class:`mesh_sdk.facade.FacadeClient`).
     """
 
     def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:
