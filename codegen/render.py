@@ -128,7 +128,7 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any] | None, dict[str, str]]:
             elif key == "properties":
                 # Contract order: it is the field order of the generated model, so models dump
                 # their members in the schemas' order (for the built-ins, the order of the
-                # reference frames, PROTOCOL §7: handlers return models, the wire stays the same).
+                # reference frames, protocol.md §7: handlers return models, the wire is unchanged).
                 out[key] = {name: rewrite(value[name], file, False) for name in value}
             elif key in ("enum", "const", "default", "required"):
                 out[key] = copy.deepcopy(value)

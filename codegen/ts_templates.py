@@ -322,7 +322,7 @@ export class {e.class_name} extends MeshError {{
     table = ",\n".join(f"  [{json.dumps(e.code)}, {e.class_name}]" for e in errors)
     return f"""{header}
 /**
- * The Mesh error model (PROTOCOL §4): one class per code of the error table.
+ * The Mesh error model (protocol.md §4): one class per code of the error table.
  *
  *   {"MeshError":<22} any code; unknown codes from a newer server stay plain MeshError
 {tree}
@@ -370,7 +370,7 @@ const ERROR_CLASSES: ReadonlyMap<string, typeof MeshError> = new Map<string, typ
  * Builds the typed error of a wire error object (`{{error, code, name, details?}}`).
  *
  * Known codes become their class; unknown codes stay a plain `MeshError` that keeps code and
- * name; an object without a string `code` becomes `UnknownError` (PROTOCOL §4).
+ * name; an object without a string `code` becomes `UnknownError` (protocol.md §4).
  */
 export function errorFromWire(value: unknown, cause?: unknown): MeshError {{
   if (typeof value !== "object" || value === null) {{

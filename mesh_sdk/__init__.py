@@ -1,4 +1,4 @@
-"""Python SDK for Mesh: :class:`MeshClient` and its subscriptions (PROTOCOL §14).
+"""Python SDK for Mesh: :class:`MeshClient` and its subscriptions (protocol.md §14).
 
 Every export is imported on first access (PEP 562), so the server can use :mod:`mesh_sdk.protocol`
 (the shared codec, errors, patch, contract runtime and built-in models) without loading the client;

@@ -1,4 +1,4 @@
-"""The asyncio Mesh client (PROTOCOL §14): connection, commands, liveness, reconnect.
+"""The asyncio Mesh client (protocol.md §14): connection, commands, liveness, reconnect.
 
 :class:`MeshClient` is the asyncio adapter around the sans-I/O
 :class:`~mesh_sdk.session.ClientSession`: it owns the socket, one reader task per socket, a
@@ -693,7 +693,7 @@ class MeshClient(SubscriptionAPI):
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - seconds, enforced by the session
     ) -> Any:
-        """Send a command and return its result (PROTOCOL §3.4–§4).
+        """Send a command and return its result (protocol.md §3.4–§4).
 
         While the client is reconnecting, the command waits in the offline queue and is sent
         after re-subscription, in issue order; it expires ``timeout`` seconds after this call

@@ -1,4 +1,4 @@
-"""Application channels with history (PROTOCOL §9).
+"""Application channels with history (protocol.md §9).
 
 Subscriptions use the per-instance pub/sub plumbing of :mod:`mesh_server.subscribers`
 (reference-counted backend subscriptions, local fan-out with pending holds).
@@ -56,7 +56,7 @@ def to_json_text(value: Any) -> str:
 
 
 class ChannelManager:
-    """Application channels: exposure, subscriptions, history and publishing (PROTOCOL §9)."""
+    """Application channels: exposure, subscriptions, history and publishing (protocol.md §9)."""
 
     def __init__(self, core: ServerCore, pubsub: BackendChannels, quota: SubscriptionQuota) -> None:
         self._core = core

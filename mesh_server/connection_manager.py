@@ -1,4 +1,4 @@
-"""Connection metadata (PROTOCOL §12.1): server API and the built-in metadata commands.
+"""Connection metadata (protocol.md §12.1): server API and the built-in metadata commands.
 
 Metadata is stored in the backend apart from routing data. Server code sets it (``replace`` by
 default, ``merge``/``deepMerge`` atomically); the ``authenticate`` hook's result is the initial
@@ -49,7 +49,7 @@ class ConnectionManager:
 
     Args:
         server: The owning server.
-        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (PROTOCOL §12.1).
+        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (protocol.md §12.1).
         metadata_write_guard: Optional check of client writes.
         metadata_read_guard: Optional check of ``mesh/get-connection-metadata`` reads.
     """
@@ -77,7 +77,7 @@ class ConnectionManager:
         Args:
             conn_or_id: The connection or its id (on any instance).
             value: A pydantic (generated) model, dumped by wire name, or any JSON value.
-            strategy: ``replace`` (default), ``merge`` or ``deepMerge`` (PROTOCOL §11.3).
+            strategy: ``replace`` (default), ``merge`` or ``deepMerge`` (protocol.md §11.3).
 
         Returns:
             The stored value.

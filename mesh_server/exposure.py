@@ -1,6 +1,6 @@
 """Who may subscribe to what: exposure patterns, guards and admission checks.
 
-Channels, records and presence share one rule set (PROTOCOL §11.1):
+Channels, records and presence share one rule set (protocol.md §11.1):
 
 * A pattern is an exact string or a compiled regular expression that must match the **whole**
   name (:func:`re.fullmatch`), never a substring.
@@ -125,7 +125,7 @@ async def guard_passes(
 ) -> bool:
     """Run a guard, sync or async: no guard passes, a guard that raises denies (logged).
 
-    The one guard runner of the server: exposure guards (PROTOCOL §11.1: "a guard that raises
+    The one guard runner of the server: exposure guards (protocol.md §11.1: "a guard that raises
     counts as false") and the connection-metadata guards (§12.1).
 
     Args:
@@ -154,7 +154,7 @@ async def _rule_passes(rule: _Rule, connection: ConnectionLike, name: str, value
 
 
 class Exposure:
-    """An ordered list of ``(pattern, guard)`` rules (PROTOCOL §11.1).
+    """An ordered list of ``(pattern, guard)`` rules (protocol.md §11.1).
 
     Example:
         >>> exposure = Exposure()
@@ -235,12 +235,12 @@ class RecordExposure:
 
 
 def is_internal_name(name: str, namespace: str) -> bool:
-    """Return whether ``name`` is internal and so never subscribable (PROTOCOL §9.2)."""
+    """Return whether ``name`` is internal and so never subscribable (protocol.md §9.2)."""
     return (bool(namespace) and name.startswith(namespace)) or name.startswith(_INTERNAL_PREFIXES)
 
 
 def check_name(command: str, member: str, name: str, max_length: int) -> None:
-    """Enforce the configured ``max_name_length`` on a name member (PROTOCOL §7, §15).
+    """Enforce the configured ``max_name_length`` on a name member (protocol.md §7, §15).
 
     The built-in contract checks only the type and the lower bound: this check is the one source
     of the upper bound, so a configured limit above the default takes effect.
@@ -255,7 +255,7 @@ def check_name(command: str, member: str, name: str, max_length: int) -> None:
 
 
 class SubscriptionQuota:
-    """Counts channels + records + presence + rooms per connection (PROTOCOL §15).
+    """Counts channels + records + presence + rooms per connection (protocol.md §15).
 
     Callers reserve a slot for each *new* subscription (repeats do not count) and release it when
     the subscription ends. Reservation is synchronous, so concurrent requests cannot overshoot.

@@ -89,7 +89,7 @@ class CommandRegistry:
             raise TypeError(f"handler of {name!r} must be callable")
 
         def run(ctx: Context[Any]) -> Any:
-            # The pipeline validated ctx.payload against the contract (PROTOCOL §3.4 step 3).
+            # The pipeline validated ctx.payload against the contract (protocol.md §3.4 step 3).
             return handler(ctx, ctx.payload)
 
         self._server.expose_command(name, run, middlewares)
@@ -123,7 +123,7 @@ class ChannelFamily(_Family, Generic[ModelT]):
         return self.spec.template
 
     def expose(self, guard: Guard | None = None) -> None:
-        """Let clients subscribe to every channel of the family (PROTOCOL §9.1).
+        """Let clients subscribe to every channel of the family (protocol.md §9.1).
 
         Args:
             guard: ``(connection, channel) -> bool`` (or awaitable) deciding each subscription;
@@ -132,7 +132,7 @@ class ChannelFamily(_Family, Generic[ModelT]):
         self._server.expose_channel(self.spec.pattern, guard)
 
     async def _publish(self, channel: str, message: ModelT, history: int) -> None:
-        # The server validates against the contract's channel schema (PROTOCOL §9.5).
+        # The server validates against the contract's channel schema (protocol.md §9.5).
         await self._server.publish_to_channel(channel, message, history)
 
 
@@ -165,7 +165,7 @@ class RecordFamily(_Family, Generic[ModelT]):
 
         Args:
             guard: ``(connection, record_id) -> bool`` (or awaitable) deciding each access;
-                ``None`` admits everyone (PROTOCOL §11.1). A writable family's guard may take
+                ``None`` admits everyone (protocol.md §11.1). A writable family's guard may take
                 the value being written instead, ``(connection, record_id, value)``, as with
                 :meth:`mesh_server.MeshServer.expose_writable_record`.
 

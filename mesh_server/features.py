@@ -46,7 +46,7 @@ class ConnectionLike(Protocol):
 
     @property
     def id(self) -> str:
-        """The connection id (PROTOCOL §5.2)."""
+        """The connection id (protocol.md §5.2)."""
 
     @property
     def closed(self) -> bool:
@@ -59,7 +59,7 @@ class ConnectionLike(Protocol):
         """Run ``callback`` right after the response of the running built-in is sent.
 
         Subscriptions release the pushes they held during set-up with it, so the response comes
-        first (PROTOCOL §9.3, §10.4, §11.5).
+        first (protocol.md §9.3, §10.4, §11.5).
         """
 
 
@@ -67,7 +67,7 @@ BuiltinHandler: TypeAlias = Callable[[ConnectionLike, RequestT], Awaitable[BaseM
 """A built-in command handler: ``(connection, validated request model) -> response model``.
 
 The core validates the payload against the built-in contract before calling it, runs the
-built-ins of one connection in arrival order (PROTOCOL §3.4), and encodes the returned model of
+built-ins of one connection in arrival order (protocol.md §3.4), and encodes the returned model of
 :mod:`mesh_sdk.protocol.generated.models` once (:func:`mesh_sdk.protocol.contract.to_wire`).
 Raising :class:`mesh_sdk.protocol.errors.MeshError` sends that error.
 """
@@ -100,11 +100,11 @@ class ServerCore(Protocol):
 
     @property
     def namespace(self) -> str:
-        """Internal key/channel prefix (PROTOCOL §9.2)."""
+        """Internal key/channel prefix (protocol.md §9.2)."""
 
     @property
     def limits(self) -> Limits:
-        """Configured limits (PROTOCOL §15)."""
+        """Configured limits (protocol.md §15)."""
 
     @property
     def contract(self) -> ContractIndex | None:
@@ -164,7 +164,7 @@ class Feature(Protocol):
         """
 
     async def on_disconnect(self, connection: ConnectionLike) -> None:
-        """Release this feature's local state for a closing connection (PROTOCOL §5.3)."""
+        """Release this feature's local state for a closing connection (protocol.md §5.3)."""
 
     async def on_backend_recovered(self) -> None:
         """Re-establish backend subscriptions / push current state after a backend outage."""

@@ -1,4 +1,4 @@
-"""Instance liveness in the backend: heartbeat, dead-instance sweep, self-fencing (PROTOCOL §13).
+"""Instance liveness in the backend: heartbeat, dead-instance sweep, self-fencing (protocol.md §13).
 
 * Heartbeat every ``instance_heartbeat_interval`` with TTL ``instance_ttl`` (§13.3).
 * Sweep every ``instance_sweep_interval``: the backend atomically claims each instance whose
@@ -114,7 +114,7 @@ class InstanceMonitor:
 
         Without this, the outage would only be noticed at the next regular heartbeat, and
         connections opened meanwhile would fail registration (close 1011) instead of being
-        answered 503 before the upgrade (PROTOCOL §5.2).
+        answered 503 before the upgrade (protocol.md §5.2).
         """
         if self.down_since is None:
             self.down_since = self._now()
@@ -124,7 +124,7 @@ class InstanceMonitor:
             await self.beat()
 
     async def beat(self) -> bool:
-        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5).
+        """Run one heartbeat and apply the fencing rules (protocol.md §13.5).
 
         Returns:
             ``True`` if the backend answered and the instance's state survived; ``False`` if it
@@ -157,7 +157,7 @@ class InstanceMonitor:
         return alive
 
     async def sweep(self) -> None:
-        """Run one dead-instance sweep (PROTOCOL §13.4)."""
+        """Run one dead-instance sweep (protocol.md §13.4)."""
         try:
             reports = await self._backend.sweep_dead_instances()
         except Exception as exc:

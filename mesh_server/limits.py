@@ -1,4 +1,4 @@
-"""Configurable limits (PROTOCOL §15), with the protocol defaults.
+"""Configurable limits (protocol.md §15), with the protocol defaults.
 
 Besides sizes, counts and rates, a limit may have the window it is counted over
 (``malformed_window``, ``rate_abuse_window``), the backend deadline or the bad-input log
@@ -9,7 +9,7 @@ Units: every duration of the server's public Python API is seconds as ``float`` 
 the :class:`mesh_server.MeshServer` options (``ping_interval``, ``instance_ttl``, …), presence
 TTLs, the backends' constructor options and ``mesh serve``'s options — as in asyncio, websockets
 and redis-py. The wire keeps milliseconds (the ``expireAfter`` of
-``mesh/publish-presence-state``, the ``retryAfterMs`` of ``ERATELIMIT``, PROTOCOL §10.3, §15).
+``mesh/publish-presence-state``, the ``retryAfterMs`` of ``ERATELIMIT``, protocol.md §10.3, §15).
 
 Milliseconds remain only behind the public boundary, where they are converted once:
 
@@ -108,7 +108,7 @@ class Limits:
     max_record_bytes_per_connection: int | None = 16 * 1024 * 1024
     max_connections: int | None = None
     backend_timeout: float = 5.0
-    # Hostile input (PROTOCOL §15): nesting, and how bad input is logged.
+    # Hostile input (protocol.md §15): nesting, and how bad input is logged.
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
     max_id_depth: int = DEFAULT_MAX_ID_DEPTH
     bad_input_log_interval: float = 60.0

@@ -1,4 +1,4 @@
-"""The command pipeline (PROTOCOL §3.4): lookup → validation → middleware → handler → response.
+"""The command pipeline (protocol.md §3.4): lookup → validation → middleware → handler → response.
 
 Rate limiting (step 1) and the nesting limit happen earlier, in the session
 (:mod:`mesh_server.session`), because a rejected request never reaches the pipeline. Every request
@@ -58,7 +58,7 @@ RESERVED_NAMES: Final = frozenset(
 
 
 def is_reserved(name: str) -> bool:
-    """Return whether ``name`` is reserved by the protocol (PROTOCOL §3.4)."""
+    """Return whether ``name`` is reserved by the protocol (protocol.md §3.4)."""
     return name.startswith("mesh/") or name in RESERVED_NAMES
 
 
@@ -132,7 +132,7 @@ class Pipeline:
         if not isinstance(name, str) or not name:
             raise ValueError("command name must be a non-empty string")
         if is_reserved(name):
-            raise ValueError(f'"{name}" is reserved by the Mesh protocol (PROTOCOL §3.4)')
+            raise ValueError(f'"{name}" is reserved by the Mesh protocol (protocol.md §3.4)')
         if not callable(handler):
             raise TypeError(f"handler of {name!r} must be callable")
         spec: CommandSpec | None = None

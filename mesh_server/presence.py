@@ -1,4 +1,4 @@
-"""Presence: tracked rooms, presence subscriptions, state and expiry (PROTOCOL §10.2–§10.5).
+"""Presence: tracked rooms, presence subscriptions, state and expiry (protocol.md §10.2–§10.5).
 
 A room is *tracked* if any :meth:`PresenceManager.track` pattern matches it; its TTL is the first
 matching pattern's and its presence guard passes if any matching pattern's guard passes. Joining

@@ -1,4 +1,4 @@
-"""Records: versioned JSON values with full and patch subscriptions (PROTOCOL §11).
+"""Records: versioned JSON values with full and patch subscriptions (protocol.md §11).
 
 Writes (server code and ``mesh/publish-record-update``) are one atomic backend step that
 publishes ``{"t":"update","recordId","version","value","patch"}`` on ``{ns}record:{id}``; each

@@ -1,4 +1,4 @@
-"""Rooms: membership, joining, leaving, clearing and room metadata (PROTOCOL §10.1, §10.2, §12.2).
+"""Rooms: membership, joining, leaving, clearing, room metadata (protocol.md §10.1–§10.2, §12.2).
 
 Membership lives in the backend, shared by all instances. Each instance also indexes the rooms
 of its *local* connections (the core's room index, used to resolve room broadcasts in

@@ -97,7 +97,7 @@ ConnectionHook = Callable[[Connection], "Awaitable[None] | None"]
 
 AuthenticateHook = Callable[[UpgradeRequest], Any]
 """``authenticate(request)``: returns initial metadata (or ``None``), sync or async; raises
-:class:`~mesh_server.MeshAuthError` to reject the upgrade (PROTOCOL §5.1)."""
+:class:`~mesh_server.MeshAuthError` to reject the upgrade (protocol.md §5.1)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,29 +143,29 @@ class MeshServer(FeatureAPI):
             ``MESH_REDIS_URL`` or else the embedded single-process memory backend.
         backend: A ready-made (unstarted) backend instead of ``redis_url``.
         contract: Generated application contract index: commands must be defined in it and their
-            requests and responses are validated (PROTOCOL §3.4); :meth:`start` refuses to
+            requests and responses are validated (protocol.md §3.4); :meth:`start` refuses to
             start while one of its commands has no handler. A generated ``<Name>Server``
             facade binds its contract (:meth:`bind_contract`).
         allow_unimplemented: Start even though contract commands have no handler (they are
             answered ``ENOTFOUND``).
-        namespace: Prefix of internal backend keys and channels (PROTOCOL §9.2).
-        ping_interval: Seconds between pings (PROTOCOL §6).
+        namespace: Prefix of internal backend keys and channels (protocol.md §9.2).
+        ping_interval: Seconds between pings (protocol.md §6).
         latency_interval: Seconds between latency probes.
         max_missed_pongs: Missed pongs tolerated before close 4000.
-        presence_sweep_interval: Seconds between presence expiry sweeps (PROTOCOL §10.3).
-        instance_heartbeat_interval: Seconds between instance heartbeats (PROTOCOL §13.3).
+        presence_sweep_interval: Seconds between presence expiry sweeps (protocol.md §10.3).
+        instance_heartbeat_interval: Seconds between instance heartbeats (protocol.md §13.3).
         instance_ttl: Heartbeat TTL in seconds (must exceed ``instance_heartbeat_interval``).
-        instance_sweep_interval: Seconds between dead-instance sweeps (PROTOCOL §13.4).
-        backend_grace: Seconds of backend unavailability before self-fencing (PROTOCOL §13.5).
+        instance_sweep_interval: Seconds between dead-instance sweeps (protocol.md §13.4).
+        backend_grace: Seconds of backend unavailability before self-fencing (protocol.md §13.5).
         backend_probe_interval: Seconds between heartbeats while the backend is unreachable,
             so that its return is noticed promptly; upgrades are answered 503 meanwhile.
         debug: Send unexpected exceptions' text to clients (development only).
-        authenticate: Upgrade hook (PROTOCOL §5.1).
+        authenticate: Upgrade hook (protocol.md §5.1).
         allowed_origins: ``Origin`` allow-list (others get 403); ``None`` allows any.
-        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (PROTOCOL §12.1).
+        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (protocol.md §12.1).
         metadata_write_guard: ``(connection, metadata) -> bool`` for client metadata writes.
         metadata_read_guard: ``(connection, target_id) -> bool`` for metadata reads.
-        compression: Enable permessage-deflate (PROTOCOL §2; off by default).
+        compression: Enable permessage-deflate (protocol.md §2; off by default).
         close_timeout: Seconds to wait for a closing handshake before dropping the socket.
         open_timeout: Seconds allowed for an opening handshake, ``authenticate`` included
             (``None``: no limit).
@@ -190,7 +190,7 @@ class MeshServer(FeatureAPI):
         metrics_endpoint: Answer plain HTTP ``GET`` on the WebSocket port at ``metrics_path``
             with the Prometheus exposition (while metrics are on); ``False`` turns it off.
         metrics_path: Path of the metrics endpoint.
-        **limits: Any field of :class:`mesh_server.limits.Limits` (PROTOCOL §15), e.g.
+        **limits: Any field of :class:`mesh_server.limits.Limits` (protocol.md §15), e.g.
             ``max_message_size=65536``, ``rate_limit=50``, ``max_outbound_frames=100``.
 
     Raises:
@@ -335,12 +335,12 @@ class MeshServer(FeatureAPI):
 
     @property
     def namespace(self) -> str:
-        """Internal key/channel prefix (PROTOCOL §9.2)."""
+        """Internal key/channel prefix (protocol.md §9.2)."""
         return self._namespace
 
     @property
     def limits(self) -> Limits:
-        """The configured limits (PROTOCOL §15)."""
+        """The configured limits (protocol.md §15)."""
         return self._limits
 
     @property
@@ -426,7 +426,7 @@ class MeshServer(FeatureAPI):
         Args:
             name: Wire name (not reserved: no ``mesh/…``, ``ping``, ``pong``, ``latency…``).
             handler: ``(ctx) -> payload`` (sync or async); its return value is the response.
-            middlewares: Command middleware, run after the global middleware (PROTOCOL §3.4).
+            middlewares: Command middleware, run after the global middleware (protocol.md §3.4).
 
         Raises:
             ValueError: Reserved name, or not defined by the server's contract.
@@ -452,7 +452,7 @@ class MeshServer(FeatureAPI):
         return fn
 
     def on_disconnection(self, fn: ConnectionHook) -> ConnectionHook:
-        """Register a hook run after a connection's cleanup (PROTOCOL §5.3)."""
+        """Register a hook run after a connection's cleanup (protocol.md §5.3)."""
         self._on_disconnection.append(fn)
         return fn
 
@@ -535,7 +535,7 @@ class MeshServer(FeatureAPI):
     def readiness(self) -> Readiness:
         """Whether this instance should get new connections (the ``/readyz`` answer).
 
-        Not ready while shutting down, while fenced (PROTOCOL §13.5), while heartbeats fail, or
+        Not ready while shutting down, while fenced (protocol.md §13.5), while heartbeats fail, or
         while the backend reports a problem (:meth:`Backend.health_issues`, e.g. the Redis pub/sub
         reader is down).
         Synchronous and free of I/O.
@@ -689,7 +689,7 @@ class MeshServer(FeatureAPI):
             await self.close()
 
     async def close(self) -> None:
-        """Shut down gracefully within :attr:`shutdown_timeout` seconds (PROTOCOL §5.3, §13).
+        """Shut down gracefully within :attr:`shutdown_timeout` seconds (protocol.md §5.3, §13).
 
         In order: refuse new upgrades (503; ``/readyz`` answers 503 ``shutting_down``
         meanwhile); close every connection with 1001; wait for their cleanup (subscriptions, one
@@ -906,7 +906,7 @@ class MeshServer(FeatureAPI):
         task.add_done_callback(self._background.discard)
 
     def notify_pong(self, connection: Connection) -> None:
-        """Forward a pong to the features that react to it (presence refresh, PROTOCOL §10.3)."""
+        """Forward a pong to the features that react to it (presence refresh, protocol.md §10.3)."""
         if self._pong_listeners:
             self._spawn(self._pong(connection))
 
@@ -953,7 +953,7 @@ class MeshServer(FeatureAPI):
 
     def _push(self, command: str, payload: Any) -> bytes:
         if not isinstance(command, str) or is_reserved(command):
-            raise ValueError(f"{command!r} is reserved by the Mesh protocol (PROTOCOL §3.4)")
+            raise ValueError(f"{command!r} is reserved by the Mesh protocol (protocol.md §3.4)")
         return encode_push(command, to_jsonable(payload))
 
     async def send(self, conn_or_id: ConnectionLike | str, command: str, payload: Any) -> bool:

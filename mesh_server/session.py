@@ -1,4 +1,4 @@
-"""Sans-I/O state of one server-side connection (PROTOCOL §3.2, §5.2, §6, §15).
+"""Sans-I/O state of one server-side connection (protocol.md §3.2, §5.2, §6, §15).
 
 :class:`ServerSession` decides *what* happens on a connection; the asyncio adapter
 (:mod:`mesh_server.connection`) decides *how*. It imports no asyncio, websockets or redis, and the
@@ -56,7 +56,7 @@ __all__ = [
     "SessionEvent",
 ]
 
-# Close codes (PROTOCOL §16).
+# Close codes (protocol.md §16).
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY_VIOLATION: Final = 1008
@@ -72,7 +72,7 @@ _LATENCY_REQUEST: Final = encode_push("latency:request", {})
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the connection with ``code`` and clean up at once (PROTOCOL §16)."""
+    """Close the connection with ``code`` and clean up at once (protocol.md §16)."""
 
     code: int
     reason: str = ""
@@ -93,13 +93,13 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Discarded:
-    """A malformed frame was ignored and counted (PROTOCOL §3.2, §15); nothing to send."""
+    """A malformed frame was ignored and counted (protocol.md §3.2, §15); nothing to send."""
 
     reason: str
 
 
 class Pong:
-    """A ``pong`` arrived: liveness is updated; features refresh presence (PROTOCOL §10.3)."""
+    """A ``pong`` arrived: liveness is updated; features refresh presence (protocol.md §10.3)."""
 
     __slots__ = ()
 
@@ -119,7 +119,7 @@ class ServerSession:
 
     Args:
         connection_id: The id sent in ``mesh/assign-id``.
-        limits: The server's limits (PROTOCOL §15; their windows are seconds, converted here to
+        limits: The server's limits (protocol.md §15; their windows are seconds, converted here to
             the session's ms clock).
         ping_interval: Milliseconds between pings (§6); the session's clock is integer ms.
         latency_interval: Milliseconds between latency probes (§6).
@@ -205,7 +205,7 @@ class ServerSession:
     # ------------------------------------------------------------------ inbound frames
 
     def receive(self, data: bytes | str, now: int) -> SessionEvent:
-        """Classify one inbound frame and apply the limits (PROTOCOL §3.2, §15).
+        """Classify one inbound frame and apply the limits (protocol.md §3.2, §15).
 
         Args:
             data: The frame as received (binary frames are decoded as UTF-8 JSON like text).

@@ -3,7 +3,7 @@
 * :class:`BackendChannels` counts the local subscribers of each backend pub/sub channel and keeps
   the instance subscribed exactly while the count is positive: ``SUBSCRIBE`` (awaiting the
   confirmation) for the first local subscriber, ``UNSUBSCRIBE`` when the last one leaves
-  (PROTOCOL §9.4). A per-channel lock serializes the two so they never race.
+  (protocol.md §9.4). A per-channel lock serializes the two so they never race.
 * :class:`LocalSubscribers` is the local fan-out set of one kind of subscription. A subscription
   being set up is *pending*: live messages for it are held back and flushed right after its
   response has been queued, so the response always precedes them (§9.3, §10.4) and nothing
@@ -37,7 +37,7 @@ class _PubSubState:
 
 
 class BackendChannels:
-    """Reference-counted backend pub/sub subscriptions of this instance (PROTOCOL §9.3, §9.4)."""
+    """Reference-counted backend pub/sub subscriptions of this instance (protocol.md §9.3, §9.4)."""
 
     def __init__(self, core: ServerCore) -> None:
         self._core = core

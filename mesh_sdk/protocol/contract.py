@@ -1,4 +1,4 @@
-"""Runtime contract index and validation (PROTOCOL §4, §7; contract/README.md).
+"""Runtime contract index and validation (protocol.md §4, §7; contract/README.md).
 
 Codegen turns a contract directory into pydantic models plus a ``contract_index.py`` module that
 builds one :class:`ContractIndex` from the classes here. The server looks commands, channels and
@@ -72,7 +72,7 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(strict=True)
 
 
-# --- Validation problems (PROTOCOL §4 EVALIDATION details) -----------------------------------
+# --- Validation problems (protocol.md §4 EVALIDATION details) -----------------------------------
 
 
 def _walk(payload: Any, loc: Sequence[str | int]) -> tuple[list[str | int], str | int | None]:
@@ -101,7 +101,7 @@ def _walk(payload: Any, loc: Sequence[str | int]) -> tuple[list[str | int], str 
 
 
 def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> list[dict[str, str]]:
-    """Turn a pydantic error into PROTOCOL §4 ``details``: ``[{"path", "message"}]``.
+    """Turn a pydantic error into protocol.md §4 ``details``: ``[{"path", "message"}]``.
 
     ``path`` is an RFC 6901 pointer into the payload; a missing member is reported at its parent
     object (``{"path": "", "message": "'roomName' is a required property"}``), so is an unexpected
@@ -259,12 +259,12 @@ class CommandSpec:
     description: str = ""
 
     def validate_request(self, payload: Any) -> Any:
-        """Validate a request payload (PROTOCOL §3.4 step 3) and return the typed model.
+        """Validate a request payload (protocol.md §3.4 step 3) and return the typed model.
 
         Raises:
             ValidationError: ``EVALIDATION`` with ``Invalid payload for "<name>"`` and details.
         """
-        # The same message as ValidationError.for_command (PROTOCOL §4).
+        # The same message as ValidationError.for_command (protocol.md §4).
         return _validate(self.request_model, payload, f'payload for "{self.name}"')
 
     def read_response(self, payload: Any, *, strict: bool = False) -> Any:
@@ -327,7 +327,7 @@ class ChannelSpec:
         return _dump(self.message_model, value)
 
     def decode_message(self, text: str, *, strict: bool = False) -> Any:
-        """Parse the JSON text of a ``mesh/subscription-message`` (PROTOCOL §8) and read it.
+        """Parse the JSON text of a ``mesh/subscription-message`` (protocol.md §8) and read it.
 
         Args:
             text: The message text.
@@ -398,7 +398,7 @@ class RecordSpec:
 
 @dataclass(frozen=True, slots=True)
 class PushSpec:
-    """A server push: wire name and payload model (PROTOCOL §8)."""
+    """A server push: wire name and payload model (protocol.md §8)."""
 
     name: str
     model: type[BaseModel]

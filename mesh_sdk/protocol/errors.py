@@ -1,4 +1,4 @@
-"""The Mesh error model (PROTOCOL §4), shared by server and SDK.
+"""The Mesh error model (protocol.md §4), shared by server and SDK.
 
 Every error that travels over the wire is a :class:`MeshError` carrying a ``code``, a ``name`` and a
 human message, plus optional ``details``. One subclass exists per code of the contract's table
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 CODE_PATTERN: Final = re.compile(r"E[A-Z0-9_]{2,31}")
-"""Application error codes (PROTOCOL §4): ``^E[A-Z0-9_]{2,31}$``."""
+"""Application error codes (protocol.md §4): ``^E[A-Z0-9_]{2,31}$``."""
 
 
 class MeshError(Exception):
@@ -130,7 +130,7 @@ class CommandNotFoundError(MeshError):
 
     @classmethod
     def for_command(cls, command: str) -> CommandNotFoundError:
-        """Return the error with the message PROTOCOL §4 prescribes for ``command``."""
+        """Return the error with the message protocol.md §4 prescribes for ``command``."""
         return cls(f'Command "{command}" not found')
 
 
@@ -223,7 +223,7 @@ class TooLargeError(MeshError):
 
 
 class ConflictError(MeshError):
-    """A conditional record write found another version (``ECONFLICT``, PROTOCOL §11.3).
+    """A conditional record write found another version (``ECONFLICT``, protocol.md §11.3).
 
     Raised for a write with an expected version (``expectedVersion`` on the wire) when the
     record is at a different one; nothing was stored. ``details`` is
@@ -304,7 +304,7 @@ def error_from_wire(obj: Any) -> MeshError:
 
     Known codes become their subclass; unknown codes survive as a plain :class:`MeshError` that
     keeps the code and name. An object without a string ``code`` becomes :class:`UnknownError`
-    (PROTOCOL §4).
+    (protocol.md §4).
 
     Args:
         obj: The top-level ``error`` member of a response (or an error payload).

@@ -1,6 +1,6 @@
 """The subscription half of :class:`~mesh_sdk.client.MeshClient`.
 
-Channels, rooms, presence, records and metadata (PROTOCOL §7–§12), plus routing of their pushes
+Channels, rooms, presence, records and metadata (protocol.md §7–§12), plus routing of their pushes
 and re-subscription after a reconnect (§14).
 
 :class:`SubscriptionAPI` is a base class of ``MeshClient``; it only relies on the client's
@@ -142,7 +142,7 @@ class SubscriptionAPI(ABC):
 
         The command is the model's in the built-in contract; the payload is the model's members
         as given, in schema order (:func:`~mesh_sdk.protocol.contract.to_wire`): nothing is
-        validated or copied here, the server validates (PROTOCOL §7).
+        validated or copied here, the server validates (protocol.md §7).
         """
         payload = to_wire(request)
         command = _COMMANDS[type(request)]

@@ -75,14 +75,14 @@ class Backend(Broker, InstanceRegistry, RoomStore, PresenceStore, RecordStore, M
     """
 
     namespace: str
-    """Prefix of every internal key and channel (PROTOCOL §9.2), e.g. ``"mesh:"``."""
+    """Prefix of every internal key and channel (protocol.md §9.2), e.g. ``"mesh:"``."""
 
     @abstractmethod
     async def start(self, instance_id: str, on_message: MessageHandler) -> None:
         """Connect, register the instance (heartbeat), subscribe its inbox and broadcast channels.
 
         Args:
-            instance_id: Unique id of this process start (PROTOCOL §13.1).
+            instance_id: Unique id of this process start (protocol.md §13.1).
             on_message: Receives every pub/sub message this instance is subscribed to.
         """
 

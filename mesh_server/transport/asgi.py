@@ -4,7 +4,7 @@
 :class:`AsgiTransport`; the ASGI server owns the socket, the HTTP parser and the WebSocket
 framing, and the adapter meets the seam (:mod:`mesh_server.transport.base`) on top:
 
-* ``lifespan``: ``startup`` starts the server, ``shutdown`` closes it (PROTOCOL §5.3). Mounted
+* ``lifespan``: ``startup`` starts the server, ``shutdown`` closes it (protocol.md §5.3). Mounted
   apps get no lifespan events from FastAPI or Starlette: pass ``server.lifespan`` to the outer
   app instead (``FastAPI(lifespan=server.lifespan)``). Until the server is started every request
   is answered ``503``.
@@ -23,7 +23,7 @@ server's options: run uvicorn with ``--ws-per-message-deflate false`` and ``--ws
 most the server's ``max_message_size``); the outbound bound counts what ``send()`` has not
 accepted (see :mod:`~mesh_server.transport.asgi_connection`); and uvicorn's own shutdown closes
 open WebSockets with ``1012`` before the lifespan shutdown runs (each still gets the full cleanup
-of PROTOCOL §5.3).
+of protocol.md §5.3).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class AsgiTransport:
     """The seam's transport for ASGI servers: no listener, requests come from :class:`AsgiApp`.
 
     Args:
-        max_message_size: Inbound message limit in bytes (larger → close 1009, PROTOCOL §2).
+        max_message_size: Inbound message limit in bytes (larger → close 1009, protocol.md §2).
         open_timeout: Seconds allowed for the opening handshake, hooks included (``None``: no
             limit).
         close_timeout: Seconds queued frames may take to leave before a close drops them, and
@@ -164,7 +164,7 @@ class AsgiTransport:
     # ------------------------------------------------------------------ websocket scope
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run one ``websocket`` scope: handshake (PROTOCOL §5.1), then the connection."""
+        """Run one ``websocket`` scope: handshake (protocol.md §5.1), then the connection."""
         message = await receive()
         if message["type"] != "websocket.connect":
             return

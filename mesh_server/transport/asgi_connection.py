@@ -6,14 +6,14 @@
   ``receive()`` and hands each ``websocket.receive`` straight to the core's callback, so there is
   no coroutine per message. Pausing means not calling ``receive()``: an ASGI server then stops
   reading the socket (uvicorn pauses its transport while a received message is unconsumed), so
-  back-pressure reaches TCP. Messages over ``max_message_size`` close with 1009 (PROTOCOL §2).
+  back-pressure reaches TCP. Messages over ``max_message_size`` close with 1009 (protocol.md §2).
 * **Writing**: :meth:`AsgiConnection.write_frame` appends to a queue that one writer task drains
   into ``send()``. ASGI shows nothing of the server's socket buffer, so the bound is honest about
   what it sees: :attr:`AsgiConnection.buffered_amount` is the bytes queued whose ``send()`` has
   not completed, and :attr:`AsgiConnection.pending_frames` the frames queued since that rose
   above a high-water mark (64 KiB, as the native adapter). A server whose ``send()`` waits for
   its write buffer (uvicorn does) makes a slow consumer fill the queue, and the core closes it
-  with 4001 (PROTOCOL §15); what the ASGI server buffers below its own high-water mark is not
+  with 4001 (protocol.md §15); what the ASGI server buffers below its own high-water mark is not
   counted.
 * **Closing**: the close frame follows the frames already queued; if they do not leave within
   the close timeout they are dropped. ASGI cannot abort a socket: the application returns and
@@ -126,7 +126,7 @@ class AsgiConnection:
     def set_handlers(
         self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
     ) -> None:
-        """Install the callbacks and deliver messages that arrived before (PROTOCOL §5.2)."""
+        """Install the callbacks and deliver messages that arrived before (protocol.md §5.2)."""
         self._on_lost = on_lost
         early, self._early = self._early, []
         self._on_message = on_message
@@ -209,7 +209,7 @@ class AsgiConnection:
                     text = message.get("text")
                     data: bytes = text.encode() if text is not None else message.get("bytes") or b""
                     if len(data) > limit:
-                        self.start_close(1009, "message too big")  # PROTOCOL §2
+                        self.start_close(1009, "message too big")  # protocol.md §2
                         continue
                     if self._close is None:
                         self._deliver(data)
@@ -223,7 +223,7 @@ class AsgiConnection:
     def _deliver(self, data: bytes) -> None:
         on_message = self._on_message
         if on_message is None:
-            # Before mesh/assign-id (PROTOCOL §5.2 step 4): hold a few, then stop reading.
+            # Before mesh/assign-id (protocol.md §5.2 step 4): hold a few, then stop reading.
             self._early.append(data)
             if len(self._early) >= _EARLY_LIMIT:
                 self.pause_reading()

@@ -2,7 +2,7 @@
 
 JSON member order and absent-vs-null members are not semantic, but the JavaScript client, logs
 and captures see them: built-in handlers return typed models, and these tests pin that what goes
-on the wire is byte for byte what the untyped handlers sent (PROTOCOL §7).
+on the wire is byte for byte what the untyped handlers sent (protocol.md §7).
 """
 
 from __future__ import annotations

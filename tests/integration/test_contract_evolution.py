@@ -46,7 +46,7 @@ async def test_the_server_announces_its_contract() -> None:
         running_server(contract=CONTRACT, allow_unimplemented=True) as server,
         RawClient.open(server.url) as raw,
     ):
-        # Unknown request members are ignored, as for every built-in (PROTOCOL §7).
+        # Unknown request members are ignored, as for every built-in (protocol.md §7).
         frame = await raw.request(1, "mesh/contract-info", {"since": 1})
     assert frame["payload"] == {
         "name": "Chat",

@@ -1,4 +1,4 @@
-"""Application contracts in the pipeline (PROTOCOL §3.4 step 3, §4): typed payloads, pointers."""
+"""Application contracts in the pipeline (protocol.md §3.4 step 3, §4): typed payloads, pointers."""
 
 from __future__ import annotations
 

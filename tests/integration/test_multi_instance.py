@@ -1,4 +1,4 @@
-"""Several MeshServer instances on one private Redis (PROTOCOL §13)."""
+"""Several MeshServer instances on one private Redis (protocol.md §13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Presence across instances over real sockets, on memory and Redis (PROTOCOL §10)."""
+"""Presence across instances over real sockets, on memory and Redis (protocol.md §10)."""
 
 from __future__ import annotations
 

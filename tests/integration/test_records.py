@@ -1,4 +1,4 @@
-"""Records across instances over real sockets, on memory and Redis (PROTOCOL §7, §11)."""
+"""Records across instances over real sockets, on memory and Redis (protocol.md §7, §11)."""
 
 from __future__ import annotations
 
@@ -215,7 +215,7 @@ async def test_a_conditional_write_at_another_version_is_an_econflict_error(
             "code": "ECONFLICT",
             "name": "ConflictError",
         }
-        # PROTOCOL §4: the error object as payload (for JavaScript clients) and top-level
+        # protocol.md §4: the error object as payload (for JavaScript clients) and top-level
         # `error` with the details.
         assert refused == {
             "id": 7,

@@ -137,7 +137,7 @@ async def test_start_fails_fast_when_redis_is_down(own_redis: RedisServer) -> No
 # ---------------------------------------------------------------------------------------------
 # Whole stack: a MeshServer on Redis with SDK clients under load; Redis SIGKILLed and restarted
 # empty. Rooms, presence, channels and records must deliver again with no action by the
-# application (PROTOCOL §11.5, §13.5, §14). Intervals are shortened; the measured recovery times
+# application (protocol.md §11.5, §13.5, §14). Intervals are shortened; the measured recovery times
 # are printed (run with -s) and bounded only by the timeout unit.
 
 GRACE = 6.0

@@ -1,4 +1,4 @@
-"""Rooms across instances over real sockets, on memory and Redis (PROTOCOL §10.1, §12.2, §13.2)."""
+"""Rooms across instances over real sockets, memory and Redis (protocol.md §10.1, §12.2, §13.2)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ class ClearPresenceStateRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -23,7 +23,7 @@ class AssignIdPush(RootModel[StrictStr]):
     root: Annotated[
         StrictStr,
         Field(
-            description="The connection id; first frame (PROTOCOL §5.2).",
+            description="The connection id; first frame (protocol.md §5.2).",
             title="AssignIdPush",
         ),
     ]
@@ -94,7 +94,7 @@ class ErrorResponseEnvelope(ContractModel):
 
 class GetChannelHistoryDenied(ContractModel):
     """
-    Denied (PROTOCOL §7).
+    Denied (protocol.md §7).
     """
 
     success: Literal[False]
@@ -105,7 +105,7 @@ class GetChannelHistoryRequest(ContractModel):
     channel: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -145,7 +145,7 @@ class GetMyConnectionMetadataResponse(ContractModel):
 
 class GetPresenceStateDenied(ContractModel):
     """
-    Denied (PROTOCOL §7).
+    Denied (protocol.md §7).
     """
 
     success: Literal[False]
@@ -156,7 +156,7 @@ class GetPresenceStateRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -175,7 +175,7 @@ class GetRoomMetadataRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -191,7 +191,7 @@ class JoinRoomRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -206,7 +206,7 @@ class LatencyPush(RootModel[StrictInt]):
     root: Annotated[
         StrictInt,
         Field(
-            description="Last round trip in ms (PROTOCOL §6).",
+            description="Last round trip in ms (protocol.md §6).",
             ge=0,
             title="LatencyPush",
         ),
@@ -215,7 +215,7 @@ class LatencyPush(RootModel[StrictInt]):
 
 class LatencyRequestPush(ContractModel):
     """
-    Latency probe, payload {} (PROTOCOL §6).
+    Latency probe, payload {} (protocol.md §6).
     """
 
 
@@ -223,7 +223,7 @@ class LeaveRoomRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -237,7 +237,7 @@ class MetadataWriteOptions(ContractModel):
     strategy: Annotated[
         Literal["replace", "merge", "deepMerge"] | None,
         Field(
-            description="Write strategy (PROTOCOL §11.3); absent or null means replace."
+            description="Write strategy (protocol.md §11.3); absent or null means replace."
         ),
     ] = None
 
@@ -254,7 +254,7 @@ class NoopResponse(RootModel[StrictBool]):
 
 class PatchOperation(ContractModel):
     """
-    RFC 6902 operation (PROTOCOL §11.4).
+    RFC 6902 operation (protocol.md §11.4).
     """
 
     op: Literal["add", "remove", "replace"]
@@ -264,7 +264,7 @@ class PatchOperation(ContractModel):
 
 class PingPush(ContractModel):
     """
-    Liveness ping, payload {} (PROTOCOL §6).
+    Liveness ping, payload {} (protocol.md §6).
     """
 
 
@@ -289,7 +289,8 @@ class PresenceUpdatePush(RootModel[PresenceMembershipEvent | PresenceStateEvent]
     root: Annotated[
         PresenceMembershipEvent | PresenceStateEvent,
         Field(
-            description="A presence event (PROTOCOL §10.4).", title="PresenceUpdatePush"
+            description="A presence event (protocol.md §10.4).",
+            title="PresenceUpdatePush",
         ),
     ]
 
@@ -298,7 +299,7 @@ class PublishPresenceStateRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -340,7 +341,7 @@ class PushEnvelope(ContractModel):
 
 class RecordDeletedPush(ContractModel):
     """
-    A record was deleted; the subscription ends (PROTOCOL §11.6).
+    A record was deleted; the subscription ends (protocol.md §11.6).
     """
 
     recordId: StrictStr
@@ -370,7 +371,9 @@ class RecordUpdatePatch(ContractModel):
 class RecordUpdatePush(RootModel[RecordUpdateFull | RecordUpdatePatch]):
     root: Annotated[
         RecordUpdateFull | RecordUpdatePatch,
-        Field(description="A record changed (PROTOCOL §11).", title="RecordUpdatePush"),
+        Field(
+            description="A record changed (protocol.md §11).", title="RecordUpdatePush"
+        ),
     ]
 
 
@@ -378,7 +381,7 @@ class RecordWriteOptions(ContractModel):
     strategy: Annotated[
         Literal["replace", "merge", "deepMerge"] | None,
         Field(
-            description="Write strategy (PROTOCOL §11.3); absent or null means replace."
+            description="Write strategy (protocol.md §11.3); absent or null means replace."
         ),
     ] = None
 
@@ -421,7 +424,7 @@ class SetMyConnectionMetadataResponse(ContractModel):
 
 class SubscribeChannelDenied(ContractModel):
     """
-    Denied (PROTOCOL §7).
+    Denied (protocol.md §7).
     """
 
     success: Literal[False]
@@ -432,7 +435,7 @@ class SubscribeChannelRequest(ContractModel):
     channel: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -456,7 +459,7 @@ class SubscribeChannelSuccess(ContractModel):
 
 class SubscribePresenceDenied(ContractModel):
     """
-    Denied (PROTOCOL §7).
+    Denied (protocol.md §7).
     """
 
     success: Literal[False]
@@ -467,7 +470,7 @@ class SubscribePresenceRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -484,7 +487,7 @@ class SubscribePresenceSuccess(ContractModel):
 
 class SubscribeRecordDenied(ContractModel):
     """
-    Denied (PROTOCOL §7).
+    Denied (protocol.md §7).
     """
 
     success: Literal[False]
@@ -494,7 +497,7 @@ class SubscribeRecordRequest(ContractModel):
     recordId: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -512,12 +515,12 @@ class SubscribeRecordSuccess(ContractModel):
 
 class SubscriptionMessagePush(ContractModel):
     """
-    A message on a subscribed channel (PROTOCOL §9).
+    A message on a subscribed channel (protocol.md §9).
     """
 
     channel: StrictStr
     message: Annotated[
-        StrictStr, Field(description="Exactly as published (PROTOCOL §8).")
+        StrictStr, Field(description="Exactly as published (protocol.md §8).")
     ]
 
 
@@ -525,7 +528,7 @@ class UnsubscribeChannelRequest(ContractModel):
     channel: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -545,7 +548,7 @@ class UnsubscribePresenceRequest(ContractModel):
     roomName: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -565,7 +568,7 @@ class UnsubscribeRecordRequest(ContractModel):
     recordId: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -603,7 +606,7 @@ class PublishRecordUpdateRequest(ContractModel):
     recordId: Annotated[
         StrictStr,
         Field(
-            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, PROTOCOL §7, §15).",
+            description="Name: 1 to max_name_length characters; the server enforces its configured limit (default 512, protocol.md §7, §15).",
             min_length=1,
         ),
     ]
@@ -614,7 +617,7 @@ class PublishRecordUpdateRequest(ContractModel):
     expectedVersion: Annotated[
         StrictInt | None,
         Field(
-            description="Write only if the record is at this version (0: absent), else ECONFLICT with {expected, actual} and nothing stored (PROTOCOL §11.3); absent or null means unconditional.",
+            description="Write only if the record is at this version (0: absent), else ECONFLICT with {expected, actual} and nothing stored (protocol.md §11.3); absent or null means unconditional.",
             ge=0,
         ),
     ] = None

@@ -1,4 +1,4 @@
-"""Versioned records: atomic writes with patches, deletion (PROTOCOL §11)."""
+"""Versioned records: atomic writes with patches, deletion (protocol.md §11)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, get_args
 __all__ = ["MERGE_STRATEGIES", "MergeStrategy", "RecordStore", "RecordUpdater", "RecordWrite"]
 
 MergeStrategy = Literal["replace", "merge", "deepMerge"]
-"""How a new value combines with the stored one (PROTOCOL §11.3, §12.1)."""
+"""How a new value combines with the stored one (protocol.md §11.3, §12.1)."""
 
 MERGE_STRATEGIES: Final[frozenset[str]] = frozenset(get_args(MergeStrategy))
 """Every :data:`MergeStrategy`, to check a strategy given by server code at run time."""
@@ -23,7 +23,7 @@ it."""
 
 @dataclass(frozen=True, slots=True)
 class RecordWrite:
-    """Outcome of an atomic record write (PROTOCOL §11.3).
+    """Outcome of an atomic record write (protocol.md §11.3).
 
     Attributes:
         changed: ``False`` when the new value equals the old one (nothing stored or published).

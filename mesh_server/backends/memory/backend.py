@@ -28,7 +28,7 @@ from mesh_server.backends.slots import RecordSlots
 __all__ = ["DEFAULT_INSTANCE_TTL", "MemoryBackend"]
 
 DEFAULT_INSTANCE_TTL: Final = 15.0
-"""Heartbeat TTL given to an instance by :meth:`MemoryBackend.start` (PROTOCOL §13.3)."""
+"""Heartbeat TTL given to an instance by :meth:`MemoryBackend.start` (protocol.md §13.3)."""
 
 
 class MemoryBackend(

@@ -1,4 +1,4 @@
-"""Redis backend: shared state and pub/sub for any number of instances (PROTOCOL §13).
+"""Redis backend: shared state and pub/sub for any number of instances (protocol.md §13).
 
 :class:`RedisBackend` composes one class per interface of
 :mod:`mesh_server.backends.interfaces` (:mod:`.broker`, :mod:`.registry`, :mod:`.rooms`,
@@ -14,8 +14,8 @@ Everything the interfaces guarantee, implemented as follows:
   publish with history, record commit/delete, direct sends, heartbeat, dead-instance claim.
   Events are published from inside the script that changes the state, so their order is the
   order of the changes. Presence expiry is one script over a sorted set of deadlines, so with any
-  number of sweeping instances each expiry yields exactly one event (PROTOCOL §10.3).
-* **Records.** Optimistic concurrency (PROTOCOL §11.3), see
+  number of sweeping instances each expiry yields exactly one event (protocol.md §10.3).
+* **Records.** Optimistic concurrency (protocol.md §11.3), see
   :mod:`mesh_server.backends.redis.records`: writes of one record are serialised per instance,
   combine/compare/diff/size-check/validate run in Python on the cached last known state, and
   one ``record_commit`` script stores version n + 1 and publishes the update iff the record is
@@ -24,10 +24,10 @@ Everything the interfaces guarantee, implemented as follows:
   uncontended write costs one command; an unchanged one publishes nothing. Merge strategies
   of metadata use the same scheme (``metadata_cas``); ``replace`` is a single ``HSET``.
 * **Costs.** ``send_to_connection`` is one script call (route lookup + publish);
-  ``broadcast`` is one ``PUBLISH`` that every instance resolves locally (PROTOCOL §13.2).
+  ``broadcast`` is one ``PUBLISH`` that every instance resolves locally (protocol.md §13.2).
 * **Pub/sub.** One pub/sub connection per instance, one reader task, delivery in arrival order;
   :meth:`RedisBackend.subscribe` returns after Redis confirmed the subscription. Application
-  channel names are used verbatim (PROTOCOL §9.2); internal ones carry the namespace.
+  channel names are used verbatim (protocol.md §9.2); internal ones carry the namespace.
 * **Clock.** Deadlines and event timestamps come from Redis ``TIME``.
 * **Errors.** Every operation runs inside one boundary
   (:func:`~mesh_server.backends.redis.errors.unavailable_on_failure`) bounded by
@@ -40,11 +40,11 @@ Everything the interfaces guarantee, implemented as follows:
   reconnects with backoff (at most ``reconnect_max`` apart, so the end of any outage is seen
   within that delay) and re-subscribes every channel; scripts reload on ``NOSCRIPT``; the
   instance registration is re-created and, if it was lost (e.g. Redis restarted empty), the next
-  :meth:`RedisBackend.heartbeat` returns ``False`` so the server fences itself (PROTOCOL §13.5).
+  :meth:`RedisBackend.heartbeat` returns ``False`` so the server fences itself (protocol.md §13.5).
   Then :attr:`RedisBackend.on_recovered` is awaited: the server runs that heartbeat at once
   (fencing before anything else, so a store that came back empty is never mistaken for deleted
   records), then calls :meth:`RedisBackend.reregister_connections` and resyncs record
-  subscribers (PROTOCOL §11.5).
+  subscribers (protocol.md §11.5).
 * **No KEYS, no CONFIG, no keyspace notifications.** Enumeration uses the indexes below.
 
 Key layout

@@ -40,7 +40,7 @@ def test_all_builtin_commands_are_indexed() -> None:
 
 
 def test_missing_member_reported_at_parent() -> None:
-    # PROTOCOL Appendix A.2.
+    # protocol.md Appendix A.2.
     assert _details("mesh/join-room", {}) == [
         {"path": "", "message": "'roomName' is a required property"}
     ]
@@ -62,7 +62,7 @@ def test_unknown_members_ignored_and_null_is_absent() -> None:
 
 
 def test_builtin_schemas_leave_the_upper_name_bound_to_the_server() -> None:
-    # max_name_length is configurable, so the schema must not cap names (PROTOCOL §15).
+    # max_name_length is configurable, so the schema must not cap names (protocol.md §15).
     spec = CONTRACT.command("mesh/join-room")
     assert spec is not None
     assert spec.validate_request({"roomName": "r" * 10_000}).roomName == "r" * 10_000

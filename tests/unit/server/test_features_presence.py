@@ -1,4 +1,4 @@
-"""Rooms and presence feature logic on the memory backend (PROTOCOL §7, §10, §12.2)."""
+"""Rooms and presence feature logic on the memory backend (protocol.md §7, §10, §12.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Record feature logic on the memory backend with a fake core (PROTOCOL §7, §11)."""
+"""Record feature logic on the memory backend with a fake core (protocol.md §7, §11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""InstanceMonitor: heartbeat, sweep and self-fencing rules (PROTOCOL §13.3–§13.5)."""
+"""InstanceMonitor: heartbeat, sweep and self-fencing rules (protocol.md §13.3–§13.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pipeline edge cases without sockets (PROTOCOL §3.4, §4)."""
+"""Pipeline edge cases without sockets (protocol.md §3.4, §4)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 // Regenerate with: mesh codegen tests/codegen/golden/contract --out tests/codegen/golden/expected-ts --lang ts
 
 /**
- * The Mesh error model (PROTOCOL §4): one class per code of the error table.
+ * The Mesh error model (protocol.md §4): one class per code of the error table.
  *
  *   MeshError              any code; unknown codes from a newer server stay plain MeshError
  *   CommandNotFoundError   ENOTFOUND     CommandError
@@ -147,7 +147,7 @@ const ERROR_CLASSES: ReadonlyMap<string, typeof MeshError> = new Map<string, typ
  * Builds the typed error of a wire error object (`{error, code, name, details?}`).
  *
  * Known codes become their class; unknown codes stay a plain `MeshError` that keeps code and
- * name; an object without a string `code` becomes `UnknownError` (PROTOCOL §4).
+ * name; an object without a string `code` becomes `UnknownError` (protocol.md §4).
  */
 export function errorFromWire(value: unknown, cause?: unknown): MeshError {
   if (typeof value !== "object" || value === null) {
