@@ -123,9 +123,11 @@ class MeshClient(SubscriptionAPI):
             validated before sending (an invalid one raises ``LocalValidationError``, never
             sent) and responses after receiving (returned as models; an invalid one raises
             ``ContractViolationError``); channel messages, record values and push payloads are
-            decoded with its schemas. What the client reads ignores unknown members unless the
-            contract was generated with ``--strict-readers`` (contract/README.md "Evolving a
-            contract"). Generated facades bind theirs (:meth:`bind_contract`).
+            decoded with its schemas (an invalid one is dropped and emitted to ``"error"``
+            listeners as a ``ContractViolationError``). What the client reads ignores unknown
+            members unless the contract was generated with ``--strict-readers``
+            (contract/README.md "Evolving a contract"). Generated facades bind theirs
+            (:meth:`bind_contract`).
         ping_timeout: The server's ping interval in seconds (30.0); the watchdog reconnects when
             no ``ping`` arrived for ``(max_missed_pings + 1) × ping_timeout`` (§14). ``None``
             disables it.

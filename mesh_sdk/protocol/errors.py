@@ -182,14 +182,37 @@ class ContractViolationError(ServerError):
     forbids: a bug or a version mismatch on the server side, never the caller's fault, so this
     is a :class:`ServerError` and not a :class:`ValidationError`. ``details`` holds the problems
     (``{path, message}`` pointers into the received payload).
+
+    Attributes:
+        target: The channel or record id whose message or value broke the contract (``None``
+            for a response or an application push: the message names the command).
+        version: The record version whose value broke it (``None`` for anything else).
     """
 
     default_name = "ContractViolation"
+    target: str | None = None
+    version: int | None = None
 
     @classmethod
-    def broke(cls, error: ValidationError) -> ContractViolationError:
-        """Return the violation for the validation ``error`` of a received payload."""
-        return cls(f"{error.message}: the server broke the contract", details=error.details)
+    def broke(
+        cls, error: ValidationError, *, target: str | None = None, version: int | None = None
+    ) -> ContractViolationError:
+        """Return the violation for the validation ``error`` of a received payload.
+
+        Args:
+            error: What validating the payload raised.
+            target: The channel or record id it came from, if any.
+            version: The record version it came with, if any.
+        """
+        where = ""
+        if target is not None:
+            where = f" ({target!r}" + (f" v{version})" if version is not None else ")")
+        violation = cls(
+            f"{error.message}{where}: the server broke the contract", details=error.details
+        )
+        violation.target = target
+        violation.version = version
+        return violation
 
 
 class UnavailableError(MeshError):

@@ -23,6 +23,7 @@ from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.events import CallbackDispatcher, EventEmitter
 from mesh_sdk.protocol.contract import read_model, read_model_json, to_jsonable, to_wire
 from mesh_sdk.protocol.errors import (
+    ContractViolationError,
     LocalValidationError,
     MeshConnectionError,
     MeshError,
@@ -279,12 +280,15 @@ class SubscriptionAPI(ABC):
     def _channel_decoder(
         self, channel: str, model: type[BaseModel] | None, strict: bool | None
     ) -> MessageDecoder[Any]:
+        # The contract's model (a facade passes it) decodes as the contract does, so what breaks
+        # it is reported as a ContractViolationError; a model of the caller's own is not the
+        # contract: its failures are only logged and counted.
         strict = self._strict_readers if strict is None else strict
+        spec = self.contract.channel_for(channel) if self.contract is not None else None
+        if spec is not None and model in (None, spec.message_model):
+            return partial(spec.decode_message, strict=strict)
         if model is not None:
             return partial(read_model_json, model, strict=strict)
-        spec = self.contract.channel_for(channel) if self.contract is not None else None
-        if spec is not None:
-            return partial(spec.decode_message, strict=strict)
         return _identity
 
     def _channel_answer(self, sub: ChannelSubscription[Any], history: bool, payload: Any) -> Any:
@@ -539,12 +543,13 @@ class SubscriptionAPI(ABC):
     def _record_decoder(
         self, record_id: str, model: type[BaseModel] | None, strict: bool | None
     ) -> ValueDecoder[Any]:
+        # As for channels: only the contract's model reports violations.
         strict = self._strict_readers if strict is None else strict
+        spec = self.contract.record_for(record_id) if self.contract is not None else None
+        if spec is not None and model in (None, spec.model):
+            return partial(spec.read_value, strict=strict)
         if model is not None:
             return partial(read_model, model, strict=strict)
-        spec = self.contract.record_for(record_id) if self.contract is not None else None
-        if spec is not None:
-            return partial(spec.read_value, strict=strict)
         return _identity
 
     def _record_answer(self, sub: RecordSubscription[Any], payload: Any) -> Any:
@@ -806,6 +811,10 @@ class SubscriptionAPI(ABC):
             del self._rooms[handle.room]
             handle.joined = False
         self._report(error)
+
+    def _report_violation(self, violation: ContractViolationError) -> None:
+        logger.warning("dropping what the server sent: %s", violation)
+        self._emitter.emit("error", violation)
 
     def _report(self, error: MeshError) -> None:
         logger.warning("background subscription request failed: %s", error)

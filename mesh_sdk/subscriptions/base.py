@@ -14,6 +14,8 @@ from mesh_sdk.events import Callback, CallbackDispatcher
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from mesh_sdk.protocol.errors import ContractViolationError
+
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "AsyncContextSubscription",
@@ -195,6 +197,10 @@ class SubscriptionOwner(Protocol):
 
     async def leave_room(self, room: str) -> bool:
         """Send ``mesh/leave-room`` and end the room's presence subscription."""
+        ...
+
+    def _report_violation(self, violation: ContractViolationError) -> None:
+        """Log a message or value that broke the contract and emit it to ``"error"`` listeners."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from mesh_sdk.events import CallbackDispatcher
 from mesh_sdk.protocol.codec import dumps
+from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_sdk.subscriptions.base import (
     DEFAULT_QUEUE_SIZE,
     AsyncContextSubscription,
@@ -33,7 +34,10 @@ class ChannelSubscription(AsyncContextSubscription, Generic[T]):
     :meth:`~mesh_sdk.client.MeshClient.subscribe_channel` (``model.model_validate_json``), else
     with the contract's channel schema, else kept as the raw string; unknown members are ignored
     unless the subscription reads strictly. A message that fails to decode is logged and skipped
-    (counted in :attr:`decode_errors`).
+    (counted in :attr:`decode_errors`); when it fails the contract's schema (not a ``model`` of
+    the caller's own), the server broke the contract: the client's ``"error"`` listeners also
+    receive a :class:`~mesh_sdk.protocol.errors.ContractViolationError` (``target`` = the
+    channel). The subscription keeps delivering the messages that follow.
 
     Consume messages with callbacks (:meth:`on_message`, sync or async) and/or
     ``async for message in subscription`` (each iterator has its own bounded queue). After a
@@ -118,6 +122,10 @@ class ChannelSubscription(AsyncContextSubscription, Generic[T]):
         text = message if isinstance(message, str) else dumps(message).decode()
         try:
             return True, self._decode(text)
+        except ValidationError as exc:  # only the contract's decoder raises the Mesh error
+            self.decode_errors += 1
+            self._owner._report_violation(ContractViolationError.broke(exc, target=self.channel))
+            return False, None
         except Exception as exc:
             self.decode_errors += 1
             logger.warning("dropping undecodable message on channel %r: %s", self.channel, exc)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from mesh_sdk.events import Callback, CallbackDispatcher
+from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_sdk.protocol.patch import apply_patch
 from mesh_sdk.subscriptions.base import (
     DEFAULT_QUEUE_SIZE,
@@ -53,6 +54,8 @@ class Outcome(enum.Enum):
     """A patch that does not follow the local version (or does not apply): resync now."""
     DROPPED = "dropped"
     """A patch received while a resync is under way, or a push without a usable body."""
+    INVALID = "invalid"
+    """The pushed or patched value does not decode: not taken (:class:`RecordSubscription`)."""
 
 
 class RecordState:
@@ -144,9 +147,19 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
     ``value`` is decoded with the ``model`` given to
     :meth:`~mesh_sdk.client.MeshClient.subscribe_record` (``model.model_validate``), else the
     contract's record schema, else kept as JSON. Unknown members are dropped from ``value``
-    unless the subscription reads strictly (:attr:`raw` keeps them). A value that fails to
-    decode is logged (counted in :attr:`decode_errors`); :attr:`raw` and :attr:`version` still
-    advance, :attr:`value` keeps the last value that decoded.
+    unless the subscription reads strictly (:attr:`raw` keeps them).
+
+    **A value that fails to decode is never taken** (a subscribe response, a full push, or the
+    result of applying a patch): it is logged and counted in :attr:`decode_errors`, nothing is
+    delivered, and :attr:`value`, :attr:`raw` and :attr:`version` keep the last valid state.
+    When it fails the contract's schema (not a ``model`` of the caller's own), the server broke
+    the contract: the client's ``"error"`` listeners also receive a
+    :class:`~mesh_sdk.protocol.errors.ContractViolationError` (``target`` = the record id,
+    ``version`` = the rejected version, ``details`` = the problems). The subscription stays
+    active and recovers by itself: in full mode the next valid full push is taken; in patch mode
+    the next patch does not follow the held version, which is a gap, so the client resyncs
+    (§11.5) and takes the snapshot if it is valid (an invalid snapshot is reported and the next
+    patch resyncs again).
 
     Callbacks registered with :meth:`on_change` (sync or async) receive one :class:`RecordChange`
     per change, in version order; ``async for value in subscription`` yields values and
@@ -304,15 +317,23 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
         """
         state = self._state
         unchanged = self._snapshot_taken and (state.version, state.value) == (version, value)
-        self._snapshot_taken = True
+        held = (state.value, state.version)
         state.reset(value, version)
-        if not unchanged:
-            self._emit(None)
+        if unchanged:
+            return
+        if self._emit(None):
+            self._snapshot_taken = True
+        else:
+            # Not resyncing any more: the next patch is a gap and asks for a snapshot again.
+            state.value, state.version = held
 
     def _apply_push(self, payload: Any) -> Outcome:
-        outcome, patch = self._state.apply_push(payload)
-        if outcome is Outcome.APPLIED:
-            self._emit(patch)
+        state = self._state
+        held = (state.value, state.version, state.resyncing)
+        outcome, patch = state.apply_push(payload)
+        if outcome is Outcome.APPLIED and not self._emit(patch):
+            state.value, state.version, state.resyncing = held
+            return Outcome.INVALID
         return outcome
 
     def _deleted(self, version: int) -> None:
@@ -324,19 +345,24 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
         self._changes.end()
         self._values.end()
 
-    def _emit(self, patch: list[dict[str, Any]] | None) -> None:
+    def _emit(self, patch: list[dict[str, Any]] | None) -> bool:
+        """Decode the state's value and deliver it; ``False`` if it does not decode (reported)."""
         raw = self._state.value
-        if raw is None:
-            self._value = None
-        else:
-            try:
-                self._value = self._decode(raw)
-            except Exception as exc:
-                self.decode_errors += 1
-                logger.warning(
-                    "record %r v%d does not decode: %s", self.record_id, self.version, exc
-                )
-                return
-        change = RecordChange(self.record_id, self._value, self.version, patch, raw)
+        try:
+            value = None if raw is None else self._decode(raw)
+        except ValidationError as exc:  # only the contract's decoder raises the Mesh error
+            self.decode_errors += 1
+            violation = ContractViolationError.broke(
+                exc, target=self.record_id, version=self.version
+            )
+            self._owner._report_violation(violation)
+            return False
+        except Exception as exc:
+            self.decode_errors += 1
+            logger.warning("record %r v%d does not decode: %s", self.record_id, self.version, exc)
+            return False
+        self._value = value
+        change = RecordChange(self.record_id, value, self.version, patch, raw)
         self._changes.publish(change)
-        self._values.publish(self._value)
+        self._values.publish(value)
+        return True

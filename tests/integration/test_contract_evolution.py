@@ -16,7 +16,7 @@ from mesh_sdk.protocol.contract import CommandSpec, ContractIndex
 from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_server import MeshServer
 from tests.support.raw_client import RawClient, running_server
-from tests.support.timing import wait_for
+from tests.support.timing import eventually, wait_for
 from tests.unit.sdk.recorder import Recorder
 
 pytestmark = pytest.mark.integration
@@ -31,6 +31,9 @@ OTHER = ContractIndex(
 """A redeployed server's contract: ``chat/send`` was renamed to ``chat/edit``."""
 
 SENT_AT = "2026-01-02T03:04:05Z"
+
+AT_LEAST_1 = "Input should be greater than or equal to 1"
+ONE_CHARACTER = "String should have at least 1 character"
 
 
 def _reply(ctx: Any) -> models.SendMessageResponse:
@@ -188,3 +191,46 @@ async def test_strict_readers_reject_what_a_newer_server_added() -> None:
             await server.publish_to_channel("chat:lobby", message)
             assert await wait_for(anext(messages)) == models.ChatMessage.model_validate(message)
             assert chat.decode_errors == 1
+
+
+async def test_what_breaks_the_contract_is_reported_and_the_subscriptions_go_on() -> None:
+    # The server has no contract, so nothing stops its code publishing what the client's forbids.
+    async with running_server() as server:
+        server.expose_channel(re.compile(r"chat:.+"))
+        server.expose_writable_record(re.compile(r"topic:.+"))
+        patched, replaced = record_id_room_topic(room="lobby"), record_id_room_topic(room="hall")
+        await server.publish_record_update(patched, {"topic": "t", "updatedBy": "ann"})
+        await server.publish_record_update(replaced, {"topic": "t", "updatedBy": "ann"})
+        mesh = MeshClient(server.url)
+        recorder = Recorder(mesh)
+        async with ChatClient(mesh, contract_check="off") as app:
+            chat = await app.channels.chat(room="lobby")
+            messages = chat.messages()
+            lobby = await app.records.room_topic(room="lobby", mode="patch")
+            hall = await app.records.room_topic(room="hall")
+            message = {"id": 1, "from": "ann", "text": "hi", "sentAt": SENT_AT}
+            await server.publish_to_channel("chat:lobby", {**message, "id": 0})
+            await server.publish_to_channel("chat:lobby", message)
+            assert await wait_for(anext(messages)) == models.ChatMessage.model_validate(message)
+            await recorder.wait("error")
+            await server.publish_record_update(patched, {"updatedBy": ""}, "merge")
+            await recorder.wait("error", 2)
+            await server.publish_record_update(replaced, {"topic": 5, "updatedBy": "bob"})
+            await recorder.wait("error", 3)
+            errors = [event[1] for event in recorder.events if event[0] == "error"]
+            assert all(isinstance(error, ContractViolationError) for error in errors)
+            assert [(e.target, e.version, e.details) for e in errors] == [
+                ("chat:lobby", None, [{"path": "/id", "message": AT_LEAST_1}]),
+                (patched, 2, [{"path": "/updatedBy", "message": ONE_CHARACTER}]),
+                (replaced, 2, [{"path": "/topic", "message": "Input should be a valid string"}]),
+            ]
+            assert (lobby.version, hall.version) == (1, 1)
+            assert lobby.value == hall.value == models.RoomTopic(topic="t", updatedBy="ann")
+            # A valid value again: patch mode resyncs (the patch follows v2), full mode takes it.
+            await server.publish_record_update(patched, {"updatedBy": "bob"}, "merge")
+            await server.publish_record_update(replaced, {"topic": "u", "updatedBy": "bob"})
+            await eventually(lambda: lobby.version == 3 and hall.version == 3)
+            assert lobby.value == models.RoomTopic(topic="t", updatedBy="bob")
+            assert hall.value == models.RoomTopic(topic="u", updatedBy="bob")
+            assert recorder.count("error") == 3
+            assert [chat.ended, lobby.ended, hall.ended] == [False, False, False]

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from mesh_sdk.events import CallbackDispatcher
+from mesh_sdk.protocol.errors import ContractViolationError
 from mesh_sdk.subscriptions.channels import ChannelSubscription
 from mesh_sdk.subscriptions.presence import PresenceSubscription, PresenceUpdate
 from mesh_sdk.subscriptions.records import Outcome, RecordChange, RecordSubscription
@@ -55,6 +56,9 @@ class Owner:
     async def leave_room(self, room: str) -> bool:
         self.calls.append(("leave_room", room))
         return True
+
+    def _report_violation(self, violation: ContractViolationError) -> None:
+        self.calls.append(("report_violation", violation))
 
 
 @pytest.fixture
@@ -178,10 +182,11 @@ async def test_record_decode_failure_keeps_last_value(dispatcher: CallbackDispat
     changes: list[RecordChange[Doc]] = []
     sub.on_change(changes.append)
     sub._apply_snapshot({"title": "a"}, 1)
-    sub._apply_push({"recordId": "d", "version": 2, "full": {"title": 5}})
+    outcome = sub._apply_push({"recordId": "d", "version": 2, "full": {"title": 5}})
+    assert outcome is Outcome.INVALID
     assert sub.value == Doc(title="a")
-    assert sub.raw == {"title": 5}
-    assert sub.version == 2
+    assert sub.raw == {"title": "a"}
+    assert sub.version == 1
     assert sub.decode_errors == 1
     assert len(changes) == 1
     sub._apply_push({"recordId": "d", "version": 3, "full": None})
