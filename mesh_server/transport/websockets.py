@@ -90,6 +90,8 @@ class WebsocketsTransport:
         self.close_timeout = close_timeout
         self.live: set[WebsocketsConnection] = set()
         """Connections from TCP accept to TCP close."""
+        self.closing = False
+        """:meth:`close` began: a connection accepted from now on is dropped at once."""
         self._port = port
         self._hooks: TransportHooks | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +145,7 @@ class WebsocketsTransport:
     async def start(self, hooks: TransportHooks) -> None:
         """Bind and start accepting connections."""
         self._hooks = hooks
+        self.closing = False
         self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: WebsocketsConnection(self), self.host, self._port, backlog=self.backlog
@@ -170,6 +173,7 @@ class WebsocketsTransport:
         if server is None:
             return
         self._server = None
+        self.closing = True
         server.close()
         connections = list(self.live)
         for connection in connections:
