@@ -90,6 +90,8 @@ class WebsocketsTransport:
         self.close_timeout = close_timeout
         self.live: set[WebsocketsConnection] = set()
         """Connections from TCP accept to TCP close."""
+        self.closing = False
+        """:meth:`close` began: a connection accepted from now on is dropped at once."""
         self._port = port
         self._hooks: TransportHooks | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +145,7 @@ class WebsocketsTransport:
     async def start(self, hooks: TransportHooks) -> None:
         """Bind and start accepting connections."""
         self._hooks = hooks
+        self.closing = False
         self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: WebsocketsConnection(self), self.host, self._port, backlog=self.backlog
@@ -170,6 +173,8 @@ class WebsocketsTransport:
         if server is None:
             return
         self._server = None
+        self.closing = True
+        await self._stop_accepting(server)
         server.close()
         connections = list(self.live)
         for connection in connections:
@@ -180,3 +185,19 @@ class WebsocketsTransport:
             task.cancel()
         await asyncio.gather(*deciding, return_exceptions=True)
         await server.wait_closed()
+
+    async def _stop_accepting(self, server: asyncio.Server) -> None:
+        """Stop accepting, then let the sockets accepted so far get their protocol.
+
+        On the selector loop of Python 3.11 a socket accepted just before ``Server.close()``
+        is set up after it, fails the closed server's bookkeeping silently and stays open
+        with nobody to close it (the client then waits for its open timeout). Removing the
+        listening readers first and yielding once lets the set-up tasks already scheduled
+        run while the server is open: each becomes a connection :meth:`close` shuts down.
+        """
+        loop = self.loop
+        if not isinstance(loop, asyncio.SelectorEventLoop):
+            return  # the work-around is for the selector loop's accept path only
+        for sock in server.sockets:
+            loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)  # one turn: the scheduled set-up tasks run before close()

@@ -65,6 +65,7 @@ class Owner(Protocol):
     open_timeout: float | None
     close_timeout: float
     live: set[WebsocketsConnection]
+    closing: bool
 
     @property
     def hooks(self) -> TransportHooks:
@@ -228,8 +229,14 @@ class WebsocketsConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the open timeout; the handshake is read by :meth:`data_received`."""
         self._transport = cast(asyncio.Transport, transport)
-        self._transport.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
         owner = self._owner
+        if owner.closing:
+            # Accepted just before the listener closed, made after close() took its list of
+            # live connections: nothing would ever close this socket, and the client would wait
+            # for a handshake answer until its open timeout. Refused at once, it reconnects.
+            self._transport.abort()
+            return
+        self._transport.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
         owner.live.add(self)
         if owner.open_timeout is not None:
             self._timer = owner.loop.call_later(owner.open_timeout, self._handshake_timed_out)

@@ -21,7 +21,7 @@ from mesh_sdk.protocol.errors import (
 from mesh_server import MeshAuthError, UpgradeRequest
 from tests.integration.sdk_support import Restartable, clients, mesh
 from tests.support.raw_client import running_server
-from tests.support.timing import eventually, wait_for
+from tests.support.timing import TIMEOUT, eventually, wait_for
 from tests.unit.sdk.recorder import Recorder
 
 __all__ = ["clients", "mesh"]
@@ -85,8 +85,12 @@ async def test_latency_is_measured() -> None:
 
 
 async def test_server_pings_are_answered(clients: Factory) -> None:
-    async with running_server(ping_interval=0.05, latency_interval=60.0) as server:
-        client = clients(server.url, ping_timeout=0.05)
+    # The ping interval is a slice of the timeout unit (not 50 ms): the server's pong check and
+    # the client's watchdog (one missed ping or pong each) must not mistake a busy box's
+    # scheduling delay for a silent peer.
+    interval = TIMEOUT / 20
+    async with running_server(ping_interval=interval, latency_interval=60.0) as server:
+        client = clients(server.url, ping_timeout=interval, max_missed_pings=1)
         recorder = Recorder(client)
         await client.connect()
         connection = server.connections[client.connection_id]  # type: ignore[index]

@@ -19,7 +19,7 @@ from mesh_sdk.protocol.errors import (
     ValidationError,
 )
 from mesh_sdk.session import SessionState
-from tests.support.timing import eventually, wait_for
+from tests.support.timing import TIMEOUT, eventually, wait_for
 from tests.unit.sdk.fake_server import HOLD, FakeRequest, FakeServer
 from tests.unit.sdk.recorder import Recorder
 
@@ -219,20 +219,33 @@ async def test_watchdog_reconnects_when_pings_stop(fake: FakeServer, make_client
 
 
 async def test_pings_keep_the_watchdog_quiet(fake: FakeServer, make_client: Factory) -> None:
-    client = make_client(fake.url, ping_timeout=0.08, max_missed_pings=1)
+    # The watchdog period is a slice of the timeout unit and the pings come 20 times per
+    # period, so only a stall of most of a period (not a busy box's scheduling delay) looks
+    # like a silent server.
+    ping_timeout = TIMEOUT / 20
+    period = 2 * ping_timeout  # (max_missed_pings + 1) × ping_timeout
+    client = make_client(fake.url, ping_timeout=ping_timeout, max_missed_pings=1)
     await client.connect()
     conn = fake.connections[0]
 
     async def pinger() -> None:
         while True:
             await conn.push("ping", {})
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(ping_timeout / 10)  # the fake server's ping pace
 
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 2 * period
     task = asyncio.create_task(pinger())
     try:
-        await fake.wait(lambda: conn.count("pong") >= 15)  # ~450 ms: > 2 watchdog periods
+        # Each pong wakes the wait: it ends once more than two watchdog periods went by, or
+        # early when the watchdog reconnected.
+        await fake.wait(
+            lambda: loop.time() > until or len(fake.connections) > 1,
+            timeout=2 * period + TIMEOUT,
+        )
     finally:
         task.cancel()
+    assert conn.count("pong") > 0
     assert len(fake.connections) == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends.base import DeadInstanceReport
 from mesh_server.instance import InstanceMonitor
-from tests.support.timing import eventually
+from tests.support.timing import eventually, wait_for
 
 
 class FakeBackend:
@@ -126,7 +126,7 @@ async def test_loops_run_and_stop() -> None:
 
     backend.sweep_dead_instances = sweep  # type: ignore[method-assign]
     await monitor.start()
-    await asyncio.wait_for(swept.wait(), 5)
+    await wait_for(swept.wait())
     await eventually(lambda: backend.heartbeat_calls >= 2)
     loops = list(monitor._loops)
     assert [loop.running for loop in loops] == [True, True, True]

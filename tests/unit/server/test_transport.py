@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,17 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 
 from mesh_server.transport import base
-from mesh_server.transport.base import HttpResponse, UpgradeRequest, effective_backlog
+from mesh_server.transport.base import (
+    HttpResponse,
+    TransportConnection,
+    TransportHooks,
+    UpgradeDecision,
+    UpgradeRequest,
+    effective_backlog,
+)
 from mesh_server.transport.websockets import WebsocketsTransport
+from mesh_server.transport.websockets_connection import WebsocketsConnection
+from tests.support.timing import wait_for
 
 
 def test_query_is_parsed_lazily_keeping_the_first_value() -> None:
@@ -84,3 +95,28 @@ def test_transport_options_are_checked() -> None:
     for name in ("hooks", "loop", "port"):
         with pytest.raises(RuntimeError, match="not started"):
             getattr(transport, name)
+
+
+async def test_connection_made_after_close_began_is_dropped() -> None:
+    """A socket accepted as the listener closes is not left open with nobody to close it."""
+
+    def on_upgrade(request: UpgradeRequest) -> UpgradeDecision:
+        raise AssertionError("no upgrade expected")
+
+    async def on_connect(connection: TransportConnection) -> None:
+        raise AssertionError("no connection expected")
+
+    transport = WebsocketsTransport(max_message_size=1 << 20, port=0)
+    await transport.start(TransportHooks(on_upgrade, on_connect))
+    await transport.close()
+    loop = asyncio.get_running_loop()
+    accepted, peer = socket.socketpair()
+    with peer:
+        peer.setblocking(False)
+        # What asyncio does with a connection it accepted just before the listener closed.
+        late, _ = await loop.connect_accepted_socket(
+            lambda: WebsocketsConnection(transport), accepted
+        )
+        assert transport.live == set()
+        assert await wait_for(loop.sock_recv(peer, 1)) == b""  # closed, not left waiting
+        assert late.is_closing()

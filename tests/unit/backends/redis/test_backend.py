@@ -20,7 +20,7 @@ from mesh_server.backends.messages import (
 )
 from mesh_server.backends.redis.scripts import SCRIPT_NAMES, script_source
 from tests.support.redis import RedisServer
-from tests.support.timing import eventually
+from tests.support.timing import TIMEOUT, eventually, wait_for
 from tests.unit.backends.redis.conftest import NS, StartBackend
 
 pytestmark = pytest.mark.redis
@@ -516,7 +516,7 @@ async def test_scripts_touch_only_declared_keys(
         await asyncio.sleep(0)
         await workload()
         await a._client.echo("done")
-        await asyncio.wait_for(collector, 10)
+        await wait_for(collector, 2 * TIMEOUT)
 
     headers = script_headers()
     declared: set[str] | None = None
