@@ -2,12 +2,14 @@
 
 ``memory``: every server gets a :class:`MemoryBackend` on one shared :class:`MemoryHub`;
 ``redis``: every server gets its own Redis backend on the same private Redis URL. The feature
-tests are written once and run on both (the ``cluster`` fixture is parametrized).
+tests are written once and run on both (the ``cluster`` fixture is parametrized), and on every
+built-in transport (it requests the ``transport`` fixture).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from mesh_server import MeshServer
 from mesh_server.backends.memory import MemoryBackend, MemoryHub
+from tests.support.hosting import hosted
 from tests.support.raw_client import RawClient
 
 FAST = {
@@ -33,6 +36,7 @@ class ServerCluster:
     redis_url: str | None
     hub: MemoryHub = field(default_factory=MemoryHub)
     servers: list[MeshServer] = field(default_factory=list)
+    stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def start(self, n: int = 1, **options: Any) -> list[MeshServer]:
         """Start ``n`` more servers on free loopback ports."""
@@ -43,20 +47,18 @@ class ServerCluster:
                 opts["backend"] = MemoryBackend("mesh:", hub=self.hub)
             else:
                 opts["redis_url"] = self.redis_url
-            server = MeshServer(**opts)
-            await server.start()
+            server = await self.stack.enter_async_context(hosted(**opts))
             self.servers.append(server)
             started.append(server)
         return started
 
     async def close(self) -> None:
-        for server in reversed(self.servers):
-            await server.close()
+        await self.stack.aclose()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[ServerCluster]:
-    """A :class:`ServerCluster` on the memory backend and on Redis."""
+async def cluster(request: pytest.FixtureRequest, transport: str) -> AsyncIterator[ServerCluster]:
+    """A :class:`ServerCluster` on the memory backend and on Redis (on the test's transport)."""
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     cluster = ServerCluster(request.param, redis_url)
     try:

@@ -1,10 +1,14 @@
-"""A restartable MeshServer on a fixed port (memory backend, shared hub) for SDK tests."""
+"""A restartable MeshServer on a fixed port (memory backend, shared hub) for SDK tests.
+
+The ``mesh`` fixture requests ``transport``: SDK tests run on every built-in transport.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from mesh_sdk.client import MeshClient
 from mesh_server import ForbiddenError, MeshError, MeshServer
 from mesh_server.backends.memory import MemoryBackend, MemoryHub
+from tests.support.hosting import hosted
 from tests.support.timing import TIMEOUT
 
 
@@ -62,6 +67,7 @@ class Restartable:
         self.options = options
         self.port = 0
         self.server: MeshServer | None = None
+        self._hosting: AbstractAsyncContextManager[MeshServer] | None = None
 
     @property
     def url(self) -> str:
@@ -75,17 +81,17 @@ class Restartable:
 
     async def start(self) -> MeshServer:
         options = {"close_timeout": 2.0, "latency_interval": 60_000, **self.options}
-        server = MeshServer(port=self.port, backend=MemoryBackend(hub=self.hub), **options)
+        self._hosting = hosted(port=self.port, backend=MemoryBackend(hub=self.hub), **options)
+        server = await self._hosting.__aenter__()
         setup(server, self.app)
-        await server.start()
         self.port = server.port
         self.server = server
         return server
 
     async def stop(self) -> None:
-        if self.server is not None:
-            server, self.server = self.server, None
-            await server.close()
+        if self._hosting is not None:
+            hosting, self._hosting, self.server = self._hosting, None, None
+            await hosting.__aexit__(None, None, None)
 
     async def restart(self) -> MeshServer:
         await self.stop()
@@ -93,7 +99,7 @@ class Restartable:
 
 
 @pytest.fixture
-async def mesh() -> AsyncIterator[Restartable]:
+async def mesh(transport: str) -> AsyncIterator[Restartable]:
     server = Restartable()
     await server.start()
     try:

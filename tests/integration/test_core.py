@@ -14,7 +14,7 @@ from mesh_server import ForbiddenError, MeshAuthError, MeshError, MeshServer, Up
 from tests.support.raw_client import RawClient, running_server
 from tests.support.timing import TIMEOUT, eventually, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 
 def error_of(frame: dict[str, Any]) -> dict[str, Any]:
@@ -460,6 +460,7 @@ async def test_slow_consumer_closed_4001_others_unaffected() -> None:
 # ------------------------------------------------------------------ authentication (§5.1)
 
 
+@pytest.mark.websockets_only  # an async authenticate hook: picows decides synchronously
 async def test_authenticate_rejects_with_status() -> None:
     seen: list[UpgradeRequest] = []
 

@@ -14,6 +14,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from mesh_server import MeshServer
+from tests.support.hosting import hosted
 from tests.support.timing import TIMEOUT
 
 _MISSING: Any = object()
@@ -121,12 +122,7 @@ class RawClient:
 
 @asynccontextmanager
 async def running_server(**options: Any) -> AsyncIterator[MeshServer]:
-    """Start a MeshServer on a free loopback port with fast liveness defaults for tests."""
-    options.setdefault("port", 0)
+    """Start a MeshServer on a free loopback port (on the test's transport, see hosting)."""
     options.setdefault("close_timeout", 2.0)
-    server = MeshServer(**options)
-    await server.start()
-    try:
+    async with hosted(**options) as server:
         yield server
-    finally:
-        await server.close()
