@@ -35,6 +35,7 @@ SUBSCRIPTION_MESSAGE = "mesh/subscription-message"
 #: MeshServer keyword options per transport name: adding a transport row is one line here.
 MESH_TRANSPORTS: dict[str, dict[str, Any]] = {
     "websockets": {},
+    "picows": {"transport": "picows"},
 }
 
 # Keepalive and latency probes would only add noise to a measured window (seconds of wire ms).

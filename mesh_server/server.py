@@ -610,6 +610,8 @@ class MeshServer(FeatureAPI):
                 "the picows transport decides upgrades synchronously: "
                 "authenticate must not be a coroutine function"
             )
+        if name == "picows" and self.compression:
+            raise ValueError("the picows transport does not implement permessage-deflate")
         self.transport_name = name
 
     def _builtin_transport(self) -> Transport:
@@ -617,8 +619,6 @@ class MeshServer(FeatureAPI):
             # Imported here: picows is an optional dependency (extra mesh-py[fast]).
             from mesh_server.transport.picows import PicowsTransport
 
-            if self.compression:
-                raise ValueError("the picows transport does not implement permessage-deflate")
             return PicowsTransport(
                 self.host,
                 self._port,

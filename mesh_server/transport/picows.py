@@ -26,6 +26,8 @@ decision; each accepted connection is a
 * **Memory**: picows' read buffer starts at ``read_buffer_size`` bytes (default 1 KiB instead of
   picows' 16 KiB) and doubles when a frame needs it; a ``LoggerAdapter`` keeps picows from
   creating one ``Logger`` per connection.
+* **Writing**: a fan-out frames its payload once (:class:`~.framing.FrameCache`)
+  and writes the same bytes to each connection's asyncio transport.
 * No permessage-deflate (picows does not implement it; PROTOCOL §2 makes it optional).
 """
 
@@ -33,11 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import inspect
+import contextlib
 import logging
 import socket
 from base64 import b64decode
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from http import HTTPStatus
 from typing import Any
 
@@ -57,6 +59,7 @@ from mesh_server.transport.base import (
     TransportHooks,
     UpgradeRequest,
 )
+from mesh_server.transport.framing import FrameCache
 from mesh_server.transport.picows_connection import PicowsConnection
 
 __all__ = ["PicowsConnection", "PicowsTransport"]
@@ -130,6 +133,11 @@ class PicowsTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._frames = FrameCache()
+
+    def wire(self, frame: bytes) -> bytes:
+        """Return ``frame`` as one text frame on the wire, encoded once per fan-out."""
+        return self._frames.wire(frame)
 
     @property
     def hooks(self) -> TransportHooks:
@@ -224,13 +232,19 @@ class PicowsTransport:
         decision = self.hooks.on_upgrade(view)
         if not isinstance(decision, Accept | HttpResponse):
             # picows writes the response when this returns: there is no waiting for a hook.
-            if inspect.iscoroutine(decision):
-                decision.close()
+            # The hook's awaitable is still awaited (and its outcome dropped), so nothing it
+            # started is left unawaited.
+            self.spawn(_discard(decision))
             _log.error("the picows transport needs a synchronous authenticate hook")
             decision = HttpResponse.text(500, "Internal Server Error")
         if isinstance(decision, HttpResponse):
             return _refusal(decision)
         return PicowsConnection(self, view, decision.value)
+
+
+async def _discard(decision: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await decision
 
 
 def _handshake_problem(headers: Any) -> str | None:

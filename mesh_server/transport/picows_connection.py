@@ -5,9 +5,9 @@
   here, their total bounded by the message limit (close 1009, PROTOCOL §2), and a continuation
   without a start (or a new message inside one) closes with 1002. picows refuses a single
   frame above the limit itself (1009) and answers protocol-level pings.
-* **Writing**: ``WSTransport.send`` per frame (picows writes straight to the socket when
-  asyncio's buffer is empty); the write buffer's high-water mark drives ``pending_frames``
-  (PROTOCOL §15).
+* **Writing**: the frame comes pre-framed from the transport (:meth:`Owner.wire`, once per
+  fan-out) and goes to the asyncio transport in one ``write``; the write buffer's high-water
+  mark drives ``pending_frames`` (PROTOCOL §15).
 * **Closing**: the close frame picows does not answer itself is answered here (the code echoed,
   RFC 6455 §5.5.1), then the server closes TCP; after our own close frame the close timeout
   bounds the wait for the peer's, then the socket is aborted.
@@ -61,6 +61,9 @@ class Owner(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an ``on_connect`` coroutine as a task."""
 
+    def wire(self, frame: bytes) -> bytes:
+        """Return ``frame`` as one text frame on the wire."""
+
 
 def _noop() -> None:
     """Placeholder connection-lost callback."""
@@ -81,6 +84,7 @@ class PicowsConnection(WSListener):
         "_paused",
         "_pending_frames",
         "_size",
+        "_tcp",
         "_timer",
         "_ws",
         "accepted",
@@ -94,6 +98,7 @@ class PicowsConnection(WSListener):
         self.accepted = accepted
         """:attr:`~mesh_server.transport.base.Accept.value` of the upgrade decision."""
         self._ws: WSTransport | None = None
+        self._tcp: asyncio.Transport | None = None
         self._on_message: Callable[[bytes], None] | None = None
         self._on_lost: Callable[[], None] = _noop
         self._early: list[bytes] = []
@@ -116,8 +121,8 @@ class PicowsConnection(WSListener):
     @property
     def buffered_amount(self) -> int:
         """Bytes in asyncio's write buffer."""
-        ws = self._ws
-        return 0 if ws is None else ws.underlying_transport.get_write_buffer_size()
+        tcp = self._tcp
+        return 0 if tcp is None else tcp.get_write_buffer_size()
 
     @property
     def pending_frames(self) -> int:
@@ -153,10 +158,10 @@ class PicowsConnection(WSListener):
         Returns:
             Whether writing is paused (the write buffer is above its high-water mark).
         """
-        ws = self._ws
-        if ws is None or self._closing or self._lost:
+        tcp = self._tcp
+        if tcp is None or self._closing or self._lost:
             return False
-        ws.send(_TEXT, frame)
+        tcp.write(self._owner.wire(frame))
         if self._paused:
             self._pending_frames += 1
             return True
@@ -180,13 +185,13 @@ class PicowsConnection(WSListener):
 
     def pause_reading(self) -> None:
         """Stop reading from the socket (backpressure, PROTOCOL §15)."""
-        if self._ws is not None and not self._lost:
-            self._ws.underlying_transport.pause_reading()
+        if self._tcp is not None and not self._lost:
+            self._tcp.pause_reading()
 
     def resume_reading(self) -> None:
         """Resume reading from the socket."""
-        if self._ws is not None and not self._lost:
-            self._ws.underlying_transport.resume_reading()
+        if self._tcp is not None and not self._lost:
+            self._tcp.resume_reading()
 
     async def wait_closed(self) -> None:
         """Return once the TCP connection is closed."""
@@ -198,7 +203,7 @@ class PicowsConnection(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         """The ``101`` is written: hand the connection to the core."""
         self._ws = transport
-        tcp = transport.underlying_transport
+        self._tcp = tcp = transport.underlying_transport
         tcp.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
         peer = tcp.get_extra_info("peername")
         if isinstance(peer, tuple):
