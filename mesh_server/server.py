@@ -733,13 +733,17 @@ class MeshServer(FeatureAPI):
         return HttpResponse.text(500, "Internal Server Error")
 
     async def _on_connect(self, transport: TransportConnection) -> None:
+        # Counted until its cleanup ends (or until a failed opening ends). The task returns once
+        # the connection is started: an idle connection keeps no task (issue 12: idle memory).
         self._conn_count += 1
+        opened = False
         try:
-            await self._open(transport)
+            opened = await self._open(transport)
         finally:
-            self._conn_count -= 1
+            if not opened:
+                self._conn_count -= 1
 
-    async def _open(self, transport: TransportConnection) -> None:
+    async def _open(self, transport: TransportConnection) -> bool:
         connection_id = _new_connection_id()
         session = ServerSession(
             connection_id,
@@ -760,12 +764,12 @@ class MeshServer(FeatureAPI):
                 self._instance.report_unavailable()
             transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
             await transport.wait_closed()
-            return
+            return False
         except Exception:
             self._log.exception("registering connection %s failed", connection_id)
             transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
             await transport.wait_closed()
-            return
+            return False
         self._hub.add(connection)
         self.metrics.connection_opened()
         if self._log.isEnabledFor(logging.DEBUG):
@@ -787,7 +791,7 @@ class MeshServer(FeatureAPI):
                 self._log.exception("on_connection hook failed for %s", connection_id)
         # §5.2 steps 3–5: assign-id first, then client frames, then liveness timers.
         connection.start()
-        await transport.wait_closed()
+        return True
 
     def track_cleanup(self, task: asyncio.Task[None]) -> None:
         """Keep a cleanup task until it finishes (``close`` waits for them)."""
@@ -796,6 +800,12 @@ class MeshServer(FeatureAPI):
 
     async def cleanup_connection(self, connection: Connection) -> None:
         """Run the §5.3 cleanup of a closing connection (called exactly once per connection)."""
+        try:
+            await self._cleanup(connection)
+        finally:
+            self._conn_count -= 1
+
+    async def _cleanup(self, connection: Connection) -> None:
         connection_id = connection.id
         self._hub.connections.pop(connection_id, None)
         self._log.debug(
