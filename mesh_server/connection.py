@@ -61,6 +61,30 @@ class Connection:
         upgrade: The HTTP upgrade request (path, query, headers, cookies, peer).
     """
 
+    __slots__ = (
+        "_after_response",
+        "_backlog",
+        "_bad_input",
+        "_before_start",
+        "_builtin_task",
+        "_builtins",
+        "_closing",
+        "_loop",
+        "_max_bytes",
+        "_max_frames",
+        "_pipeline",
+        "_started",
+        "_t",
+        "_tasks",
+        "_timer",
+        "_timer_at",
+        "cleanup_task",
+        "close_code",
+        "id",
+        "server",
+        "session",
+    )
+
     def __init__(
         self,
         server: MeshServer,
@@ -84,11 +108,13 @@ class Connection:
         self._before_start: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float = 0.0
-        self._builtins: deque[Request] = deque()
+        # Queues and the task set are created when first needed: an idle connection has none
+        # (an empty deque is ~0.4 KB; issue 12, idle memory).
+        self._builtins: deque[Request] | None = None
         self._after_response: list[Callable[[], None]] = []
-        self._backlog: deque[bytes] = deque()
+        self._backlog: deque[bytes] | None = None
         self._builtin_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] | None = None
         self.cleanup_task: asyncio.Task[None] | None = None
         self.close_code: int | None = None
 
@@ -181,6 +207,8 @@ class Connection:
     def _on_message(self, data: bytes) -> None:
         if self._backlog or self.session.reading_paused:
             # Frames already read in the same chunk wait until a request finishes (§15).
+            if self._backlog is None:
+                self._backlog = deque()
             self._backlog.append(data)
             return
         self._handle(data)
@@ -217,22 +245,25 @@ class Connection:
             self._t.pause_reading()  # §15: stop reading while too many requests run
         if self._pipeline.is_builtin(request.command):
             # §3.4: built-ins of one connection take effect in arrival order.
+            if self._builtins is None:
+                self._builtins = deque()
             self._builtins.append(request)
             if self._builtin_task is None:
-                self._builtin_task = self._loop.create_task(self._run_builtins())
+                self._builtin_task = self._loop.create_task(self._run_builtins(self._builtins))
             return
         self._spawn(self._run_command(request))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self._loop.create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run_command(self, request: Request) -> None:
         await self._answer(self._pipeline.run_command, request)
 
-    async def _run_builtins(self) -> None:
-        queue = self._builtins
+    async def _run_builtins(self, queue: deque[Request]) -> None:
         try:
             while queue and not self._closing:
                 await self._answer(self._pipeline.run_builtin, queue.popleft())
@@ -243,7 +274,7 @@ class Connection:
             if queue and not self._closing:
                 # Whatever ended this run, the built-ins still queued are answered: they would
                 # otherwise wait for the next built-in, which may never come.
-                self._builtin_task = self._loop.create_task(self._run_builtins())
+                self._builtin_task = self._loop.create_task(self._run_builtins(queue))
 
     async def _answer(
         self, run: Callable[[Connection, Request], Awaitable[bytes]], request: Request
@@ -338,8 +369,9 @@ class Connection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._builtins.clear()
-        self._backlog.clear()
+        if self._builtins is not None:
+            self._builtins.clear()
+        self._backlog = None
         self._before_start.clear()
         self.cleanup_task = self._loop.create_task(self.server.cleanup_connection(self))
         self.server.track_cleanup(self.cleanup_task)
