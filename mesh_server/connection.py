@@ -72,6 +72,7 @@ class Connection:
         "_loop",
         "_max_bytes",
         "_max_frames",
+        "_metrics",
         "_pipeline",
         "_started",
         "_t",
