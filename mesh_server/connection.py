@@ -8,7 +8,8 @@ broadcasts and liveness frames alike; pushes enter it through :meth:`Connection.
   coroutine per frame). Requests run concurrently, one task each; built-in ``mesh/*`` commands of
   one connection run one at a time in arrival order (PROTOCOL §3.4) on a per-connection FIFO.
   Reading pauses while ``max_inflight_requests`` requests run (PROTOCOL §15).
-* Timers: one ``loop.call_at`` handle re-armed at the session's next deadline (PROTOCOL §6).
+* Timers: the session's next deadline, on the server's shared
+  :class:`~mesh_server.timer_wheel.TimerWheel` (PROTOCOL §6; no timer handle per connection).
 * Writing: synchronous; beyond ``max_outbound_bytes`` buffered or ``max_outbound_frames`` pending
   the connection is closed with 4001 and later frames are dropped (PROTOCOL §15, §16).
 * Cleanup: exactly once, in the order of PROTOCOL §5.3, retried in the background while the
@@ -77,8 +78,9 @@ class Connection:
         "_started",
         "_t",
         "_tasks",
-        "_timer",
         "_timer_at",
+        "_timer_tick",
+        "_wheel",
         "cleanup_task",
         "close_code",
         "id",
@@ -107,7 +109,8 @@ class Connection:
         self._started = False
         self._closing = False
         self._before_start: list[bytes] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._wheel = server.timer_wheel
+        self._timer_tick: int | None = None
         self._timer_at: float = 0.0
         # Queues and the task set are created when first needed: an idle connection has none
         # (an empty deque is ~0.4 KB; issue 12, idle memory).
@@ -342,34 +345,39 @@ class Connection:
         if deadline is None or self._closing:
             return
         when = deadline / 1000.0
-        if self._timer is not None:
+        if self._timer_tick is not None:
             if self._timer_at == when:
                 return
-            self._timer.cancel()
+            self._wheel.cancel(self, self._timer_tick)
         self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer_tick = self._wheel.schedule(self, when)
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def on_deadline(self, when: float) -> None:
+        """Run the liveness work due (called by the server's timer wheel, PROTOCOL §6).
+
+        Args:
+            when: The loop time (seconds) of the tick that fired, at or after the deadline.
+        """
+        self._timer_tick = None
         if self._closing:
             return
-        # call_at may fire up to one clock resolution early: never look earlier than the deadline.
+        # Never look earlier than the deadline, whatever the clock says.
         now = max(self._now(), int(self._timer_at * 1000))
         frames, close = self.session.on_timer(now)
         if close is not None:
             self.close(close.code, "ping timeout")
             return
         for frame in frames:
-            self._write(frame)
+            self.send(frame)
         self._arm_timer()
 
     # ------------------------------------------------------------------ cleanup (§5.3)
 
     def _begin_cleanup(self) -> None:
         # (1) stop timers and reading; unsent frames are dropped by send().
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._timer_tick is not None:
+            self._wheel.cancel(self, self._timer_tick)
+            self._timer_tick = None
         if self._builtins is not None:
             self._builtins.clear()
         self._backlog = None

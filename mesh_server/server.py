@@ -73,6 +73,7 @@ from mesh_server.session import (
     ServerSession,
 )
 from mesh_server.shutdown import ShutdownDeadline
+from mesh_server.timer_wheel import TimerWheel
 from mesh_server.transport.base import (
     DEFAULT_BACKLOG,
     Accept,
@@ -303,6 +304,7 @@ class MeshServer(FeatureAPI):
         self._cleanups: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._conn_count = 0
+        self._timer_wheel: TimerWheel | None = None
         self._features: list[Feature] = []
         self._init_features(presence_sweep_interval)
 
@@ -533,6 +535,13 @@ class MeshServer(FeatureAPI):
         if self._started and self._transport is not None:
             return self._transport.port
         return self._port
+
+    @property
+    def timer_wheel(self) -> TimerWheel:
+        """The liveness deadlines of this server's connections, on one loop timer."""
+        if self._timer_wheel is None:
+            self._timer_wheel = TimerWheel(asyncio.get_running_loop())
+        return self._timer_wheel
 
     @property
     def transport(self) -> Transport | None:
