@@ -3,8 +3,8 @@
 Three adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`),
 picows (:mod:`mesh_server.transport.picows`) and an ASGI application (uvicorn, FastAPI,
 Starlette). The core (:mod:`mesh_server.server`, :mod:`mesh_server.connection`) only uses the
-names defined here, so an adapter is one module that touches neither the session, the pipeline, the feature managers nor
-the backends.
+names defined here, so an adapter is one module that touches neither the session, the pipeline,
+the feature managers nor the backends.
 
 What every adapter guarantees
 -----------------------------
@@ -20,9 +20,9 @@ What every adapter guarantees
   or as an awaitable. A direct answer completes the handshake within the same read callback (no
   task per handshake); reading is paused while an awaitable is pending. picows decides upgrades
   synchronously: its adapter needs the direct form (an awaitable is refused with ``500``), and
-  cannot tell the hooks the peer address (``peer`` is set once the WebSocket opens). ASGI's ``websocket.close`` before
-  ``websocket.accept`` can only say ``403``; an adapter uses the "WebSocket Denial Response"
-  extension when the server offers it to send the real status.
+  cannot tell the hooks the peer address (``peer`` is set once the WebSocket opens). ASGI's
+  ``websocket.close`` before ``websocket.accept`` can only say ``403``; an adapter uses the
+  "WebSocket Denial Response" extension when the server offers it to send the real status.
 * The handshake (request, hooks, response) is bounded by the adapter's open timeout.
 
 **Connections.** After the ``101`` is written, :attr:`TransportHooks.on_connect` is awaited once
