@@ -16,7 +16,7 @@ from typing import Protocol
 
 __all__ = ["DEFAULT_RESOLUTION", "TimerWheel"]
 
-DEFAULT_RESOLUTION = 0.025
+DEFAULT_RESOLUTION = 0.01
 """Seconds per tick."""
 
 _log = logging.getLogger("mesh_server.timer_wheel")
