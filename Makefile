@@ -25,11 +25,15 @@ redis-check:
 	  (apt-get update -qq && apt-get install -y -qq redis-server) || { \
 	    echo "ERROR: redis-server is required for the Redis test suite and could not be installed." >&2; exit 1; }; }
 
+# Every committed Python package codegen owns (the tests check the same trees for drift).
+PY_OUTPUTS := contract/mesh:mesh_sdk/protocol/generated examples/chat/contract:examples/chat/generated \
+	examples/tictactoe/contract:examples/tictactoe/generated \
+	tests/codegen/golden/contract:tests/codegen/golden/expected
 # TypeScript bindings need node; `mesh codegen --lang ts` installs codegen/ts's pinned packages.
 TS_OUTPUTS := tests/codegen/golden/contract:tests/codegen/golden/expected-ts \
 	examples/chat/contract:examples/chat/web/generated
 # Hand-written TypeScript (negative.ts keeps one statement per line, so prettier skips it).
-TS_SOURCES := codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs \
+TS_SOURCES := codegen/ts/contract.ts codegen/ts/runtime.ts codegen/ts/subscriptions.ts codegen/ts/generate.mjs \
 	tests/codegen/ts/fake-client.ts tests/codegen/ts/js-client.ts tests/codegen/ts/usage.ts \
 	tests/codegen/ts/*.test.ts
 no_node = "!!! node not found: $(1) Install Node >= 20 and npm. !!!"
@@ -38,7 +42,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated --check
+	@for pair in $(PY_OUTPUTS); do \
+	  $(BIN)/mesh codegen $${pair%%:*} --out $${pair#*:} --check || exit 1; \
+	done
 	@if command -v node >/dev/null 2>&1; then \
 	  for pair in $(TS_OUTPUTS); do \
 	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} --check || exit 1; \
@@ -51,7 +57,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 codegen: $(STAMP)
-	$(BIN)/mesh codegen contract/mesh --out mesh_sdk/protocol/generated
+	@for pair in $(PY_OUTPUTS); do \
+	  $(BIN)/mesh codegen $${pair%%:*} --out $${pair#*:} || exit 1; \
+	done
 	@if command -v node >/dev/null 2>&1; then \
 	  for pair in $(TS_OUTPUTS); do \
 	    $(BIN)/mesh codegen $${pair%%:*} --lang ts --out $${pair#*:} || exit 1; \

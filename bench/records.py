@@ -1,4 +1,4 @@
-"""Record fan-out and concurrent writes (PROTOCOL §11).
+"""Record fan-out and concurrent writes (protocol.md §11).
 
 Workloads (servers in subprocesses, clients in another subprocess, see :mod:`bench.channels`):
 

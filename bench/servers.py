@@ -4,7 +4,8 @@ Each prints ``READY <port>`` once it listens on 127.0.0.1 and serves until termi
 kind speaks the same Mesh envelope, so one load generator (:mod:`bench.client`) drives them all:
 
 * ``mesh`` — :class:`~mesh_server.MeshServer` on the memory backend, or on Redis with
-  ``--redis-url``; ``--transport`` picks an entry of :data:`MESH_TRANSPORTS`. It exposes an
+  ``--redis-url``; ``--transport`` picks an entry of :data:`MESH_TRANSPORTS` (``uvicorn``:
+  :meth:`~mesh_server.MeshServer.asgi_app` under uvicorn, see :func:`serve_asgi`). It exposes an
   ``echo`` command behind two middleware (one global, one per command), the channel
   :data:`CHANNEL`, a ``publish`` command (``publish_to_channel``), a ``broadcast`` command
   (``broadcast_room`` to the room ``bench``) and every ``bench:*`` record as writable.
@@ -36,10 +37,13 @@ SUBSCRIPTION_MESSAGE = "mesh/subscription-message"
 MESH_TRANSPORTS: dict[str, dict[str, Any]] = {
     "websockets": {},
     "picows": {"transport": "picows"},
+    "uvicorn": {},
 }
+ASGI_SERVERS = frozenset({"uvicorn"})
+"""Transports of :data:`MESH_TRANSPORTS` that serve the ASGI application instead of listening."""
 
-# Keepalive and latency probes would only add noise to a measured window (seconds of wire ms).
-_QUIET = {"ping_interval": 3_600_000, "latency_interval": 3_600_000}
+# Keepalive and latency probes would only add noise to a measured window (an hour, in seconds).
+_QUIET = {"ping_interval": 3_600.0, "latency_interval": 3_600.0}
 
 
 def raise_fd_limit() -> None:
@@ -117,9 +121,45 @@ def build_mesh(redis_url: str | None, transport: str = "websockets") -> MeshServ
 async def serve_mesh(redis_url: str | None, transport: str) -> None:
     """Start :func:`build_mesh` and serve until terminated."""
     server = build_mesh(redis_url, transport)
+    if transport in ASGI_SERVERS:
+        await serve_asgi(server)
+        return
     await server.start()
     print(f"READY {server.port}", flush=True)
     await asyncio.Future()
+
+
+async def serve_asgi(server: MeshServer) -> None:
+    """Serve ``server.asgi_app()`` with uvicorn on a free port (lifespan on, quiet, no deflate).
+
+    uvicorn's keepalive pings are off and its message limit is the server's, like the native
+    transport's settings here; uvicorn picks its websockets sans-I/O protocol.
+    """
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        server.asgi_app(),
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
+        ws_max_size=server.limits.max_message_size,
+        backlog=1024,
+    )
+    asgi = uvicorn.Server(config)
+    serving = asyncio.ensure_future(asgi.serve(sockets=[sock]))
+    while not asgi.started:
+        if serving.done():
+            serving.result()
+            return
+        await asyncio.sleep(0.01)
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    await serving
 
 
 async def serve_websockets() -> None:

@@ -11,10 +11,10 @@ messages, record updates and pushes. Mapping (contract/README.md "AsyncAPI expor
 * a command is a channel addressed by its wire name with ``request``, ``response`` and ``error``
   messages and a ``receive`` operation whose ``reply`` lists the last two; ``headers`` describe
   the envelope members beside ``payload`` (``id``, ``command``, ``error``), and the correlation id
-  is ``$message.header#/id`` (PROTOCOL §3);
+  is ``$message.header#/id`` (protocol.md §3);
 * a channel family is a channel addressed by its template (``chat:{room}``, one parameter per
   placeholder) with a ``send`` operation; the message payload is the channel's message schema,
-  which travels as JSON text inside ``mesh/subscription-message`` (PROTOCOL §8, §9);
+  which travels as JSON text inside ``mesh/subscription-message`` (protocol.md §8, §9);
 * a record family is a channel addressed by its id template with a ``send`` operation for updates
   (the value schema; carried by ``mesh/record-update``) and, if writable, a ``receive`` operation
   for writes (carried by ``mesh/publish-record-update``);
@@ -52,7 +52,8 @@ ERROR_OBJECT: Final[dict[str, Any]] = {
     },
     "required": ["error", "code", "name"],
 }
-"""PROTOCOL §4 error object, as in ``contract/mesh/shared/envelope.json`` (a test keeps them equal).
+"""protocol.md §4 error object, as in ``contract/mesh/shared/envelope.json`` (a test keeps both
+equal).
 
 Every command can fail, so every export carries it, with or without the built-in contract.
 """
@@ -251,7 +252,7 @@ def _shell(contract: Contract, api_version: str) -> dict[str, Any]:
             "version": api_version,
             "description": (
                 f"Mesh contract {contract.name}, exported by `mesh export asyncapi`. Every frame "
-                "is one JSON object on one WebSocket connection (PROTOCOL §2, §3): message "
+                "is one JSON object on one WebSocket connection (protocol.md §2, §3): message "
                 "`headers` describe the envelope members beside `payload`; channel and record "
                 "addresses are the contract's name templates."
             ),

@@ -36,12 +36,16 @@ STRICT_READERS: Final = "--strict-readers"
 
 
 def project_root(start: Path) -> Path:
-    """Return the nearest ancestor of ``start`` holding ``pyproject.toml`` (else ``start``)."""
+    """Return the nearest ancestor of ``start`` holding ``pyproject.toml`` or ``.git``.
+
+    Without either, the working directory: the regenerate command of the header is then run
+    from where codegen ran (it names paths relative to the returned folder).
+    """
     start = start.resolve()
     for candidate in (start, *start.parents):
-        if (candidate / "pyproject.toml").is_file():
+        if (candidate / "pyproject.toml").is_file() or (candidate / ".git").exists():
             return candidate
-    return start
+    return Path.cwd()
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -94,7 +98,8 @@ def generate(
     contract = load_contract(contract_dir)
     root = project_root(contract_dir)
     rel_contract = _relative(contract_dir, root)
-    command = f"python -m codegen {rel_contract} --out {_relative(out, root)}"
+    # The installed console script: ``python`` may name another interpreter than mesh-py's.
+    command = shlex.join(["mesh", "codegen", rel_contract, "--out", _relative(out, root)])
     if lang == "ts":
         return render_ts(contract, rel_contract, command + " --lang ts")
     if strict_readers is None:

@@ -1,4 +1,4 @@
-"""Render a loaded contract into a generated package (models, contract index, facade).
+"""Render a loaded contract into a generated package (models, index, names, facades).
 
 The built-in contract (``"builtin": true`` in ``contract.json``) gets no facade: its package lives
 in the pure :mod:`mesh_sdk.protocol`, which must not import the SDK's client side.
@@ -6,8 +6,9 @@ in the pure :mod:`mesh_sdk.protocol`, which must not import the SDK's client sid
 Models come from datamodel-code-generator run on one *bundle* schema: every titled root and
 ``$defs`` entry of the contract, keyed by title, with relative ``$ref`` rewritten to
 ``#/$defs/<Title>`` and string formats replaced by references to the runtime format types of
-:mod:`mesh_sdk.protocol.contract` (via ``--type-overrides``). The facade and the contract index
-are Python string templates (:mod:`codegen.templates`). Everything iterates in sorted order;
+:mod:`mesh_sdk.protocol.contract` (via ``--type-overrides``). The client facade, the contract
+index (:mod:`codegen.templates`), the wire names and the server facade
+(:mod:`codegen.server_templates`) are Python string templates. Everything iterates in sorted order;
 output is formatted with the pinned black and is byte-identical across runs.
 """
 
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from codegen import templates
+from codegen import server_templates, templates
 from codegen.fingerprint import contract_fingerprint
 from codegen.loader import FORMAT_TYPES, Contract, Entry, pascal, snake
 
@@ -54,7 +55,6 @@ DCG_OPTIONS: Final = (
 )
 """datamodel-code-generator options (contract/README.md explains each choice)."""
 
-BUNDLE_TITLE: Final = "ContractRoot"
 MARKER: Final = ".mesh-codegen"
 REGENERATE: Final = "# Regenerate with: "
 """How the header line naming the regenerate command (and so its options) starts."""
@@ -64,7 +64,15 @@ class MissingGeneratorError(RuntimeError):
     """datamodel-code-generator (or black) is not installed."""
 
 
-def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
+def _bundle(contract: Contract) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """Return the one schema datamodel-code-generator compiles, and its type overrides.
+
+    The bundle's root *is* one of the definitions (the first object class by title; references
+    to it become ``#``): a root of ``$defs`` only would come out as a stray ``RootModel[Any]``.
+    ``None`` when the contract has no definition at all (its models module is only a header).
+    Scalar definitions that are inlined everywhere and that no spec names are left out, so no
+    unused root model is generated. Properties keep their contract order (the field order).
+    """
     defs: dict[str, Any] = {}
     overrides: dict[str, str] = {}
     by_location = {
@@ -74,6 +82,11 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
     }
 
     by_title = {d.title: d for key, d in contract.definitions.items() if key in by_location}
+    named = _named(contract)
+    kept = {t for t, d in by_title.items() if t in named or not _inlinable(d.schema)}
+    # Prefer an object class as the root; any kept definition will do (none: no models).
+    ranked = sorted(kept, key=lambda t: (not _is_object(by_title[t].schema), t))
+    root_title = ranked[0] if ranked else None
 
     def resolve(file: str, ref: str) -> str:
         file_part, _, fragment = ref.partition("#")
@@ -111,9 +124,13 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
                     inlined = rewrite(target.schema, target.file, True)
                     inlined.pop("title", None)
                     return {**inlined, **{k: node[k] for k in ("description",) if k in node}}
-                out[key] = "#/$defs/" + title
-            elif key in ("properties", "$defs"):
-                out[key] = {name: rewrite(value[name], file, False) for name in sorted(value)}
+                out[key] = "#" if title == root_title else "#/$defs/" + title
+            elif key == "properties":
+                # Contract order: it is the field order of the generated model, so models dump
+                # their members in the schemas' order (for the built-ins, the order of the
+                # reference frames, protocol.md §7: handlers return models, the wire stays the
+                # same).
+                out[key] = {name: rewrite(value[name], file, False) for name in value}
             elif key in ("enum", "const", "default", "required"):
                 out[key] = copy.deepcopy(value)
             else:
@@ -138,16 +155,34 @@ def _bundle(contract: Contract) -> tuple[dict[str, Any], dict[str, str]]:
         return out
 
     for (file, _pointer), title in sorted(by_location.items(), key=lambda kv: kv[1]):
-        schema = contract.definitions[(file, _pointer)].schema
-        defs[title] = rewrite(schema, file, True)
+        if title in kept:
+            schema = contract.definitions[(file, _pointer)].schema
+            defs[title] = rewrite(schema, file, True)
     for name in sorted(overrides):
         defs[name] = {"title": name, "type": "string"}
+    if root_title is None:
+        return None, {}
     bundle = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": BUNDLE_TITLE,
+        **defs.pop(root_title),
         "$defs": dict(sorted(defs.items())),
     }
     return bundle, dict(sorted(overrides.items()))
+
+
+def _named(contract: Contract) -> set[str]:
+    """Titles the contract index names: requests, responses, messages, values and pushes."""
+    named: set[str] = set()
+    for entry in contract.entries:
+        if entry.kind == "commands":
+            named.update((entry.request, entry.response))
+        else:
+            named.add(entry.title)
+    return named
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    return "properties" in schema or schema.get("type") == "object"
 
 
 def _inlinable(schema: dict[str, Any]) -> bool:
@@ -210,6 +245,17 @@ def _params(entry: Entry) -> list[str]:
     return re.findall(r"\{([^{}]*)\}", entry.template)
 
 
+def _family(entry: Entry) -> server_templates.Family:
+    return server_templates.Family(
+        method=snake(entry.stem),
+        cls=pascal(entry.stem),
+        title=entry.title,
+        params=_params(entry),
+        template=entry.template,
+        writable=entry.writable,
+    )
+
+
 def render(
     contract: Contract, rel_contract: str, command: str, *, strict_readers: bool = False
 ) -> dict[str, str]:
@@ -227,7 +273,7 @@ def render(
     """
     head = header(rel_contract, command)
     bundle, overrides = _bundle(contract)
-    models = _run_dcg(bundle, overrides, head)
+    models = head if bundle is None else _run_dcg(bundle, overrides, head)
     name = contract.name
     ctx = templates.Context(
         name=name,
@@ -255,13 +301,24 @@ def render(
     # The built-in contract is generated into the shared protocol package, which the server
     # imports too: a client facade there would pull the SDK's subscriptions into the server.
     if not contract.builtin:
+        command_rows = [
+            (snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands
+        ]
         facade = templates.facade(
             ctx,
-            [(snake(e.stem), e.wire, e.request, e.response, e.description) for e in commands],
+            command_rows,
             [(snake(e.stem), e.title, _params(e), e.template) for e in channels],
             [(snake(e.stem), e.title, _params(e), e.template) for e in records],
         )
         files["facade.py"] = _black(facade)
+        channel_families = [_family(e) for e in channels]
+        record_families = [_family(e) for e in records]
+        names = server_templates.names(
+            ctx, [(row[0], row[1]) for row in command_rows], channel_families, record_families
+        )
+        files["names.py"] = _black(names)
+        server = server_templates.server(ctx, command_rows, channel_families, record_families)
+        files["server.py"] = _black(server)
     return {path: _normalise(text) for path, text in sorted(files.items())}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Context", "contract_index", "facade", "package_init"]
+__all__ = ["Context", "contract_index", "doc_text", "facade", "package_init"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class Context:
     """Generated with ``--strict-readers``: clients read with unknown members rejected."""
 
 
-def _doc(text: str) -> str:
+def doc_text(text: str) -> str:
+    """Return ``text`` as one docstring sentence (whitespace folded, quotes escaped)."""
     text = " ".join(text.split()).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     return text.rstrip(".") + "." if text else ""
 
@@ -87,10 +88,6 @@ def _kwargs(params: list[str]) -> str:
     return "".join(f"{p}: str, " for p in params)
 
 
-def _sig(params: list[str]) -> str:
-    return "*, " + _kwargs(params) if params else ""
-
-
 def _call(params: list[str]) -> str:
     return ", ".join(f"{p}={p}" for p in params)
 
@@ -126,34 +123,19 @@ from mesh_sdk.facade import (
 
 from . import models
 from .contract_index import CONTRACT
-
 '''
     ]
     exports = [f"{n}Client", f"{n}Commands", f"{n}Channels", f"{n}Records"]
-    for index, (method, _title, params, template) in enumerate(channels):
-        exports.append(f"channel_name_{method}")
-        parts.append(
-            f'''
-def channel_name_{method}({_sig(params)}) -> str:
-    """Return the channel name ``{template}`` for the given parameters."""
-    return CONTRACT.channels[{index}].build_name({_call(params)})
-
-'''
-        )
-    for index, (method, _title, params, template) in enumerate(records):
-        exports.append(f"record_id_{method}")
-        parts.append(
-            f'''
-def record_id_{method}({_sig(params)}) -> str:
-    """Return the record id ``{template}`` for the given parameters."""
-    return CONTRACT.records[{index}].build_id({_call(params)})
-
-'''
-        )
+    # The name builders live in names.py (shared with the server facade); re-exported here.
+    builders = [f"channel_name_{c[0]}" for c in channels] + [f"record_id_{r[0]}" for r in records]
+    if builders:
+        parts.append(f"from .names import {', '.join(sorted(builders))}\n")
+        exports += builders
+    parts.append("\n")
     parts.append(f'\nclass {n}Commands(CommandGroup):\n    """Typed commands of {n}."""\n\n')
     parts.append("    __slots__ = ()\n\n")
     for method, wire, req, resp, description in commands:
-        doc = f"``{wire}``: {_doc(description)}" if description else f"``{wire}``."
+        doc = f"``{wire}``: {doc_text(description)}" if description else f"``{wire}``."
         parts.append(
             f'''    async def {method}(
         self, request: models.{req}, *, timeout: float | None = None
@@ -204,8 +186,10 @@ def record_id_{method}({_sig(params)}) -> str:
 class {n}Client(FacadeClient):
     """Typed facade of {n} over a ``mesh_sdk.MeshClient`` (or any :class:`MeshClientLike`).
 
-    ``contract_check``: what a server with another contract fingerprint causes on connect
-    (:class:`mesh_sdk.facade.FacadeClient`).
+
+    The wrapped client is bound to the contract: requests are validated before sending,
+    responses and pushes after receiving. ``contract_check``: what a server with another
+    contract fingerprint causes on connect (:class:`mesh_sdk.facade.FacadeClient`).
     """
 
     def __init__(self, client: MeshClientLike, *, contract_check: ContractCheck = "warn") -> None:
@@ -221,7 +205,11 @@ class {n}Client(FacadeClient):
 
 
 def package_init(ctx: Context, *, facade: bool = True) -> str:
-    """Render ``__init__.py``; without ``facade`` it exports only the models and the index."""
+    """Render ``__init__.py``; without ``facade`` it exports only the models and the index.
+
+    The facades load on first access (PEP 562): importing the server facade must not load the
+    SDK's client side through the client facade, and vice versa.
+    """
     if not facade:
         return f'''{ctx.header}
 """Generated package of the {ctx.name} contract: models and contract index (no client facade)."""
@@ -231,12 +219,36 @@ from .contract_index import CONTRACT, FINGERPRINT
 
 __all__ = ["CONTRACT", "FINGERPRINT", "models"]
 '''
+    n = ctx.name
     return f'''{ctx.header}
-"""Generated package of the {ctx.name} contract: models, contract index, typed facade."""
+"""Generated package of the {n} contract: models, contract index, wire names, typed facades.
 
-from . import models
+The facades load on first access (``{n}Client`` from ``.facade``, ``{n}Server`` from
+``.server``): a server imports no client code, a client no server code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from . import models, names
 from .contract_index import CONTRACT, FINGERPRINT
-from .facade import {ctx.name}Client
 
-__all__ = ["CONTRACT", "FINGERPRINT", "{ctx.name}Client", "models"]
+if TYPE_CHECKING:
+    from .facade import {n}Client
+    from .server import {n}Server
+
+__all__ = ["CONTRACT", "FINGERPRINT", "{n}Client", "{n}Server", "models", "names"]
+
+_LAZY = {{"{n}Client": ".facade", "{n}Server": ".server"}}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 '''

@@ -35,8 +35,12 @@ __all__ = [
     "fingerprint_command",
 ]
 
-BUILTIN_CONTRACT: Final = Path(__file__).resolve().parents[1] / "contract" / "mesh"
-"""The built-in protocol contract of a source checkout (``--builtins`` overrides it)."""
+BUILTIN_CONTRACT: Final = Path(__file__).resolve().parent / "builtin_contract"
+"""The built-in protocol contract (``--builtins`` overrides it).
+
+``codegen/builtin_contract`` is a symbolic link to ``contract/mesh`` in the source tree (the one
+copy); a wheel holds the files themselves, so installed packages have them too.
+"""
 
 
 class SourceError(Exception):

@@ -32,9 +32,10 @@ __all__ = ["TS_DIR", "NodeToolsMissingError", "ensure_node_packages", "render_ts
 
 TS_DIR: Final = Path(__file__).resolve().parent / "ts"
 """The node project (package.json, package-lock.json, generate.mjs, runtime.ts)."""
-ERROR_TABLE: Final = Path(__file__).resolve().parents[1] / "contract" / "mesh" / "errors.json"
+ERROR_TABLE: Final = Path(__file__).resolve().parent / "builtin_contract" / "errors.json"
+"""protocol.md §4 error table (``codegen/builtin_contract`` links to ``contract/mesh``)."""
 ROOT_TITLE: Final = "ContractRoot"
-RUNTIME_FILES: Final = ("runtime.ts", "subscriptions.ts")
+RUNTIME_FILES: Final = ("contract.ts", "runtime.ts", "subscriptions.ts")
 """Hand-written TypeScript of ``codegen/ts``, copied into every output."""
 DROPPED_KEYS: Final = frozenset({"$schema", "$id", "$comment", "examples"})
 EXPORT_RE: Final = re.compile(r"^export (?:class|interface|type|function|const) (\w+)", re.M)
@@ -181,7 +182,7 @@ def _check_names(
     Contract class names share ``index.ts`` with the exports of the runtime and the client; a
     writable record's ``write<Name>`` method shares its class with the subscribe methods; and
     the JavaScript client resolves error replies as results, so a response must not look like
-    one (PROTOCOL §4).
+    one (protocol.md §4).
     """
     taken: dict[str, str] = {}
     for module in sorted(modules):

@@ -143,11 +143,10 @@ def client_module(
  */
 
 import type * as T from "./types.js";
+import {{ BindingClient, type ClientOptions, type ContractDescription }} from "./contract.js";
 import {{
-  BindingContext,
   CommandGroup,
   fillTemplate,
-  type BindingOptions,
   type ChannelOptions,
   type CommandOptions,
   type MeshClientLike,
@@ -168,6 +167,13 @@ import {{
  * built from the same contract answers to `mesh/contract-info`.
  */
 export const FINGERPRINT = {json.dumps(fingerprint)};
+
+/** What `{name}Client` compares with the server's `mesh/contract-info` answer on connect. */
+export const CONTRACT: ContractDescription = {{
+  name: {json.dumps(name)},
+  fingerprint: FINGERPRINT,
+  commands: {json.dumps(sorted(c.wire for c in commands))},
+}};
 """
     ]
     for command in commands:
@@ -274,23 +280,21 @@ export const {command.constant}_COMMAND = {json.dumps(command.wire)};
 /**
  * Typed client of {name} over a JavaScript `MeshClient` (or any {{@link MeshClientLike}}).
  *
- * `S` types presence states, which the contract does not describe.
+ * `S` types presence states, which the contract does not describe. On every connect the
+ * client checks the server's contract fingerprint (`contractCheck`, see `contract.ts`).
  */
-export class {name}Client<S = Record<string, unknown>> {{
+export class {name}Client<S = Record<string, unknown>> extends BindingClient {{
   readonly commands: {name}Commands;
   readonly channels: {name}Channels;
   readonly records: {name}Records;
   readonly presence: PresenceGroup<S>;
 
-  constructor(
-    readonly client: MeshClientLike,
-    options: BindingOptions = {{}},
-  ) {{
-    const context = new BindingContext(client, options);
-    this.commands = new {name}Commands(context);
-    this.channels = new {name}Channels(context);
-    this.records = new {name}Records(context);
-    this.presence = new PresenceGroup<S>(context);
+  constructor(client: MeshClientLike, options: ClientOptions = {{}}) {{
+    super(client, CONTRACT, options);
+    this.commands = new {name}Commands(this._context);
+    this.channels = new {name}Channels(this._context);
+    this.records = new {name}Records(this._context);
+    this.presence = new PresenceGroup<S>(this._context);
   }}
 }}
 """
@@ -318,7 +322,7 @@ export class {e.class_name} extends MeshError {{
     table = ",\n".join(f"  [{json.dumps(e.code)}, {e.class_name}]" for e in errors)
     return f"""{header}
 /**
- * The Mesh error model (PROTOCOL §4): one class per code of the error table.
+ * The Mesh error model (protocol.md §4): one class per code of the error table.
  *
  *   {"MeshError":<22} any code; unknown codes from a newer server stay plain MeshError
 {tree}
@@ -366,7 +370,7 @@ const ERROR_CLASSES: ReadonlyMap<string, typeof MeshError> = new Map<string, typ
  * Builds the typed error of a wire error object (`{{error, code, name, details?}}`).
  *
  * Known codes become their class; unknown codes stay a plain `MeshError` that keeps code and
- * name; an object without a string `code` becomes `UnknownError` (PROTOCOL §4).
+ * name; an object without a string `code` becomes `UnknownError` (protocol.md §4).
  */
 export function errorFromWire(value: unknown, cause?: unknown): MeshError {{
   if (typeof value !== "object" || value === null) {{
@@ -393,6 +397,7 @@ def index_module(header: str, name: str) -> str:
 /** Typed bindings of the {name} contract (see `client.ts`). */
 
 export * from "./client.js";
+export * from "./contract.js";
 export * from "./errors.js";
 export * from "./runtime.js";
 export * from "./subscriptions.js";

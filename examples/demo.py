@@ -24,10 +24,10 @@ TIMEOUT = 5.0
 
 def build_server(port: int = 0, **options: Any) -> MeshServer:
     """The example application: a few commands, a chat channel, rooms with presence, records."""
-    server = MeshServer(port=port, latency_interval=300, **options)
+    server = MeshServer(port=port, latency_interval=0.3, **options)
 
     def reject_banned(ctx: Any) -> None:
-        # Global middleware: runs before every command, built-ins included (PROTOCOL §3.4).
+        # Global middleware: runs before every command, built-ins included (protocol.md §3.4).
         if ctx.command == "mesh/join-room" and ctx.payload.roomName == "room:vip":
             raise ForbiddenError("VIP room: members only")
 

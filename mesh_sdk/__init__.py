@@ -1,4 +1,4 @@
-"""Python SDK for Mesh: :class:`MeshClient` and its subscriptions (PROTOCOL §14).
+"""Python SDK for Mesh: :class:`MeshClient` and its subscriptions (protocol.md §14).
 
 Every export is imported on first access (PEP 562), so the server can use :mod:`mesh_sdk.protocol`
 (the shared codec, errors, patch, contract runtime and built-in models) without loading the client;
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from mesh_sdk.protocol.errors import (
         CommandNotFoundError,
         ConflictError,
+        ContractViolationError,
         ForbiddenError,
+        LocalValidationError,
         MeshConnectionError,
         MeshError,
         MeshTimeoutError,
@@ -51,7 +53,9 @@ __all__ = [
     "ConflictError",
     "ContractMismatchError",
     "ContractMismatchWarning",
+    "ContractViolationError",
     "ForbiddenError",
+    "LocalValidationError",
     "MeshAuthenticationError",
     "MeshClient",
     "MeshConnectionError",
@@ -84,7 +88,9 @@ _MODULES = {
     "mesh_sdk.protocol.errors": (
         "CommandNotFoundError",
         "ConflictError",
+        "ContractViolationError",
         "ForbiddenError",
+        "LocalValidationError",
         "MeshConnectionError",
         "MeshError",
         "MeshTimeoutError",

@@ -1,4 +1,4 @@
-"""The asyncio Mesh client (PROTOCOL §14): connection, commands, liveness, reconnect.
+"""The asyncio Mesh client (protocol.md §14): connection, commands, liveness, reconnect.
 
 :class:`MeshClient` is the asyncio adapter around the sans-I/O
 :class:`~mesh_sdk.session.ClientSession`: it owns the socket, one reader task per socket, a
@@ -42,7 +42,13 @@ from mesh_sdk.errors import MeshAuthenticationError
 from mesh_sdk.events import Callback, CallbackDispatcher, EventEmitter
 from mesh_sdk.protocol.codec import DEFAULT_SDK_MAX_JSON_DEPTH
 from mesh_sdk.protocol.contract import to_jsonable
-from mesh_sdk.protocol.errors import MeshConnectionError, MeshError
+from mesh_sdk.protocol.errors import (
+    ContractViolationError,
+    LocalValidationError,
+    MeshConnectionError,
+    MeshError,
+    ValidationError,
+)
 from mesh_sdk.reconnect import (
     UNAVAILABLE_STATUS,
     Backoff,
@@ -114,10 +120,12 @@ class MeshClient(SubscriptionAPI):
     Args:
         url: ``ws://`` or ``wss://`` URL of a Mesh server.
         contract: Optional :class:`~mesh_sdk.protocol.contract.ContractIndex`: command requests are
-            validated before sending and responses after receiving (returned as models);
-            channel messages, record values and push payloads are decoded with its schemas.
-            What the client reads ignores unknown members unless the contract was generated
-            with ``--strict-readers`` (contract/README.md "Evolving a contract").
+            validated before sending (an invalid one raises ``LocalValidationError``, never
+            sent) and responses after receiving (returned as models; an invalid one raises
+            ``ContractViolationError``); channel messages, record values and push payloads are
+            decoded with its schemas. What the client reads ignores unknown members unless the
+            contract was generated with ``--strict-readers`` (contract/README.md "Evolving a
+            contract"). Generated facades bind theirs (:meth:`bind_contract`).
         ping_timeout: The server's ping interval in seconds (30.0); the watchdog reconnects when
             no ``ping`` arrived for ``(max_missed_pings + 1) × ping_timeout`` (§14). ``None``
             disables it.
@@ -286,8 +294,9 @@ class MeshClient(SubscriptionAPI):
         """Call ``callback(payload)`` for every server push named ``command`` (sync or async).
 
         Pushes come from the server's ``send``/``broadcast`` APIs. With a contract that declares
-        the push, the payload is validated into its model first (invalid ones are logged and
-        dropped).
+        the push, the payload is validated into its model first; an invalid one is dropped,
+        logged and reported to ``"error"`` listeners as a
+        :class:`~mesh_sdk.protocol.errors.ContractViolationError`.
 
         Returns:
             A function removing the handler.
@@ -625,8 +634,10 @@ class MeshClient(SubscriptionAPI):
         if spec is not None:
             try:
                 payload = spec.read_payload(payload, strict=self._strict_readers)
-            except MeshError as exc:
-                logger.warning("dropping push %r that violates the contract: %s", command, exc)
+            except ValidationError as exc:
+                violation = ContractViolationError.broke(exc)
+                logger.warning("dropping push %r: %s", command, violation)
+                self._emitter.emit("error", violation)
                 return
         for handler in list(handlers):
             self._dispatcher.call(handler, payload)
@@ -660,6 +671,21 @@ class MeshClient(SubscriptionAPI):
     # ----------------------------------------------------------------------------------------
     # Requests
 
+    def bind_contract(self, contract: ContractIndex) -> None:
+        """Validate against ``contract`` from now on (what generated client facades call).
+
+        Requests are then checked before sending and responses, pushes, channel messages and
+        record values after receiving, exactly as with ``MeshClient(url, contract=…)``.
+
+        Raises:
+            ValueError: The client is already bound to a different contract.
+        """
+        current = self.contract
+        if current is None:
+            self.contract = contract
+        elif current is not contract and current.name != contract.name:
+            raise ValueError(f'client is bound to contract "{current.name}", not "{contract.name}"')
+
     async def command(
         self,
         name: str,
@@ -667,7 +693,7 @@ class MeshClient(SubscriptionAPI):
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - seconds, enforced by the session
     ) -> Any:
-        """Send a command and return its result (PROTOCOL §3.4–§4).
+        """Send a command and return its result (protocol.md §3.4–§4).
 
         While the client is reconnecting, the command waits in the offline queue and is sent
         after re-subscription, in issue order; it expires ``timeout`` seconds after this call
@@ -688,8 +714,10 @@ class MeshClient(SubscriptionAPI):
             MeshError: The typed error of an error response (e.g. ``ValidationError``,
                 ``ForbiddenError``, ``CommandNotFoundError``, or a plain ``MeshError`` keeping an
                 application code).
-            ValidationError: With a contract: the request (before sending) or the response
-                violates its schema.
+            LocalValidationError: With a contract: the request violates its schema and was
+                not sent (a :class:`ValidationError`, so one ``except`` catches both sides).
+            ContractViolationError: With a contract: the response violates its schema (the
+                server broke the contract; a :class:`ServerError`).
             MeshTimeoutError: No response in time (``ETIMEOUT``).
             MeshConnectionError: Not connected and not reconnecting, or the connection was lost
                 with the command in flight (``ECONNECTION``).
@@ -698,12 +726,17 @@ class MeshClient(SubscriptionAPI):
         _check_seconds("timeout", timeout)
         spec = self.contract.command(name) if self.contract is not None else None
         wire_payload = to_jsonable({} if payload is None else payload)
-        if spec is not None:
+        if spec is None:
+            return await self._call(name, wire_payload, timeout=timeout)
+        try:
             spec.validate_request(wire_payload)
+        except ValidationError as exc:
+            raise LocalValidationError.refused(exc) from None
         result = await self._call(name, wire_payload, timeout=timeout)
-        if spec is not None:
+        try:
             return spec.read_response(result, strict=self._strict_readers)
-        return result
+        except ValidationError as exc:
+            raise ContractViolationError.broke(exc) from None
 
     async def _call(
         self,

@@ -48,7 +48,8 @@ class MeshAuthenticationError(MeshConnectionError):
 class SubscriptionDenied(ForbiddenError):
     """A subscription was denied (``{"success": false}``): not exposed, internal name or guard.
 
-    PROTOCOL §7 makes denials deliberately indistinguishable, so the message only names the target.
+    protocol.md §7 makes denials deliberately indistinguishable, so the message only names the
+    target.
 
     Attributes:
         target: The channel, record id or room that was refused.

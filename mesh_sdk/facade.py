@@ -35,6 +35,7 @@ from mesh_sdk.errors import ContractMismatchError, ContractMismatchWarning
 from mesh_sdk.protocol.contract import read_model, to_jsonable, validation_problems
 from mesh_sdk.protocol.errors import (
     CommandNotFoundError,
+    ContractViolationError,
     MeshConnectionError,
     MeshError,
     ValidationError,
@@ -82,6 +83,9 @@ ContractCheck = Literal["warn", "strict", "off"]
 
 class MeshClientLike(Protocol):
     """The part of ``mesh_sdk.MeshClient`` that generated facades call."""
+
+    def bind_contract(self, contract: ContractIndex) -> None:
+        """Validate every request and received payload against ``contract``."""
 
     async def command(self, name: str, payload: Any = None, *, timeout: Any = None) -> Any:  # noqa: ASYNC109
         """Send a command and return its result payload."""
@@ -134,9 +138,11 @@ class CommandGroup(_Group):
     """Base of generated ``<Name>Commands``: sends typed requests, reads typed responses.
 
     Every generated command method takes ``timeout``: seconds to wait for the response
-    (``None``: the client's ``command_timeout``). A response that violates its schema raises
-    :class:`mesh_sdk.protocol.errors.ValidationError` (``EVALIDATION``, with details); unknown
-    response members are ignored unless the contract reads strictly.
+    (``None``: the client's ``command_timeout``). The wrapped client is bound to the contract
+    (:class:`FacadeClient`), so a request that violates its schema raises
+    :class:`~mesh_sdk.protocol.errors.LocalValidationError` before it is sent, and a response
+    that violates its schema raises :class:`~mesh_sdk.protocol.errors.ContractViolationError`;
+    unknown response members are ignored unless the contract reads strictly.
     """
 
     __slots__ = ()
@@ -151,11 +157,14 @@ class CommandGroup(_Group):
         # ``timeout`` is in seconds, like every duration of the SDK.
         payload = to_jsonable(request)
         result = await self._client.command(name, payload, timeout=timeout)
+        if isinstance(result, response_type):
+            return result  # validated by the bound contract
         try:
             return read_model(response_type, result, strict=self._strict)
         except pydantic.ValidationError as exc:
             problems = validation_problems(exc, result)
-            raise ValidationError(f'Invalid response for "{name}"', details=problems) from None
+            error = ValidationError(f'Invalid response for "{name}"', details=problems)
+            raise ContractViolationError.broke(error) from None
 
 
 class ChannelGroup(_Group):
@@ -199,7 +208,11 @@ class RecordGroup(_Group):
 
 
 class FacadeClient:
-    """Base of generated ``<Name>Client``: holds the wrapped client, checks the server's contract.
+    """Base of generated ``<Name>Client``: binds the contract to the client, checks the server's.
+
+    Binding (:meth:`mesh_sdk.MeshClient.bind_contract`) makes validation the default at the
+    client end: ``ChatClient(MeshClient(url))`` validates exactly like
+    ``MeshClient(url, contract=CONTRACT)`` (requests before sending, what it reads after).
 
     With ``contract_check`` other than ``"off"``, every ``connect`` event of the client (the
     first connection and each reconnect) starts a check in the background; a facade created
@@ -224,7 +237,8 @@ class FacadeClient:
         contract_error: In strict mode, the error that closed the client.
 
     Raises:
-        ValueError: Unknown ``contract_check``.
+        ValueError: Unknown ``contract_check``, or the client is already bound to a different
+            contract.
     """
 
     def __init__(
@@ -234,6 +248,7 @@ class FacadeClient:
             raise ValueError(
                 f"contract_check must be 'warn', 'strict' or 'off', not {contract_check!r}"
             )
+        client.bind_contract(contract)
         self.client = client
         self.contract = contract
         self.contract_check: ContractCheck = contract_check

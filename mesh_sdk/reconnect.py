@@ -1,4 +1,4 @@
-"""Reconnect policy of the SDK (PROTOCOL §14, §16): which closes to recover from, and when.
+"""Reconnect policy of the SDK (protocol.md §14, §16): which closes to recover from, and when.
 
 Pure functions and a small policy object; no I/O. The asyncio client asks :func:`should_reconnect`
 after every close it did not request and sleeps :meth:`Backoff.delay` seconds between attempts.

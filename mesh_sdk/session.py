@@ -1,4 +1,4 @@
-"""Sans-I/O state of one client across its connections (PROTOCOL §3, §4, §6, §14).
+"""Sans-I/O state of one client across its connections (protocol.md §3, §4, §6, §14).
 
 :class:`ClientSession` holds what outlives a socket — request ids, requests in flight, commands
 queued while offline, the reconnect attempt counter — and what belongs to the current socket:
@@ -51,7 +51,7 @@ __all__ = [
 H = TypeVar("H")
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-"""Inbound frames the SDK accepts (PROTOCOL §2: SHOULD accept up to 16 MiB)."""
+"""Inbound frames the SDK accepts (protocol.md §2: SHOULD accept up to 16 MiB)."""
 
 
 class SessionState(enum.Enum):

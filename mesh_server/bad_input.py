@@ -1,4 +1,4 @@
-"""The rate-limited log of bad client input (PROTOCOL §15: abuse handling without log floods).
+"""The rate-limited log of bad client input (protocol.md §15: abuse handling without log floods).
 
 Bad input is the client's problem, not the server's: a malformed frame, an unknown command, an
 invalid payload, a request over a limit, a close for abuse. One attacker must not be able to turn

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mesh_server.channels import BackendChannels, ChannelManager
+from mesh_server.channels import ChannelManager
 from mesh_server.exposure import SubscriptionQuota
 from mesh_server.presence import LocalMemberships, PresenceManager
 from mesh_server.records import RecordManager
 from mesh_server.rooms import RoomManager
+from mesh_server.subscribers import BackendChannels
 
 if TYPE_CHECKING:
     from mesh_server.features import Feature, ServerCore
@@ -44,13 +45,13 @@ class FeatureSet:
     all: list[Feature] = field(default_factory=list)
 
 
-def create_features(core: ServerCore, *, presence_sweep_interval: int = 1000) -> FeatureSet:
+def create_features(core: ServerCore, *, presence_sweep_interval: float = 1.0) -> FeatureSet:
     """Build the built-in feature managers for ``core``.
 
     Args:
         core: The server core (its backend need not be started yet; it must be before any
             command or hook runs).
-        presence_sweep_interval: Period of the presence expiry sweep in ms (§10.3).
+        presence_sweep_interval: Period of the presence expiry sweep in seconds (§10.3).
 
     Returns:
         The managers; register ``FeatureSet.all`` with the core.

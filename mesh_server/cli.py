@@ -288,7 +288,9 @@ def export_asyncapi(
     ] = False,
     builtins: Annotated[
         Path | None,
-        typer.Option("--builtins", help="Built-in contract directory (default: contract/mesh)."),
+        typer.Option(
+            "--builtins", help="Built-in contract directory (default: the packaged contract/mesh)."
+        ),
     ] = None,
     api_version: Annotated[
         str, typer.Option("--api-version", help="info.version of the document.")

@@ -6,13 +6,13 @@ broadcasts and liveness frames alike; pushes enter it through :meth:`Connection.
 
 * Reading: the transport calls :meth:`Connection._on_message` once per inbound message (no
   coroutine per frame). Requests run concurrently, one task each; built-in ``mesh/*`` commands of
-  one connection run one at a time in arrival order (PROTOCOL §3.4) on a per-connection FIFO.
-  Reading pauses while ``max_inflight_requests`` requests run (PROTOCOL §15).
+  one connection run one at a time in arrival order (protocol.md §3.4) on a per-connection FIFO.
+  Reading pauses while ``max_inflight_requests`` requests run (protocol.md §15).
 * Timers: the session's next deadline, on the server's shared
-  :class:`~mesh_server.timer_wheel.TimerWheel` (PROTOCOL §6; no timer handle per connection).
+  :class:`~mesh_server.timer_wheel.TimerWheel` (protocol.md §6; no timer handle per connection).
 * Writing: synchronous; beyond ``max_outbound_bytes`` buffered or ``max_outbound_frames`` pending
-  the connection is closed with 4001 and later frames are dropped (PROTOCOL §15, §16).
-* Cleanup: exactly once, in the order of PROTOCOL §5.3, retried in the background while the
+  the connection is closed with 4001 and later frames are dropped (protocol.md §15, §16).
+* Cleanup: exactly once, in the order of protocol.md §5.3, retried in the background while the
   backend is unreachable.
 * Failure containment: every request task ends in exactly one answer and frees its in-flight
   slot, whatever fails (an unexpected exception is a server bug: ``ESERVER``, logged once with
@@ -57,7 +57,7 @@ class Connection:
     Application code receives it as ``ctx.connection`` and in connection hooks.
 
     Attributes:
-        id: The connection id (PROTOCOL §5.2).
+        id: The connection id (protocol.md §5.2).
         session: The sans-I/O session (liveness, limits).
         upgrade: The HTTP upgrade request (path, query, headers, cookies, peer).
     """
@@ -134,7 +134,7 @@ class Connection:
 
     @property
     def upgrade(self) -> UpgradeRequest:
-        """The HTTP upgrade request (PROTOCOL §5.1)."""
+        """The HTTP upgrade request (protocol.md §5.1)."""
         return self._t.upgrade
 
     @property
@@ -143,15 +143,18 @@ class Connection:
         return self._t.upgrade.peer
 
     @property
-    def latency(self) -> int:
-        """The last measured round trip in ms (``0`` before the first, PROTOCOL §6)."""
-        return self.session.rtt
+    def latency(self) -> float:
+        """The last measured round trip in seconds (``0.0`` before the first, protocol.md §6).
+
+        The session measures it in ms, the unit of the ``latency`` push it sends.
+        """
+        return self.session.rtt / 1000
 
     def send(self, frame: bytes) -> None:
         """Push one encoded frame (the path of every push: fan-out, ``send``, records).
 
         Frames sent before ``mesh/assign-id`` (e.g. from an ``on_connection`` hook) are held back
-        until it is sent (PROTOCOL §5.2). Frames for a closing connection are dropped.
+        until it is sent (protocol.md §5.2). Frames for a closing connection are dropped.
         """
         if self._closing:
             return
@@ -180,7 +183,7 @@ class Connection:
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with ``code`` (PROTOCOL §16) and start cleanup at once (idempotent)."""
+        """Close with ``code`` (protocol.md §16) and start cleanup at once (idempotent)."""
         if self._closing:
             return
         self._closing = True
@@ -304,7 +307,7 @@ class Connection:
         """Run ``callback`` right after the response of the running built-in is sent.
 
         Subscriptions use it to release the pushes they held while being set up, so the
-        response always precedes them (PROTOCOL §9.3, §10.4, §11.5). Outside a built-in the
+        response always precedes them (protocol.md §9.3, §10.4, §11.5). Outside a built-in the
         callback runs on the next event-loop turn.
         """
         if self._builtin_task is None or asyncio.current_task() is not self._builtin_task:
@@ -353,7 +356,7 @@ class Connection:
         self._timer_tick = self._wheel.schedule(self, when)
 
     def on_deadline(self, when: float) -> None:
-        """Run the liveness work due (called by the server's timer wheel, PROTOCOL §6).
+        """Run the liveness work due (called by the server's timer wheel, protocol.md §6).
 
         Args:
             when: The loop time (seconds) of the tick that fired, at or after the deadline.

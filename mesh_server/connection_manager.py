@@ -1,4 +1,4 @@
-"""Connection metadata (PROTOCOL §12.1): server API and the built-in metadata commands.
+"""Connection metadata (protocol.md §12.1): server API and the built-in metadata commands.
 
 Metadata is stored in the backend apart from routing data. Server code sets it (``replace`` by
 default, ``merge``/``deepMerge`` atomically); the ``authenticate`` hook's result is the initial
@@ -8,15 +8,26 @@ since metadata usually carries identity and permissions).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mesh_sdk.protocol.codec import dumps
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import TooLargeError
-from mesh_server.backends.base import MergeStrategy
-from mesh_server.features import BuiltinHandler, ConnectionLike
+from mesh_sdk.protocol.generated.models import (
+    GetConnectionMetadataRequest,
+    GetConnectionMetadataResponse,
+    GetMyConnectionMetadataRequest,
+    GetMyConnectionMetadataResponse,
+    NoopRequest,
+    NoopResponse,
+    SetMyConnectionMetadataRequest,
+    SetMyConnectionMetadataResponse,
+)
+from mesh_server.backends.base import MERGE_STRATEGIES, MergeStrategy
+from mesh_server.exposure import guard_passes
+from mesh_server.features import Builtin, ConnectionLike
 
 if TYPE_CHECKING:
     from mesh_server.server import MeshServer
@@ -30,21 +41,7 @@ MetadataWriteGuard: TypeAlias = Callable[[ConnectionLike, Any], "bool | Awaitabl
 """``(connection, new metadata) -> bool``: may the client set this metadata on itself?"""
 
 _log = logging.getLogger("mesh_server.metadata")
-
-_STRATEGIES = ("replace", "merge", "deepMerge")
-
-
-async def _passes(guard: Callable[..., Any] | None, *args: Any) -> bool:
-    if guard is None:
-        return True
-    try:
-        result = guard(*args)
-        if inspect.isawaitable(result):
-            result = await result
-    except Exception:
-        _log.exception("metadata guard raised; treating it as a denial")
-        return False
-    return bool(result)
+_GUARD_FAILED = "metadata guard raised"
 
 
 class ConnectionManager:
@@ -52,7 +49,7 @@ class ConnectionManager:
 
     Args:
         server: The owning server.
-        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (PROTOCOL §12.1).
+        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (protocol.md §12.1).
         metadata_write_guard: Optional check of client writes.
         metadata_read_guard: Optional check of ``mesh/get-connection-metadata`` reads.
     """
@@ -79,8 +76,8 @@ class ConnectionManager:
 
         Args:
             conn_or_id: The connection or its id (on any instance).
-            value: Any JSON value.
-            strategy: ``replace`` (default), ``merge`` or ``deepMerge`` (PROTOCOL §11.3).
+            value: A pydantic (generated) model, dumped by wire name, or any JSON value.
+            strategy: ``replace`` (default), ``merge`` or ``deepMerge`` (protocol.md §11.3).
 
         Returns:
             The stored value.
@@ -89,10 +86,12 @@ class ConnectionManager:
             ValueError: Unknown strategy.
             UnavailableError: The backend is unreachable.
         """
-        if strategy not in _STRATEGIES:
+        if strategy not in MERGE_STRATEGIES:
             raise ValueError(f"unknown metadata strategy {strategy!r}")
         connection_id = self._server.resolve_connection(conn_or_id)
-        return await self._server.backend.set_connection_metadata(connection_id, value, strategy)
+        return await self._server.backend.set_connection_metadata(
+            connection_id, to_jsonable(value), strategy
+        )
 
     async def get_metadata(self, conn_or_id: ConnectionLike | str) -> Any:
         """Return a connection's metadata, or ``None`` if it has none or is unknown."""
@@ -113,42 +112,60 @@ class ConnectionManager:
 
     # ------------------------------------------------------------------ built-in commands (§7)
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """The metadata built-ins and ``mesh/noop``."""
-        commands: dict[str, BuiltinHandler] = {
-            "mesh/get-connection-metadata": self._get_connection_metadata,
-            "mesh/get-my-connection-metadata": self._get_my_connection_metadata,
-            "mesh/noop": _noop,
+        commands: dict[str, Builtin[Any]] = {
+            "mesh/get-connection-metadata": Builtin(
+                GetConnectionMetadataRequest, self._get_connection_metadata
+            ),
+            "mesh/get-my-connection-metadata": Builtin(
+                GetMyConnectionMetadataRequest, self._get_my_connection_metadata
+            ),
+            "mesh/noop": Builtin(NoopRequest, _noop),
         }
         if self.client_metadata_writes:
             # §12.1: disabled by default → ENOTFOUND (not registered at all).
-            commands["mesh/set-my-connection-metadata"] = self._set_my_connection_metadata
+            commands["mesh/set-my-connection-metadata"] = Builtin(
+                SetMyConnectionMetadataRequest, self._set_my_connection_metadata
+            )
         return commands
 
-    async def _get_connection_metadata(self, connection: ConnectionLike, request: Any) -> Any:
+    async def _get_connection_metadata(
+        self, connection: ConnectionLike, request: GetConnectionMetadataRequest
+    ) -> GetConnectionMetadataResponse:
         target = request.connectionId
         # §12.1: unknown id, none, or read guard denied all answer {"metadata": null}.
-        if not await _passes(self.metadata_read_guard, connection, target):
-            return {"metadata": None}
-        return {"metadata": await self._server.backend.get_connection_metadata(target)}
+        metadata = None
+        if await guard_passes(
+            self.metadata_read_guard, connection, target, log=_log, failure=_GUARD_FAILED
+        ):
+            metadata = await self._server.backend.get_connection_metadata(target)
+        return GetConnectionMetadataResponse.model_construct(metadata=metadata)
 
-    async def _get_my_connection_metadata(self, connection: ConnectionLike, request: Any) -> Any:
-        return {"metadata": await self._server.backend.get_connection_metadata(connection.id)}
+    async def _get_my_connection_metadata(
+        self, connection: ConnectionLike, request: GetMyConnectionMetadataRequest
+    ) -> GetMyConnectionMetadataResponse:
+        metadata = await self._server.backend.get_connection_metadata(connection.id)
+        return GetMyConnectionMetadataResponse.model_construct(metadata=metadata)
 
-    async def _set_my_connection_metadata(self, connection: ConnectionLike, request: Any) -> Any:
+    async def _set_my_connection_metadata(
+        self, connection: ConnectionLike, request: SetMyConnectionMetadataRequest
+    ) -> SetMyConnectionMetadataResponse:
         metadata = request.metadata
         limit = self._server.limits.max_metadata_size
         if len(dumps(metadata)) > limit:
             raise TooLargeError("Metadata too large", details={"limit": limit})
-        if not await _passes(self.metadata_write_guard, connection, metadata):
-            return {"success": False}
+        if not await guard_passes(
+            self.metadata_write_guard, connection, metadata, log=_log, failure=_GUARD_FAILED
+        ):
+            return SetMyConnectionMetadataResponse.model_construct(success=False)
         options = request.options
-        strategy = getattr(options, "strategy", None) if options is not None else None
+        strategy = options.strategy if options is not None else None
         await self._server.backend.set_connection_metadata(
             connection.id, metadata, strategy or "replace"
         )
-        return {"success": True}
+        return SetMyConnectionMetadataResponse.model_construct(success=True)
 
 
-async def _noop(connection: ConnectionLike, request: Any) -> Any:
-    return True
+async def _noop(connection: ConnectionLike, request: NoopRequest) -> NoopResponse:
+    return NoopResponse.model_construct(True)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
+
+from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
     from mesh_server.connection import Connection
     from mesh_server.server import MeshServer
 
-__all__ = ["Context"]
+__all__ = ["Context", "RequestT"]
+
+RequestT = TypeVar("RequestT", default=Any)
+"""The type of :attr:`Context.payload`; a bare ``Context`` is ``Context[Any]``."""
 
 
-class Context:
+class Context(Generic[RequestT]):
     """What a middleware or handler knows about one request.
+
+    ``Context[Model]`` types :attr:`payload`: generated server facades hand their handlers a
+    ``Context[<Command>Request]``; middleware and untyped handlers see a bare ``Context``.
 
     Middleware may set any other attribute (``ctx.user = ...``) for later middleware and the
     handler to read; unknown attributes read as an ``AttributeError`` like on any object.
@@ -30,7 +38,7 @@ class Context:
     def __init__(
         self,
         command: str,
-        payload: Any,
+        payload: RequestT,
         connection: Connection,
         server: MeshServer,
         request_id: Any = None,

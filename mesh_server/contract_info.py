@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mesh_sdk.protocol.generated.models import ContractInfoRequest, ContractInfoResponse
+from mesh_server.features import Builtin
+
 if TYPE_CHECKING:
     from mesh_sdk.protocol.contract import ContractIndex
-    from mesh_server.features import BuiltinHandler, ConnectionLike
+    from mesh_server.features import ConnectionLike
 
 __all__ = ["CONTRACT_INFO", "contract_info", "contract_info_commands"]
 
@@ -22,23 +25,23 @@ CONTRACT_INFO = "mesh/contract-info"
 """Wire name of the built-in."""
 
 
-def contract_info(contract: ContractIndex | None) -> dict[str, Any]:
+def contract_info(contract: ContractIndex | None) -> ContractInfoResponse:
     """Return the ``mesh/contract-info`` answer for ``contract`` (module docstring)."""
     if contract is None:
-        return {"name": None, "fingerprint": None, "commands": []}
-    return {
-        "name": contract.name,
-        "fingerprint": contract.fingerprint,
-        "commands": sorted(contract.commands),
-    }
+        return ContractInfoResponse.model_construct(name=None, fingerprint=None, commands=[])
+    return ContractInfoResponse.model_construct(
+        name=contract.name, fingerprint=contract.fingerprint, commands=sorted(contract.commands)
+    )
 
 
-def contract_info_commands(contract: ContractIndex | None) -> Mapping[str, BuiltinHandler]:
-    """Return the built-in handler answering ``mesh/contract-info`` for ``contract``."""
+def contract_info_commands(contract: ContractIndex | None) -> Mapping[str, Builtin[Any]]:
+    """Return the built-in answering ``mesh/contract-info`` for ``contract``."""
     # Computed once: the contract never changes while the server runs.
     answer = contract_info(contract)
 
-    async def handle(connection: ConnectionLike, request: Any) -> Any:
-        return {**answer, "commands": list(answer["commands"])}
+    async def handle(
+        connection: ConnectionLike, request: ContractInfoRequest
+    ) -> ContractInfoResponse:
+        return answer.model_copy(update={"commands": list(answer.commands)})
 
-    return {CONTRACT_INFO: handle}
+    return {CONTRACT_INFO: Builtin(ContractInfoRequest, handle)}

@@ -1,7 +1,7 @@
 """Server-side errors: the wire error hierarchy plus :class:`MeshAuthError` for the upgrade hook.
 
-The wire errors (PROTOCOL §4) live in :mod:`mesh_sdk.protocol.errors` because server and SDK share
-them; they are re-exported here so applications import everything from :mod:`mesh_server`.
+The wire errors (protocol.md §4) live in :mod:`mesh_sdk.protocol.errors` because server and SDK
+share them; they are re-exported here so applications import everything from :mod:`mesh_server`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = [
 
 
 class MeshAuthError(Exception):
-    """Raised by an ``authenticate`` hook to reject a WebSocket upgrade (PROTOCOL §5.1).
+    """Raised by an ``authenticate`` hook to reject a WebSocket upgrade (protocol.md §5.1).
 
     The upgrade is answered with ``status`` and ``message`` as a plain-text body; no WebSocket
     opens. ``MeshAuthError(401, "token expired")``.

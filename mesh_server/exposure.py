@@ -1,6 +1,6 @@
 """Who may subscribe to what: exposure patterns, guards and admission checks.
 
-Channels, records and presence share one rule set (PROTOCOL §11.1):
+Channels, records and presence share one rule set (protocol.md §11.1):
 
 * A pattern is an exact string or a compiled regular expression that must match the **whole**
   name (:func:`re.fullmatch`), never a substring.
@@ -45,6 +45,7 @@ __all__ = [
     "SubscriptionQuota",
     "WriteGuard",
     "check_name",
+    "guard_passes",
     "is_internal_name",
 ]
 
@@ -116,23 +117,44 @@ def _takes_value(guard: Callable[..., object]) -> bool:
     )
 
 
-async def _guard_passes(rule: _Rule, connection: ConnectionLike, name: str, value: Any) -> bool:
-    guard = rule.guard
+async def guard_passes(
+    guard: Callable[..., bool | Awaitable[bool]] | None,
+    *args: Any,
+    log: logging.Logger = _log,
+    failure: str = "guard raised",
+) -> bool:
+    """Run a guard, sync or async: no guard passes, a guard that raises denies (logged).
+
+    The one guard runner of the server: exposure guards (protocol.md §11.1: "a guard that raises
+    counts as false") and the connection-metadata guards (§12.1).
+
+    Args:
+        guard: The guard, or ``None``.
+        *args: Its arguments.
+        log: Where an exception is logged, with its traceback.
+        failure: The start of that log line.
+    """
     if guard is None:
         return True
     try:
-        result = guard(connection, name, value) if rule.takes_value else guard(connection, name)
+        result = guard(*args)
         if inspect.isawaitable(result):
             result = await result
     except Exception:
-        # PROTOCOL §11.1: a guard that raises counts as false (and is logged).
-        _log.exception("exposure guard raised for %r; treating it as a denial", name)
+        log.exception("%s; treating it as a denial", failure)
         return False
     return bool(result)
 
 
+async def _rule_passes(rule: _Rule, connection: ConnectionLike, name: str, value: Any) -> bool:
+    failure = f"exposure guard raised for {name!r}"
+    if rule.takes_value:
+        return await guard_passes(rule.guard, connection, name, value, failure=failure)
+    return await guard_passes(rule.guard, connection, name, failure=failure)
+
+
 class Exposure:
-    """An ordered list of ``(pattern, guard)`` rules (PROTOCOL §11.1).
+    """An ordered list of ``(pattern, guard)`` rules (protocol.md §11.1).
 
     Example:
         >>> exposure = Exposure()
@@ -183,7 +205,7 @@ class Exposure:
             value: Given to guards that take a value (the value being written), else ignored.
         """
         for rule in self._rules:
-            if rule.matches(name) and await _guard_passes(rule, connection, name, value):
+            if rule.matches(name) and await _rule_passes(rule, connection, name, value):
                 return True
         return False
 
@@ -213,12 +235,12 @@ class RecordExposure:
 
 
 def is_internal_name(name: str, namespace: str) -> bool:
-    """Return whether ``name`` is internal and so never subscribable (PROTOCOL §9.2)."""
+    """Return whether ``name`` is internal and so never subscribable (protocol.md §9.2)."""
     return (bool(namespace) and name.startswith(namespace)) or name.startswith(_INTERNAL_PREFIXES)
 
 
 def check_name(command: str, member: str, name: str, max_length: int) -> None:
-    """Enforce the configured ``max_name_length`` on a name member (PROTOCOL §7, §15).
+    """Enforce the configured ``max_name_length`` on a name member (protocol.md §7, §15).
 
     The built-in contract checks only the type and the lower bound: this check is the one source
     of the upper bound, so a configured limit above the default takes effect.
@@ -233,7 +255,7 @@ def check_name(command: str, member: str, name: str, max_length: int) -> None:
 
 
 class SubscriptionQuota:
-    """Counts channels + records + presence + rooms per connection (PROTOCOL §15).
+    """Counts channels + records + presence + rooms per connection (protocol.md §15).
 
     Callers reserve a slot for each *new* subscription (repeats do not count) and release it when
     the subscription ends. Reservation is synchronous, so concurrent requests cannot overshoot.

@@ -2,15 +2,21 @@
 
 The core (:mod:`mesh_server.server`) owns sockets, sessions, the command pipeline, liveness and the
 backend's lifecycle. Each feature manager plugs into it through :class:`Feature`: it contributes
-built-in ``mesh/*`` command handlers, routes for backend pub/sub messages, and cleanup / pong
-hooks. Managers see the core only through :class:`ServerCore`, so they do not depend on the
-transport and the core does not depend on any feature.
+built-in ``mesh/*`` commands (:class:`Builtin`: the generated request model and a handler typed
+by it), routes for backend pub/sub messages, and cleanup hooks; a manager that reacts to pongs is
+also a :class:`PongListener`. Managers see the core only through :class:`ServerCore`, so they do
+not depend on the transport. The core knows managers through :class:`Feature` only, except that
+:class:`~mesh_server.server.MeshServer` builds the built-in ones
+(:mod:`mesh_server.builtin_features`) and re-exposes their API (:mod:`mesh_server.server_features`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     import logging
@@ -21,12 +27,17 @@ if TYPE_CHECKING:
     from mesh_server.metrics import Metrics
 
 __all__ = [
+    "Builtin",
     "BuiltinHandler",
     "ConnectionLike",
     "Feature",
     "MessageRoute",
+    "PongListener",
     "ServerCore",
 ]
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+"""The generated request model of a built-in command."""
 
 
 @runtime_checkable
@@ -35,7 +46,7 @@ class ConnectionLike(Protocol):
 
     @property
     def id(self) -> str:
-        """The connection id (PROTOCOL §5.2)."""
+        """The connection id (protocol.md §5.2)."""
 
     @property
     def closed(self) -> bool:
@@ -48,17 +59,33 @@ class ConnectionLike(Protocol):
         """Run ``callback`` right after the response of the running built-in is sent.
 
         Subscriptions release the pushes they held during set-up with it, so the response comes
-        first (PROTOCOL §9.3, §10.4, §11.5).
+        first (protocol.md §9.3, §10.4, §11.5).
         """
 
 
-BuiltinHandler = Callable[[ConnectionLike, Any], Awaitable[Any]]
-"""A built-in command: ``(connection, validated request model) -> response payload``.
+BuiltinHandler: TypeAlias = Callable[[ConnectionLike, RequestT], Awaitable[BaseModel]]
+"""A built-in command handler: ``(connection, validated request model) -> response model``.
 
 The core validates the payload against the built-in contract before calling it, runs the
-built-ins of one connection in arrival order (PROTOCOL §3.4), and encodes the returned value.
+built-ins of one connection in arrival order (protocol.md §3.4), and encodes the returned model of
+:mod:`mesh_sdk.protocol.generated.models` once (:func:`mesh_sdk.protocol.contract.to_wire`).
 Raising :class:`mesh_sdk.protocol.errors.MeshError` sends that error.
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin(Generic[RequestT]):
+    """A built-in ``mesh/*`` command: its generated request model and its handler.
+
+    Attributes:
+        request: The request model; the core checks it is the built-in contract's model of the
+            command when it registers it, so the handler gets exactly this type.
+        handler: The handler, typed by ``request``.
+    """
+
+    request: type[RequestT]
+    handler: BuiltinHandler[RequestT]
+
 
 MessageRoute = Callable[[str, bytes], None]
 """Receives backend pub/sub messages ``(channel, data)`` whose channel matches a route prefix."""
@@ -73,11 +100,11 @@ class ServerCore(Protocol):
 
     @property
     def namespace(self) -> str:
-        """Internal key/channel prefix (PROTOCOL §9.2)."""
+        """Internal key/channel prefix (protocol.md §9.2)."""
 
     @property
     def limits(self) -> Limits:
-        """Configured limits (PROTOCOL §15)."""
+        """Configured limits (protocol.md §15)."""
 
     @property
     def contract(self) -> ContractIndex | None:
@@ -101,8 +128,8 @@ class ServerCore(Protocol):
         """Current wall-clock time in integer ms (for event timestamps)."""
 
     @property
-    def ping_interval(self) -> int:
-        """The liveness ping interval in ms (presence TTLs must exceed it, §10.3)."""
+    def ping_interval(self) -> float:
+        """The liveness ping interval in seconds (presence TTLs must exceed it, §10.3)."""
 
     @property
     def max_missed_pongs(self) -> int:
@@ -127,7 +154,7 @@ class ServerCore(Protocol):
 class Feature(Protocol):
     """A feature manager plugged into the core."""
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """Return the ``mesh/*`` commands this feature answers."""
 
     def message_routes(self) -> Mapping[str, MessageRoute]:
@@ -137,10 +164,7 @@ class Feature(Protocol):
         """
 
     async def on_disconnect(self, connection: ConnectionLike) -> None:
-        """Release this feature's local state for a closing connection (PROTOCOL §5.3)."""
-
-    async def on_pong(self, connection: ConnectionLike) -> None:
-        """React to a pong (presence refresh, §10.3)."""
+        """Release this feature's local state for a closing connection (protocol.md §5.3)."""
 
     async def on_backend_recovered(self) -> None:
         """Re-establish backend subscriptions / push current state after a backend outage."""
@@ -150,3 +174,11 @@ class Feature(Protocol):
 
     async def stop(self) -> None:
         """Stop background work; called before the backend closes."""
+
+
+@runtime_checkable
+class PongListener(Protocol):
+    """A feature that reacts to pongs; the core calls only those (none: no work per pong)."""
+
+    async def on_pong(self, connection: ConnectionLike) -> None:
+        """React to a pong (presence refresh, §10.3)."""

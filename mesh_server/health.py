@@ -4,7 +4,7 @@
 * ``GET /readyz`` → ``200 {"status": "ready"}``, or ``503 {"status": "unavailable", "reasons":
   [...]}`` while the instance should get no new connections (readiness). Reasons:
   ``"shutting_down"`` (the server is closing), ``"fenced"`` (the instance fenced itself,
-  PROTOCOL §13.5), ``"backend_unavailable"`` (its heartbeats fail) and whatever the backend
+  protocol.md §13.5), ``"backend_unavailable"`` (its heartbeats fail) and whatever the backend
   reports (:meth:`Backend.health_issues`, e.g. ``"pubsub_disconnected"`` while the Redis
   pub/sub reader is down).
 
@@ -23,10 +23,10 @@ from mesh_server.transport.base import HttpResponse, UpgradeRequest
 __all__ = ["BACKEND_UNAVAILABLE", "FENCED", "SHUTTING_DOWN", "HealthEndpoints", "Readiness"]
 
 SHUTTING_DOWN = "shutting_down"
-"""Readiness reason: the server is closing (PROTOCOL §5.3)."""
+"""Readiness reason: the server is closing (protocol.md §5.3)."""
 
 FENCED = "fenced"
-"""Readiness reason: the instance fenced itself and refuses connections (PROTOCOL §13.5)."""
+"""Readiness reason: the instance fenced itself and refuses connections (protocol.md §13.5)."""
 
 BACKEND_UNAVAILABLE = "backend_unavailable"
 """Readiness reason: the instance's heartbeats fail (the backend is unreachable, §13.5)."""

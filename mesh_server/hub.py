@@ -1,6 +1,6 @@
 """The per-instance index of local connections and rooms, and dispatch of backend messages.
 
-Broadcasts cost O(instances) backend messages (PROTOCOL §13.2): one publish on the broadcast
+Broadcasts cost O(instances) backend messages (protocol.md §13.2): one publish on the broadcast
 channel, which every instance resolves here against its *local* connections or its *local room
 index* (room → local connection ids). The feature managers keep that index current through
 :meth:`Hub.index_join` / :meth:`Hub.index_leave` / :meth:`Hub.index_clear`; remote membership
@@ -30,7 +30,7 @@ class Hub:
     """Local connections, the local room index and the backend message router.
 
     Args:
-        namespace: Internal channel prefix (PROTOCOL §9.2).
+        namespace: Internal channel prefix (protocol.md §9.2).
         instance_id: This instance's id (its inbox channel).
         log: Logger for undeliverable or malformed internal messages.
     """

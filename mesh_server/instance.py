@@ -1,4 +1,4 @@
-"""Instance liveness in the backend: heartbeat, dead-instance sweep, self-fencing (PROTOCOL §13).
+"""Instance liveness in the backend: heartbeat, dead-instance sweep, self-fencing (protocol.md §13).
 
 * Heartbeat every ``instance_heartbeat_interval`` with TTL ``instance_ttl`` (§13.3).
 * Sweep every ``instance_sweep_interval``: the backend atomically claims each instance whose
@@ -35,11 +35,11 @@ class InstanceMonitor:
 
     Args:
         backend: The started backend.
-        heartbeat_interval: ms between heartbeats.
-        ttl: Heartbeat TTL in ms (must exceed the interval).
-        sweep_interval: ms between dead-instance sweeps.
-        backend_grace: ms of backend unavailability tolerated before fencing.
-        probe_interval: ms between heartbeats while the backend is unreachable (at most
+        heartbeat_interval: Seconds between heartbeats.
+        ttl: Heartbeat TTL in seconds (must exceed the interval); the backend gets it in ms.
+        sweep_interval: Seconds between dead-instance sweeps.
+        backend_grace: Seconds of backend unavailability tolerated before fencing.
+        probe_interval: Seconds between heartbeats while the backend is unreachable (at most
             ``heartbeat_interval``).
         fence: Called with a reason to close every local connection with 4002.
         log: Logger.
@@ -50,11 +50,11 @@ class InstanceMonitor:
         self,
         backend: Backend,
         *,
-        heartbeat_interval: int,
-        ttl: int,
-        sweep_interval: int,
-        backend_grace: int,
-        probe_interval: int | None = None,
+        heartbeat_interval: float,
+        ttl: float,
+        sweep_interval: float,
+        backend_grace: float,
+        probe_interval: float | None = None,
         fence: Callable[[str], Awaitable[None]],
         log: logging.Logger,
         clock: Callable[[], float] | None = None,
@@ -64,6 +64,7 @@ class InstanceMonitor:
         self._backend = backend
         self.heartbeat_interval = heartbeat_interval
         self.ttl = ttl
+        self._ttl_ms = max(1, round(ttl * 1000))
         self.sweep_interval = sweep_interval
         self.backend_grace = backend_grace
         self.probe_interval = min(
@@ -90,9 +91,9 @@ class InstanceMonitor:
     async def start(self) -> None:
         """Start the heartbeat, probe and sweep loops."""
         self._loops = [
-            Periodic("mesh-heartbeat", self.heartbeat_interval / 1000, self.beat, self._log),
-            Periodic("mesh-backend-probe", self.probe_interval / 1000, self._probe, self._log),
-            Periodic("mesh-instance-sweep", self.sweep_interval / 1000, self.sweep, self._log),
+            Periodic("mesh-heartbeat", self.heartbeat_interval, self.beat, self._log),
+            Periodic("mesh-backend-probe", self.probe_interval, self._probe, self._log),
+            Periodic("mesh-instance-sweep", self.sweep_interval, self.sweep, self._log),
         ]
         for loop in self._loops:
             loop.start()
@@ -113,7 +114,7 @@ class InstanceMonitor:
 
         Without this, the outage would only be noticed at the next regular heartbeat, and
         connections opened meanwhile would fail registration (close 1011) instead of being
-        answered 503 before the upgrade (PROTOCOL §5.2).
+        answered 503 before the upgrade (protocol.md §5.2).
         """
         if self.down_since is None:
             self.down_since = self._now()
@@ -123,7 +124,7 @@ class InstanceMonitor:
             await self.beat()
 
     async def beat(self) -> bool:
-        """Run one heartbeat and apply the fencing rules (PROTOCOL §13.5).
+        """Run one heartbeat and apply the fencing rules (protocol.md §13.5).
 
         Returns:
             ``True`` if the backend answered and the instance's state survived; ``False`` if it
@@ -134,14 +135,14 @@ class InstanceMonitor:
 
     async def _beat(self) -> bool:
         try:
-            alive = await self._backend.heartbeat(self.ttl)
+            alive = await self._backend.heartbeat(self._ttl_ms)
         except Exception as exc:
             now = self._now()
             if self.down_since is None:
                 self.down_since = now
                 # The backend logs the outage itself (once); this is the instance's view.
                 self._log.debug("heartbeat failed: %s", exc)
-            elif not self.fenced and (now - self.down_since) * 1000 > self.backend_grace:
+            elif not self.fenced and now - self.down_since > self.backend_grace:
                 self.fenced = True
                 await self._fence("backend unreachable for longer than backend_grace")
             return False
@@ -156,7 +157,7 @@ class InstanceMonitor:
         return alive
 
     async def sweep(self) -> None:
-        """Run one dead-instance sweep (PROTOCOL §13.4)."""
+        """Run one dead-instance sweep (protocol.md §13.4)."""
         try:
             reports = await self._backend.sweep_dead_instances()
         except Exception as exc:

@@ -50,19 +50,19 @@ __all__ = [
 ]
 
 FIELD_INSTANCE_ID: Final = "instance_id"
-"""The server instance (PROTOCOL §13)."""
+"""The server instance (protocol.md §13)."""
 FIELD_CONNECTION_ID: Final = "connection_id"
-"""The connection (PROTOCOL §5.2)."""
+"""The connection (protocol.md §5.2)."""
 FIELD_COMMAND: Final = "command"
 """The command name of a request."""
 FIELD_REQUEST_ID: Final = "request_id"
 """The request id as the client sent it (JSON text)."""
 FIELD_CODE: Final = "code"
-"""A request's outcome: ``"ok"`` or the error code (PROTOCOL §4)."""
+"""A request's outcome: ``"ok"`` or the error code (protocol.md §4)."""
 FIELD_DURATION_MS: Final = "duration_ms"
 """Time from the start of the pipeline to the encoded response, in milliseconds (float)."""
 FIELD_CLOSE_CODE: Final = "close_code"
-"""The WebSocket close code of a connection (PROTOCOL §16)."""
+"""The WebSocket close code of a connection (protocol.md §16)."""
 FIELD_PEER: Final = "peer"
 """The client's ``host:port``."""
 
@@ -174,7 +174,7 @@ _STARTUP_LIMITS: Final = (
     "rate_limit",
     "rate_burst",
     "max_subscriptions",
-    "backend_timeout_ms",
+    "backend_timeout",
 )
 
 
@@ -201,8 +201,8 @@ def startup_fields(server: MeshServer) -> dict[str, Any]:
     limits = server.limits
     key_limits: dict[str, Any] = {name: getattr(limits, name) for name in _STARTUP_LIMITS}
     key_limits["backlog"] = effective_backlog(server.backlog)
-    key_limits["ping_interval_ms"] = server.ping_interval
-    key_limits["shutdown_timeout_s"] = server.shutdown_timeout
+    key_limits["ping_interval"] = server.ping_interval
+    key_limits["shutdown_timeout"] = server.shutdown_timeout
     return {
         "listen": server.url,
         "transport": transport_name,

@@ -16,7 +16,7 @@ backend (:meth:`Backend.stats <mesh_server.backends.base.Backend.stats>`), read 
 
 Label cardinality is bounded: command labels are registered commands (built-ins and
 application commands) or ``"other"``, result codes are ``"ok"``, a code of the error table or
-``"other"``, close codes are those of PROTOCOL §16 and RFC 6455 or ``"other"``.
+``"other"``, close codes are those of protocol.md §16 and RFC 6455 or ``"other"``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ RESULT_CODES: Final = frozenset({"ok", *ERROR_CLASSES})
 CLOSE_CODES: Final = frozenset(
     {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 4000, 4001, 4002}
 )
-"""Close-code labels: RFC 6455's and PROTOCOL §16's (others, e.g. a client's 4xxx, are
+"""Close-code labels: RFC 6455's and protocol.md §16's (others, e.g. a client's 4xxx, are
 ``"other"``)."""
 
 

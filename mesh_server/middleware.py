@@ -1,9 +1,9 @@
-"""Middleware: callables run before a command handler (PROTOCOL §3.4 steps 4–5).
+"""Middleware: callables run before a command handler (protocol.md §3.4 steps 4–5).
 
 A middleware is ``def mw(ctx) -> None`` or ``async def mw(ctx) -> None``. Returning continues
 the pipeline; raising stops it and the error is sent (a :class:`~mesh_server.MeshError` as is,
 anything else as a generic ``ESERVER``). Middleware that rejects a command should raise
-:class:`~mesh_server.ForbiddenError` (PROTOCOL §4).
+:class:`~mesh_server.ForbiddenError` (protocol.md §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command pipeline (PROTOCOL §3.4): lookup → validation → middleware → handler → response.
+"""The command pipeline (protocol.md §3.4): lookup → validation → middleware → handler → response.
 
 Rate limiting (step 1) and the nesting limit happen earlier, in the session
 (:mod:`mesh_server.session`), because a rejected request never reaches the pipeline. Every request
@@ -23,12 +23,12 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
 from mesh_sdk.protocol.codec import Request, dumps, encode_error_response, encode_response
-from mesh_sdk.protocol.contract import to_jsonable
+from mesh_sdk.protocol.contract import CommandSpec, to_jsonable, to_wire
 from mesh_sdk.protocol.errors import CommandNotFoundError, MeshError, ServerError
 from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
 from mesh_server.bad_input import BadInputLog
 from mesh_server.context import Context
-from mesh_server.features import BuiltinHandler
+from mesh_server.features import Builtin
 from mesh_server.logs import (
     FIELD_CODE,
     FIELD_COMMAND,
@@ -38,10 +38,10 @@ from mesh_server.logs import (
     FIELD_REQUEST_ID,
 )
 from mesh_server.metrics import NO_METRICS, OTHER, Metrics
-from mesh_server.middleware import Handler, Middleware, check_middleware
+from mesh_server.middleware import Handler, Middleware, check_middleware, run_middleware
 
 if TYPE_CHECKING:
-    from mesh_sdk.protocol.contract import CommandSpec, ContractIndex
+    from mesh_sdk.protocol.contract import ContractIndex
     from mesh_server.connection import Connection
     from mesh_server.server import MeshServer
 
@@ -49,7 +49,6 @@ __all__ = [
     "RESERVED_NAMES",
     "Pipeline",
     "is_reserved",
-    "validate_builtin",
 ]
 
 RESERVED_NAMES: Final = frozenset(
@@ -59,28 +58,8 @@ RESERVED_NAMES: Final = frozenset(
 
 
 def is_reserved(name: str) -> bool:
-    """Return whether ``name`` is reserved by the protocol (PROTOCOL §3.4)."""
+    """Return whether ``name`` is reserved by the protocol (protocol.md §3.4)."""
     return name.startswith("mesh/") or name in RESERVED_NAMES
-
-
-# --------------------------------------------------------------------------------------------
-# Built-in contract (PROTOCOL §7): every built-in payload is validated against it.
-
-
-def validate_builtin(command: str, payload: Any) -> Any:
-    """Validate a built-in request payload and return its typed model (PROTOCOL §7).
-
-    Raises:
-        ValidationError: ``EVALIDATION`` with JSON-pointer details.
-    """
-    spec = BUILTIN_CONTRACT.command(command)
-    if spec is None:
-        # A built-in without a schema in the built-in contract (none today): passed as is.
-        return payload
-    return spec.validate_request(payload)
-
-
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +67,12 @@ class _AppCommand:
     handler: Handler
     middleware: tuple[Middleware, ...]
     spec: CommandSpec | None
+
+
+@dataclass(frozen=True, slots=True)
+class _BuiltinCommand:
+    builtin: Builtin[Any]
+    spec: CommandSpec  # of the built-in contract: every built-in payload is validated (§7)
 
 
 def _command_text(request: Request) -> str:
@@ -130,7 +115,7 @@ class Pipeline:
         self.debug = debug
         self._log = log
         self._commands: dict[str, _AppCommand] = {}
-        self._builtins: dict[str, BuiltinHandler] = {}
+        self._builtins: dict[str, _BuiltinCommand] = {}
         self._global: tuple[Middleware, ...] = ()
         self.bad_input = BadInputLog(log, server.limits.bad_input_log_interval)
         self.failures = 0
@@ -147,7 +132,7 @@ class Pipeline:
         if not isinstance(name, str) or not name:
             raise ValueError("command name must be a non-empty string")
         if is_reserved(name):
-            raise ValueError(f'"{name}" is reserved by the Mesh protocol (PROTOCOL §3.4)')
+            raise ValueError(f'"{name}" is reserved by the Mesh protocol (protocol.md §3.4)')
         if not callable(handler):
             raise TypeError(f"handler of {name!r} must be callable")
         spec: CommandSpec | None = None
@@ -159,12 +144,70 @@ class Pipeline:
                 )
         self._commands[name] = _AppCommand(handler, check_middleware(middleware), spec)
 
-    def add_builtins(self, commands: Mapping[str, BuiltinHandler]) -> None:
-        """Register built-in ``mesh/*`` handlers (from the core and the feature managers)."""
-        for name, handler in commands.items():
-            if not name.startswith("mesh/"):
-                raise ValueError(f"built-in command {name!r} must start with mesh/")
-            self._builtins[name] = handler
+    def bind(self, contract: ContractIndex) -> None:
+        """Validate every application command against ``contract`` from now on.
+
+        Commands registered before are looked up in it too, so binding late loses nothing.
+
+        Raises:
+            ValueError: Already bound to a different contract, or a registered command is not
+                defined by ``contract``.
+        """
+        current = self.contract
+        if current is not None:
+            if current is not contract and current.name != contract.name:
+                raise ValueError(
+                    f'server is bound to contract "{current.name}", not "{contract.name}"'
+                )
+            return
+        undefined = sorted(name for name in self._commands if contract.command(name) is None)
+        if undefined:
+            raise ValueError(
+                f'commands not defined by contract "{contract.name}": {", ".join(undefined)}'
+            )
+        self.contract = contract
+        for name, entry in self._commands.items():
+            self._commands[name] = _AppCommand(
+                entry.handler, entry.middleware, contract.command(name)
+            )
+
+    def unimplemented(self) -> list[str]:
+        """Return the contract's command names that have no handler (sorted; none without one)."""
+        if self.contract is None:
+            return []
+        return sorted(name for name in self.contract.commands if name not in self._commands)
+
+    def check_implemented(self) -> None:
+        """Refuse a contract whose commands are not all handled (``MeshServer.start``).
+
+        Raises:
+            RuntimeError: Lists the commands without a handler.
+        """
+        missing = self.unimplemented()
+        if missing and self.contract is not None:
+            raise RuntimeError(
+                f'contract "{self.contract.name}" commands without a handler: '
+                f"{', '.join(missing)} (register them, or pass allow_unimplemented=True to "
+                "MeshServer to start anyway; clients then get ENOTFOUND)"
+            )
+
+    def add_builtins(self, commands: Mapping[str, Builtin[Any]]) -> None:
+        """Register built-in ``mesh/*`` commands (from the core and the feature managers).
+
+        Raises:
+            ValueError: A name is not a ``mesh/*`` command of the built-in contract.
+            TypeError: A command's request model is not the one the built-in contract names.
+        """
+        for name, builtin in commands.items():
+            spec = BUILTIN_CONTRACT.command(name) if name.startswith("mesh/") else None
+            if spec is None:
+                raise ValueError(f"{name!r} is not a built-in command of the Mesh protocol")
+            if builtin.request is not spec.request_model:
+                raise TypeError(
+                    f"built-in {name!r} must take {spec.request_model.__name__}, "
+                    f"not {builtin.request.__name__}"
+                )
+            self._builtins[name] = _BuiltinCommand(builtin, spec)
 
     def use(self, middleware: Sequence[Middleware]) -> None:
         """Append global middleware (run for every command, built-ins included)."""
@@ -258,14 +301,10 @@ class Pipeline:
             return self._invalid(connection, request, exc)
         try:
             ctx = Context(command, payload, connection, self._server, request.id, raw)
-            for fn in self._global:  # step 4
-                step: Any = fn(ctx)
-                if step is not None:
-                    await _maybe_await(step)
-            for fn in entry.middleware:  # step 5
-                step = fn(ctx)
-                if step is not None:
-                    await _maybe_await(step)
+            if self._global:
+                await run_middleware(self._global, ctx)  # step 4
+            if entry.middleware:
+                await run_middleware(entry.middleware, ctx)  # step 5
             result: Any = entry.handler(ctx)  # step 6
             if type(result) is CoroutineType or inspect.isawaitable(result):
                 result = await result
@@ -277,26 +316,24 @@ class Pipeline:
 
     async def _builtin(self, connection: Connection, request: Request) -> _Answer:
         command = request.command
-        if command is None or (handler := self._builtins.get(command)) is None:
+        if command is None or (entry := self._builtins.get(command)) is None:
             return self._not_found(connection, request)
         raw = request.payload
         try:
-            model = validate_builtin(command, raw)
+            model = entry.spec.validate_request(raw)
         except MeshError as exc:
             return self._invalid(connection, request, exc)
         try:
             if self._global:
                 ctx = Context(command, model, connection, self._server, request.id, raw)
-                for fn in self._global:
-                    step: Any = fn(ctx)
-                    if step is not None:
-                        await _maybe_await(step)
-            result = await handler(connection, model)
+                await run_middleware(self._global, ctx)
+            # A generated built-in model holds JSON already: dumped without re-walking it.
+            payload = to_wire(await entry.builtin.handler(connection, model))
         except MeshError as exc:
             return _error(request, exc)
         except Exception as exc:
             return _error(request, self._unexpected(connection, request, exc))
-        return self._encode_result(connection, request, result, None)
+        return self._encode_result(connection, request, payload, None)
 
     def internal_error(
         self, connection: Connection, request: Request, exc: BaseException
@@ -388,8 +425,3 @@ metrics."""
 
 def _error(request: Request, error: MeshError) -> _Answer:
     return encode_error_response(request, error), error.code
-
-
-async def _maybe_await(value: Any) -> None:
-    if inspect.isawaitable(value):
-        await value

@@ -1,4 +1,4 @@
-"""Presence: tracked rooms, presence subscriptions, state and expiry (PROTOCOL §10.2–§10.5).
+"""Presence: tracked rooms, presence subscriptions, state and expiry (protocol.md §10.2–§10.5).
 
 A room is *tracked* if any :meth:`PresenceManager.track` pattern matches it; its TTL is the first
 matching pattern's and its presence guard passes if any matching pattern's guard passes. Joining
@@ -13,20 +13,34 @@ are fanned out locally: every subscriber on every instance gets each event exact
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from mesh_sdk.protocol.codec import dumps, encode_push, loads
-from mesh_sdk.protocol.errors import TooLargeError, UnavailableError, ValidationError
+from mesh_sdk.protocol.errors import TooLargeError, UnavailableError
+from mesh_sdk.protocol.generated.models import (
+    ClearPresenceStateRequest,
+    ClearPresenceStateResponse,
+    GetPresenceStateDenied,
+    GetPresenceStateRequest,
+    GetPresenceStateSuccess,
+    PublishPresenceStateRequest,
+    PublishPresenceStateResponse,
+    SubscribePresenceDenied,
+    SubscribePresenceRequest,
+    SubscribePresenceSuccess,
+    UnsubscribePresenceRequest,
+    UnsubscribePresenceResponse,
+)
 from mesh_server.backends.messages import presence_channel
-from mesh_server.channels import BackendChannels, LocalSubscribers
 from mesh_server.exposure import Exposure, Guard, Pattern, SubscriptionQuota, check_name
+from mesh_server.features import Builtin
 from mesh_server.periodic import Periodic
 from mesh_server.quotas import PresenceStateLedger
+from mesh_server.subscribers import BackendChannels, LocalSubscribers
 
 if TYPE_CHECKING:
-    from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
+    from mesh_server.features import ConnectionLike, MessageRoute, ServerCore
 
 __all__ = ["LocalMemberships", "PresenceManager"]
 
@@ -81,32 +95,30 @@ class PresenceManager:
         quota: SubscriptionQuota,
         memberships: LocalMemberships,
         *,
-        sweep_interval: int = 1000,
+        sweep_interval: float = 1.0,
     ) -> None:
-        if sweep_interval <= 0:
-            raise ValueError("presence_sweep_interval must be > 0")
+        if not sweep_interval > 0:
+            raise ValueError("presence_sweep_interval must be > 0 seconds")
         self._core = core
         self._pubsub = pubsub
-        self._quota = quota
         self._memberships = memberships
         self._exposure = Exposure()
+        # TTLs in ms: the backend's presence deadlines are ms (mesh_server.limits).
         self._ttls: list[int] = []
         self._ttl_cache: dict[str, int | None] = {}
-        self._subscribers = LocalSubscribers(core)
-        self._states = PresenceStateLedger(core.limits.max_presence_state_bytes)
         self._prefix = presence_channel(core.namespace, "")
-        self._sweeper = Periodic(
-            "mesh-presence-sweep", sweep_interval / 1000, self._sweep_once, core.log
-        )
+        self._subscribers = LocalSubscribers(core, pubsub, quota, self._prefix)
+        self._states = PresenceStateLedger(core.limits.max_presence_state_bytes)
+        self._sweeper = Periodic("mesh-presence-sweep", sweep_interval, self._sweep_once, core.log)
 
     # ------------------------------------------------------------------ server API
 
-    def track(self, pattern: Pattern, ttl: int | None = None, guard: Guard | None = None) -> None:
+    def track(self, pattern: Pattern, ttl: float | None = None, guard: Guard | None = None) -> None:
         """Track presence in rooms matching ``pattern`` (§10.2, §10.3).
 
         Args:
             pattern: Exact room name or compiled regular expression (full match, §11.1).
-            ttl: Presence TTL in ms; default ``(max_missed_pongs + 2) × ping_interval``.
+            ttl: Presence TTL in seconds; default ``(max_missed_pongs + 2) × ping_interval``.
             guard: ``(connection, room) -> bool`` for presence reads and state writes.
 
         Raises:
@@ -117,21 +129,24 @@ class PresenceManager:
         if ttl is None:
             ttl = recommended
         if ttl <= ping_interval:
-            raise ValueError(f"presence ttl {ttl} must exceed ping_interval {ping_interval}")
+            raise ValueError(f"presence ttl {ttl} s must exceed ping_interval {ping_interval} s")
         if ttl < recommended:
             self._core.log.warning(
-                "presence ttl %d for %r is below (max_missed_pongs + 2) × ping_interval = %d; "
+                "presence ttl %g s for %r is below (max_missed_pongs + 2) × ping_interval = %g s; "
                 "live connections may expire",
                 ttl,
                 pattern,
                 recommended,
             )
         self._exposure.add(pattern, guard)
-        self._ttls.append(ttl)
+        self._ttls.append(max(1, round(ttl * 1000)))
         self._ttl_cache.clear()
 
-    def ttl_for(self, room: str) -> int | None:
-        """Return the room's presence TTL (first matching pattern), ``None`` if untracked."""
+    def ttl_ms_for(self, room: str) -> int | None:
+        """Return the room's presence TTL in ms (first matching pattern), ``None`` if untracked.
+
+        Milliseconds, as the backend's presence operations take them.
+        """
         try:
             return self._ttl_cache[room]
         except KeyError:
@@ -145,11 +160,11 @@ class PresenceManager:
 
     def is_tracked(self, room: str) -> bool:
         """Whether presence is tracked in ``room``."""
-        return self.ttl_for(room) is not None
+        return self.ttl_ms_for(room) is not None
 
     def tracked_rooms_of(self, room_names: Iterable[str]) -> list[str]:
         """Return the tracked rooms among ``room_names`` (for cleanup, §5.3)."""
-        return [room for room in room_names if self.ttl_for(room) is not None]
+        return [room for room in room_names if self.ttl_ms_for(room) is not None]
 
     async def guard_allows(self, connection: ConnectionLike, room: str) -> bool:
         """Whether the room is tracked and a matching pattern's presence guard passes."""
@@ -161,83 +176,68 @@ class PresenceManager:
 
     # ------------------------------------------------------------------ built-ins
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """Return the presence built-ins (§7)."""
         return {
-            "mesh/subscribe-presence": self._subscribe,
-            "mesh/unsubscribe-presence": self._unsubscribe,
-            "mesh/get-presence-state": self._get_state,
-            "mesh/publish-presence-state": self._publish_state,
-            "mesh/clear-presence-state": self._clear_state,
+            "mesh/subscribe-presence": Builtin(SubscribePresenceRequest, self._subscribe),
+            "mesh/unsubscribe-presence": Builtin(UnsubscribePresenceRequest, self._unsubscribe),
+            "mesh/get-presence-state": Builtin(GetPresenceStateRequest, self._get_state),
+            "mesh/publish-presence-state": Builtin(
+                PublishPresenceStateRequest, self._publish_state
+            ),
+            "mesh/clear-presence-state": Builtin(ClearPresenceStateRequest, self._clear_state),
         }
 
-    def _room(self, command: str, request: Any) -> str:
-        room: str = request.roomName
+    def _room(self, command: str, room: str) -> str:
         check_name(command, "roomName", room, self._core.limits.max_name_length)
         return room
 
-    async def _subscribe(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/subscribe-presence", request)
+    async def _subscribe(
+        self, connection: ConnectionLike, request: SubscribePresenceRequest
+    ) -> SubscribePresenceSuccess | SubscribePresenceDenied:
+        room = self._room("mesh/subscribe-presence", request.roomName)
         if not await self.guard_allows(connection, room):
-            return {"success": False, "present": []}
+            return SubscribePresenceDenied.model_construct(success=False, present=[])
         cid = connection.id
-        repeat = self._subscribers.is_subscribed(room, cid)
-        if not repeat:
-            self._quota.reserve(cid)
-        channel = self._prefix + room
         # §10.4: register, read present/states, then queue the response before any event of
         # this subscription (events arriving meanwhile are held back).
-        self._subscribers.hold(room, cid)
+        repeat = await self._subscribers.open(room, cid)
         try:
-            if not repeat:
-                await self._pubsub.acquire(channel)
-                if not self._subscribers.mark_acquired(room, cid):
-                    await self._pubsub.release(channel)
             snapshot = await self._core.backend.presence_snapshot(room)
         except BaseException:
-            await self._end_subscription(room, cid, repeat=repeat)
+            await self._subscribers.rollback(room, cid, repeat=repeat)
             raise
         connection.after_response(lambda: self._subscribers.unhold(room, cid))
-        return {"success": True, "present": snapshot.present, "states": snapshot.states}
+        return SubscribePresenceSuccess.model_construct(
+            success=True, present=snapshot.present, states=snapshot.states
+        )
 
-    async def _end_subscription(self, room: str, cid: str, *, repeat: bool) -> None:
-        if repeat:
-            self._subscribers.unhold(room, cid)
-            return
-        acquired = self._subscribers.remove(room, cid)
-        if acquired is not None:
-            self._quota.release(cid)
-            if acquired:
-                await self._pubsub.release(self._prefix + room)
+    async def _unsubscribe(
+        self, connection: ConnectionLike, request: UnsubscribePresenceRequest
+    ) -> UnsubscribePresenceResponse:
+        room = self._room("mesh/unsubscribe-presence", request.roomName)
+        ended = await self._subscribers.end(room, connection.id)
+        return UnsubscribePresenceResponse.model_construct(ended)
 
-    async def _unsubscribe(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/unsubscribe-presence", request)
-        acquired = self._subscribers.remove(room, connection.id)
-        if acquired is None:
-            return False
-        self._quota.release(connection.id)
-        if acquired:
-            await self._pubsub.release(self._prefix + room)
-        return True
-
-    async def _get_state(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/get-presence-state", request)
+    async def _get_state(
+        self, connection: ConnectionLike, request: GetPresenceStateRequest
+    ) -> GetPresenceStateSuccess | GetPresenceStateDenied:
+        room = self._room("mesh/get-presence-state", request.roomName)
         if not await self.guard_allows(connection, room):
-            return {"success": False, "present": []}
+            return GetPresenceStateDenied.model_construct(success=False, present=[])
         snapshot = await self._core.backend.presence_snapshot(room)
-        return {"success": True, "present": snapshot.present, "states": snapshot.states}
+        return GetPresenceStateSuccess.model_construct(
+            success=True, present=snapshot.present, states=snapshot.states
+        )
 
-    async def _publish_state(self, connection: ConnectionLike, request: Any) -> Any:
-        command = "mesh/publish-presence-state"
-        room = self._room(command, request)
-        state = request.state
-        if state is None:
-            raise ValidationError.for_command(
-                command, [{"path": "/state", "message": "state must not be null"}]
-            )
+    async def _publish_state(
+        self, connection: ConnectionLike, request: PublishPresenceStateRequest
+    ) -> PublishPresenceStateResponse:
+        room = self._room("mesh/publish-presence-state", request.roomName)
+        state = request.state  # never null: the request schema rejects it (§7)
         # §7: false when the room is untracked or the presence guard denies.
         if not await self.guard_allows(connection, room):
-            return False
+            return PublishPresenceStateResponse.model_construct(False)
         limit = self._core.limits.max_presence_state_size
         size = len(dumps(state))
         if size > limit:
@@ -253,15 +253,17 @@ class PresenceManager:
             self._states.stored(cid, room, size, expire_after)
         else:
             self._states.forget(cid, room)
-        return stored
+        return PublishPresenceStateResponse.model_construct(stored)
 
-    async def _clear_state(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/clear-presence-state", request)
+    async def _clear_state(
+        self, connection: ConnectionLike, request: ClearPresenceStateRequest
+    ) -> ClearPresenceStateResponse:
+        room = self._room("mesh/clear-presence-state", request.roomName)
         if not await self.guard_allows(connection, room):
-            return False
+            return ClearPresenceStateResponse.model_construct(False)
         cleared = await self._core.backend.clear_presence_state(room, connection.id)
         self._states.forget(connection.id, room)
-        return cleared
+        return ClearPresenceStateResponse.model_construct(cleared)
 
     def forget_state(self, connection_id: str, room: str) -> None:
         """Stop counting a local connection's state in ``room`` (it left or was removed)."""
@@ -288,16 +290,14 @@ class PresenceManager:
     async def on_disconnect(self, connection: ConnectionLike) -> None:
         """Drop the connection's presence subscriptions (§5.3 step 2) and state quota."""
         self._states.drop(connection.id)
-        count, acquired = self._subscribers.remove_connection(connection.id)
-        self._quota.release(connection.id, count)
-        await asyncio.gather(*(self._pubsub.release(self._prefix + room) for room in acquired))
+        await self._subscribers.end_connection(connection.id)
 
     async def on_pong(self, connection: ConnectionLike) -> None:
         """Refresh the connection's presence in its tracked rooms (§10.3)."""
         rooms = [
             (room, ttl)
             for room in self._memberships.rooms_of(connection.id)
-            if (ttl := self.ttl_for(room)) is not None
+            if (ttl := self.ttl_ms_for(room)) is not None
         ]
         if rooms:
             await self._core.backend.refresh_presence(connection.id, rooms)
@@ -307,7 +307,7 @@ class PresenceManager:
         await self._pubsub.resync(self._pubsub.channels(self._prefix))
 
     async def start(self) -> None:
-        """Start the expiry sweep (every ``presence_sweep_interval`` ms, §10.3)."""
+        """Start the expiry sweep (every ``presence_sweep_interval`` seconds, §10.3)."""
         self._sweeper.start()
 
     async def stop(self) -> None:

@@ -209,7 +209,7 @@ class _Collector(Collector):
         for name, doc, value in (
             (
                 "mesh_rate_limited",
-                "Requests refused with ERATELIMIT (PROTOCOL §15).",
+                "Requests refused with ERATELIMIT (protocol.md §15).",
                 m.rate_limits,
             ),
             ("mesh_pushes", "Push frames handed to connections (one per recipient).", m.pushes),

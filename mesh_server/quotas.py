@@ -1,4 +1,4 @@
-"""Per-connection quotas on what a client can make the backend store (PROTOCOL §15).
+"""Per-connection quotas on what a client can make the backend store (protocol.md §15).
 
 Two ledgers, both kept by the instance that holds the connection and dropped when it closes:
 

@@ -1,4 +1,4 @@
-"""Records: versioned JSON values with full and patch subscriptions (PROTOCOL §11).
+"""Records: versioned JSON values with full and patch subscriptions (protocol.md §11).
 
 Writes (server code and ``mesh/publish-record-update``) are one atomic backend step that
 publishes ``{"t":"update","recordId","version","value","patch"}`` on ``{ns}record:{id}``; each
@@ -26,9 +26,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mesh_sdk.protocol.codec import encode_push, loads
 from mesh_sdk.protocol.contract import to_jsonable
-from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError, ValidationError
+from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError
+from mesh_sdk.protocol.generated.models import (
+    PublishRecordUpdateRequest,
+    PublishRecordUpdateResponse,
+    SubscribeRecordDenied,
+    SubscribeRecordRequest,
+    SubscribeRecordSuccess,
+    UnsubscribeRecordRequest,
+    UnsubscribeRecordResponse,
+)
+from mesh_server.backends.base import MERGE_STRATEGIES
 from mesh_server.backends.messages import record_channel
-from mesh_server.channels import BackendChannels
 from mesh_server.exposure import (
     Guard,
     Pattern,
@@ -37,22 +46,18 @@ from mesh_server.exposure import (
     WriteGuard,
     check_name,
 )
+from mesh_server.features import Builtin
 from mesh_server.quotas import RecordWriteBudget
+from mesh_server.subscribers import BackendChannels
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import MergeStrategy, RecordWrite
-    from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
+    from mesh_server.features import ConnectionLike, MessageRoute, ServerCore
 
 __all__ = ["RecordManager"]
 
 RECORD_UPDATE: Final = "mesh/record-update"
 RECORD_DELETED: Final = "mesh/record-deleted"
-_STRATEGIES: Final = frozenset({"replace", "merge", "deepMerge"})
-
-
-def _wire(value: Any) -> Any:
-    """Return an enum member's value (generated models may use enums for string choices)."""
-    return getattr(value, "value", value)
 
 
 @dataclass(slots=True)
@@ -181,7 +186,7 @@ class RecordManager:
             TooLargeError: The combined value exceeds ``max_record_size``.
             UnavailableError: The backend is unreachable.
         """
-        if strategy not in _STRATEGIES:
+        if strategy not in MERGE_STRATEGIES:
             raise ValueError(f"unknown merge strategy {strategy!r}")
         _check_version(expected_version)
         return await self._write(
@@ -285,24 +290,25 @@ class RecordManager:
 
     # ------------------------------------------------------------------ built-ins
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """Return the record built-ins (§7)."""
         return {
-            "mesh/subscribe-record": self._subscribe,
-            "mesh/unsubscribe-record": self._unsubscribe,
-            "mesh/publish-record-update": self._publish,
+            "mesh/subscribe-record": Builtin(SubscribeRecordRequest, self._subscribe),
+            "mesh/unsubscribe-record": Builtin(UnsubscribeRecordRequest, self._unsubscribe),
+            "mesh/publish-record-update": Builtin(PublishRecordUpdateRequest, self._publish),
         }
 
-    def _record_id(self, command: str, request: Any) -> str:
-        record_id: str = request.recordId
+    def _record_id(self, command: str, record_id: str) -> str:
         check_name(command, "recordId", record_id, self._core.limits.max_name_length)
         return record_id
 
-    async def _subscribe(self, connection: ConnectionLike, request: Any) -> Any:
-        record_id = self._record_id("mesh/subscribe-record", request)
+    async def _subscribe(
+        self, connection: ConnectionLike, request: SubscribeRecordRequest
+    ) -> SubscribeRecordSuccess | SubscribeRecordDenied:
+        record_id = self._record_id("mesh/subscribe-record", request.recordId)
         if not await self._exposure.can_read(connection, record_id):
-            return {"success": False}
-        mode = _wire(request.mode) or "full"
+            return SubscribeRecordDenied.model_construct(success=False)
+        mode = request.mode or "full"
         cid = connection.id
         subs = self._subs.get(record_id)
         sub = subs.get(cid) if subs is not None else None
@@ -333,49 +339,43 @@ class RecordManager:
         # §11.5: nothing at or below the answered version follows the response.
         sub.acked = max(sub.acked, version)
         connection.after_response(lambda: self._unhold(record_id, cid, sub))
-        return {"success": True, "record": value, "version": version}
+        return SubscribeRecordSuccess.model_construct(success=True, record=value, version=version)
 
-    async def _unsubscribe(self, connection: ConnectionLike, request: Any) -> Any:
-        record_id = self._record_id("mesh/unsubscribe-record", request)
+    async def _unsubscribe(
+        self, connection: ConnectionLike, request: UnsubscribeRecordRequest
+    ) -> UnsubscribeRecordResponse:
+        record_id = self._record_id("mesh/unsubscribe-record", request.recordId)
         sub = self._subs.get(record_id, {}).get(connection.id)
         if sub is None:
-            return False
+            return UnsubscribeRecordResponse.model_construct(False)
         await self._end(record_id, connection.id, sub)
-        return True
+        return UnsubscribeRecordResponse.model_construct(True)
 
-    async def _publish(self, connection: ConnectionLike, request: Any) -> Any:
+    async def _publish(
+        self, connection: ConnectionLike, request: PublishRecordUpdateRequest
+    ) -> PublishRecordUpdateResponse:
         command = "mesh/publish-record-update"
-        record_id = self._record_id(command, request)
+        record_id = self._record_id(command, request.recordId)
         if not await self._exposure.can_write(connection, record_id, request.newValue):
             raise ForbiddenError(f'Record "{record_id}" is not writable by this connection.')
         options = request.options
-        strategy = _wire(options.strategy) if options is not None else None
+        strategy = options.strategy if options is not None else None
         # Per-connection quotas (mesh_server.quotas): refused writes store nothing.
         cid = connection.id
         self._budget.take(cid)
         allowance = self._budget.allowance(cid, record_id)
-        try:
-            written = await self._write(
-                record_id,
-                request.newValue,
-                strategy or "replace",
-                allowance,
-                expected_version=request.expectedVersion,
-            )
-        except ValidationError as exc:
-            details = exc.details if isinstance(exc.details, list) else []
-            raise ValidationError.for_command(
-                command,
-                [
-                    {"path": "/newValue" + str(item.get("path", "")), "message": item["message"]}
-                    for item in details
-                    if isinstance(item, dict) and "message" in item
-                ]
-                or [{"path": "/newValue", "message": exc.message}],
-            ) from exc
+        # A ValidationError propagates as is: its pointers point into the record value (the
+        # combined one for merge strategies), not into the request wrapper (``/newValue/…``).
+        written = await self._write(
+            record_id,
+            request.newValue,
+            strategy or "replace",
+            allowance,
+            expected_version=request.expectedVersion,
+        )
         self._budget.stored(cid, record_id, written.size)
         # §11.3 step 4: answered only after the commit.
-        return {"success": True}
+        return PublishRecordUpdateResponse.model_construct(success=True)
 
     # ------------------------------------------------------------------ subscription state
 
@@ -487,9 +487,6 @@ class RecordManager:
             if self._forget(record_id, cid, sub) and sub.acquired:
                 releases.append(self._pubsub.release(self._prefix + record_id))
         await asyncio.gather(*releases)
-
-    async def on_pong(self, connection: ConnectionLike) -> None:
-        """Records do not react to pongs."""
 
     async def on_backend_recovered(self) -> None:
         """Re-subscribe, then push each record's current value as ``full`` (§11.5).

@@ -1,4 +1,4 @@
-"""Rooms: membership, joining, leaving, clearing and room metadata (PROTOCOL §10.1, §10.2, §12.2).
+"""Rooms: membership, join, leave, clear and room metadata (protocol.md §10.1, §10.2, §12.2).
 
 Membership lives in the backend, shared by all instances. Each instance also indexes the rooms
 of its *local* connections (the core's room index, used to resolve room broadcasts in
@@ -12,11 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mesh_sdk.protocol.contract import to_jsonable
+from mesh_sdk.protocol.generated.models import (
+    GetRoomMetadataRequest,
+    GetRoomMetadataResponse,
+    JoinRoomRequest,
+    JoinRoomResponse,
+    LeaveRoomRequest,
+    LeaveRoomResponse,
+)
 from mesh_server.backends.messages import BROADCAST, encode_envelope, inbox_channel
 from mesh_server.exposure import SubscriptionQuota, check_name
+from mesh_server.features import Builtin
 
 if TYPE_CHECKING:
-    from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute, ServerCore
+    from mesh_server.features import ConnectionLike, MessageRoute, ServerCore
     from mesh_server.presence import LocalMemberships, PresenceManager
 
 __all__ = ["RoomManager"]
@@ -50,7 +60,9 @@ class RoomManager:
         if self._core.local_connection(cid) is not None:
             return await self._join_local(room, cid, enforce_quota=False)
         # One atomic step: a connection unregistering meanwhile cannot keep the membership.
-        result = await self._core.backend.join_registered(room, cid, self._presence.ttl_for(room))
+        result = await self._core.backend.join_registered(
+            room, cid, self._presence.ttl_ms_for(room)
+        )
         return [] if result is None else result.present
 
     async def remove(self, room: str, conn_or_id: ConnectionLike | str) -> bool:
@@ -97,12 +109,15 @@ class RoomManager:
         return await self._core.backend.all_rooms()
 
     async def set_metadata(self, room: str, value: Any) -> Any:
-        """Replace the room's metadata (§12.2)."""
-        return await self._core.backend.set_room_metadata(room, value, "replace")
+        """Replace the room's metadata (§12.2); ``value``: a model or any JSON value."""
+        return await self._core.backend.set_room_metadata(room, to_jsonable(value), "replace")
 
     async def update_metadata(self, room: str, value: Any) -> Any:
-        """Shallowly merge into the room's metadata if both are objects, else replace (§12.2)."""
-        return await self._core.backend.set_room_metadata(room, value, "merge")
+        """Shallowly merge into the room's metadata if both are objects, else replace (§12.2).
+
+        ``value`` is a pydantic (generated) model or any JSON value.
+        """
+        return await self._core.backend.set_room_metadata(room, to_jsonable(value), "merge")
 
     async def get_metadata(self, room: str) -> Any:
         """Return the room's metadata or ``None``."""
@@ -158,7 +173,7 @@ class RoomManager:
                 self._quota.add(cid)
             self._memberships.add(cid, room)
         try:
-            result = await self._core.backend.join_room(room, cid, self._presence.ttl_for(room))
+            result = await self._core.backend.join_room(room, cid, self._presence.ttl_ms_for(room))
         except BaseException:
             if new and self._memberships.remove(cid, room):
                 self._quota.release(cid)
@@ -176,35 +191,39 @@ class RoomManager:
 
     # ------------------------------------------------------------------ built-ins
 
-    def builtin_commands(self) -> Mapping[str, BuiltinHandler]:
+    def builtin_commands(self) -> Mapping[str, Builtin[Any]]:
         """Return the room built-ins (§7)."""
         return {
-            "mesh/join-room": self._join,
-            "mesh/leave-room": self._leave,
-            "mesh/get-room-metadata": self._get_metadata,
+            "mesh/join-room": Builtin(JoinRoomRequest, self._join),
+            "mesh/leave-room": Builtin(LeaveRoomRequest, self._leave),
+            "mesh/get-room-metadata": Builtin(GetRoomMetadataRequest, self._get_metadata),
         }
 
-    def _room(self, command: str, request: Any) -> str:
-        room: str = request.roomName
+    def _room(self, command: str, room: str) -> str:
         check_name(command, "roomName", room, self._core.limits.max_name_length)
         return room
 
-    async def _join(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/join-room", request)
+    async def _join(self, connection: ConnectionLike, request: JoinRoomRequest) -> JoinRoomResponse:
+        room = self._room("mesh/join-room", request.roomName)
         present = await self._join_local(room, connection.id, enforce_quota=True)
         # §10.2: `present` only for a tracked room whose presence guard passes, else [].
         if not present or not await self._presence.guard_allows(connection, room):
             present = []
-        return {"success": True, "present": present}
+        return JoinRoomResponse.model_construct(success=True, present=present)
 
-    async def _leave(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/leave-room", request)
+    async def _leave(
+        self, connection: ConnectionLike, request: LeaveRoomRequest
+    ) -> LeaveRoomResponse:
+        room = self._room("mesh/leave-room", request.roomName)
         await self._leave_local(room, connection.id)
-        return {"success": True}
+        return LeaveRoomResponse.model_construct(success=True)
 
-    async def _get_metadata(self, connection: ConnectionLike, request: Any) -> Any:
-        room = self._room("mesh/get-room-metadata", request)
-        return {"metadata": await self._core.backend.get_room_metadata(room)}
+    async def _get_metadata(
+        self, connection: ConnectionLike, request: GetRoomMetadataRequest
+    ) -> GetRoomMetadataResponse:
+        room = self._room("mesh/get-room-metadata", request.roomName)
+        metadata = await self._core.backend.get_room_metadata(room)
+        return GetRoomMetadataResponse.model_construct(metadata=metadata)
 
     # ------------------------------------------------------------------ Feature hooks
 
@@ -217,9 +236,6 @@ class RoomManager:
         rooms = self._memberships.drop(connection.id)
         if rooms:
             self._quota.release(connection.id, len(rooms))
-
-    async def on_pong(self, connection: ConnectionLike) -> None:
-        """Presence refresh is done by the presence manager."""
 
     async def on_backend_recovered(self) -> None:
         """Nothing to re-establish."""

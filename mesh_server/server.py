@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import ipaddress
@@ -29,10 +30,11 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mesh_sdk.protocol.codec import encode_push
+from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends import create_backend
 from mesh_server.backends.base import Backend
@@ -44,7 +46,7 @@ from mesh_server.connection_manager import (
 )
 from mesh_server.contract_info import contract_info_commands
 from mesh_server.errors import MeshAuthError
-from mesh_server.features import ConnectionLike, Feature
+from mesh_server.features import ConnectionLike, Feature, PongListener
 from mesh_server.health import (
     BACKEND_UNAVAILABLE,
     FENCED,
@@ -74,6 +76,7 @@ from mesh_server.session import (
 )
 from mesh_server.shutdown import ShutdownDeadline
 from mesh_server.timer_wheel import TimerWheel
+from mesh_server.transport.asgi import AsgiApp, AsgiTransport
 from mesh_server.transport.base import (
     DEFAULT_BACKLOG,
     Accept,
@@ -96,7 +99,7 @@ ConnectionHook = Callable[[Connection], "Awaitable[None] | None"]
 
 AuthenticateHook = Callable[[UpgradeRequest], Any]
 """``authenticate(request)``: returns initial metadata (or ``None``), sync or async; raises
-:class:`~mesh_server.MeshAuthError` to reject the upgrade (PROTOCOL §5.1)."""
+:class:`~mesh_server.MeshAuthError` to reject the upgrade (protocol.md §5.1)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,6 +120,10 @@ def _reachable_addresses(transport: Transport) -> list[str]:
         if not ipaddress.ip_address(address).is_loopback:
             addresses.append(address)
     return addresses
+
+
+def _to_ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def _new_connection_id() -> str:
@@ -141,25 +148,29 @@ class MeshServer(FeatureAPI):
             ``MESH_REDIS_URL`` or else the embedded single-process memory backend.
         backend: A ready-made (unstarted) backend instead of ``redis_url``.
         contract: Generated application contract index: commands must be defined in it and their
-            requests and responses are validated (PROTOCOL §3.4).
-        namespace: Prefix of internal backend keys and channels (PROTOCOL §9.2).
-        ping_interval: ms between pings (PROTOCOL §6).
-        latency_interval: ms between latency probes.
+            requests and responses are validated (protocol.md §3.4); :meth:`start` refuses to
+            start while one of its commands has no handler. A generated ``<Name>Server``
+            facade binds its contract (:meth:`bind_contract`).
+        allow_unimplemented: Start even though contract commands have no handler (they are
+            answered ``ENOTFOUND``).
+        namespace: Prefix of internal backend keys and channels (protocol.md §9.2).
+        ping_interval: Seconds between pings (protocol.md §6).
+        latency_interval: Seconds between latency probes.
         max_missed_pongs: Missed pongs tolerated before close 4000.
-        presence_sweep_interval: ms between presence expiry sweeps (PROTOCOL §10.3).
-        instance_heartbeat_interval: ms between instance heartbeats (PROTOCOL §13.3).
-        instance_ttl: Heartbeat TTL in ms.
-        instance_sweep_interval: ms between dead-instance sweeps (PROTOCOL §13.4).
-        backend_grace: ms of backend unavailability before self-fencing (PROTOCOL §13.5).
-        backend_probe_interval: ms between heartbeats while the backend is unreachable, so
-            that its return is noticed promptly; upgrades are answered 503 meanwhile.
+        presence_sweep_interval: Seconds between presence expiry sweeps (protocol.md §10.3).
+        instance_heartbeat_interval: Seconds between instance heartbeats (protocol.md §13.3).
+        instance_ttl: Heartbeat TTL in seconds (must exceed ``instance_heartbeat_interval``).
+        instance_sweep_interval: Seconds between dead-instance sweeps (protocol.md §13.4).
+        backend_grace: Seconds of backend unavailability before self-fencing (protocol.md §13.5).
+        backend_probe_interval: Seconds between heartbeats while the backend is unreachable,
+            so that its return is noticed promptly; upgrades are answered 503 meanwhile.
         debug: Send unexpected exceptions' text to clients (development only).
-        authenticate: Upgrade hook (PROTOCOL §5.1).
+        authenticate: Upgrade hook (protocol.md §5.1).
         allowed_origins: ``Origin`` allow-list (others get 403); ``None`` allows any.
-        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (PROTOCOL §12.1).
+        client_metadata_writes: Enable ``mesh/set-my-connection-metadata`` (protocol.md §12.1).
         metadata_write_guard: ``(connection, metadata) -> bool`` for client metadata writes.
         metadata_read_guard: ``(connection, target_id) -> bool`` for metadata reads.
-        compression: Enable permessage-deflate (PROTOCOL §2; off by default).
+        compression: Enable permessage-deflate (protocol.md §2; off by default).
         close_timeout: Seconds to wait for a closing handshake before dropping the socket.
         open_timeout: Seconds allowed for an opening handshake, ``authenticate`` included
             (``None``: no limit).
@@ -186,7 +197,7 @@ class MeshServer(FeatureAPI):
         metrics_endpoint: Answer plain HTTP ``GET`` on the WebSocket port at ``metrics_path``
             with the Prometheus exposition (while metrics are on); ``False`` turns it off.
         metrics_path: Path of the metrics endpoint.
-        **limits: Any field of :class:`mesh_server.limits.Limits` (PROTOCOL §15), e.g.
+        **limits: Any field of :class:`mesh_server.limits.Limits` (protocol.md §15), e.g.
             ``max_message_size=65536``, ``rate_limit=50``, ``max_outbound_frames=100``.
 
     Raises:
@@ -202,16 +213,17 @@ class MeshServer(FeatureAPI):
         redis_url: str | None = None,
         backend: Backend | None = None,
         contract: ContractIndex | None = None,
+        allow_unimplemented: bool = False,
         namespace: str = "mesh:",
-        ping_interval: int = 30_000,
-        latency_interval: int = 5_000,
+        ping_interval: float = 30.0,
+        latency_interval: float = 5.0,
         max_missed_pongs: int = 1,
-        presence_sweep_interval: int = 1_000,
-        instance_heartbeat_interval: int = 5_000,
-        instance_ttl: int = 15_000,
-        instance_sweep_interval: int = 5_000,
-        backend_grace: int = 30_000,
-        backend_probe_interval: int = 500,
+        presence_sweep_interval: float = 1.0,
+        instance_heartbeat_interval: float = 5.0,
+        instance_ttl: float = 15.0,
+        instance_sweep_interval: float = 5.0,
+        backend_grace: float = 30.0,
+        backend_probe_interval: float = 0.5,
         debug: bool = False,
         authenticate: AuthenticateHook | None = None,
         allowed_origins: Iterable[str] | None = None,
@@ -237,8 +249,21 @@ class MeshServer(FeatureAPI):
         unknown = set(limits) - _LIMIT_FIELDS
         if unknown:
             raise TypeError(f"unknown MeshServer option(s): {', '.join(sorted(unknown))}")
-        if ping_interval <= 0 or latency_interval <= 0 or max_missed_pongs < 0:
-            raise ValueError("ping_interval/latency_interval must be > 0, max_missed_pongs >= 0")
+        intervals = {
+            "ping_interval": ping_interval,
+            "latency_interval": latency_interval,
+            "presence_sweep_interval": presence_sweep_interval,
+            "instance_heartbeat_interval": instance_heartbeat_interval,
+            "instance_ttl": instance_ttl,
+            "instance_sweep_interval": instance_sweep_interval,
+            "backend_grace": backend_grace,
+            "backend_probe_interval": backend_probe_interval,
+        }
+        for name, seconds in intervals.items():
+            if not seconds > 0:
+                raise ValueError(f"{name} must be > 0 seconds")
+        if max_missed_pongs < 0:
+            raise ValueError("max_missed_pongs must be >= 0")
         if instance_ttl <= instance_heartbeat_interval:
             raise ValueError("instance_ttl must exceed instance_heartbeat_interval")
         if backlog < 1:
@@ -249,7 +274,7 @@ class MeshServer(FeatureAPI):
         self._port = port
         self._limits = Limits(**limits)
         self._namespace = namespace
-        self._contract = contract
+        self.allow_unimplemented = allow_unimplemented
         self._ping_interval = ping_interval
         self.latency_interval = latency_interval
         self._max_missed_pongs = max_missed_pongs
@@ -307,6 +332,8 @@ class MeshServer(FeatureAPI):
         self._timer_wheel: TimerWheel | None = None
         self._features: list[Feature] = []
         self._init_features(presence_sweep_interval)
+        # Only features that react to pongs are called: no task per pong when none does.
+        self._pong_listeners = [f for f in self._features if isinstance(f, PongListener)]
 
     # ------------------------------------------------------------------ ServerCore
 
@@ -314,26 +341,40 @@ class MeshServer(FeatureAPI):
     def backend(self) -> Backend:
         """The coordination backend (created on first use, started by :meth:`start`)."""
         if self._backend is None:
-            options: dict[str, Any] = {"instance_ttl_ms": self.instance_ttl}
+            options: dict[str, Any] = {"instance_ttl": self.instance_ttl}
             if self.redis_url is not None:
-                options["operation_timeout_ms"] = self._limits.backend_timeout_ms
+                options["operation_timeout"] = self._limits.backend_timeout
             self._backend = create_backend(self.redis_url, namespace=self._namespace, **options)
         return self._backend
 
     @property
     def namespace(self) -> str:
-        """Internal key/channel prefix (PROTOCOL §9.2)."""
+        """Internal key/channel prefix (protocol.md §9.2)."""
         return self._namespace
 
     @property
     def limits(self) -> Limits:
-        """The configured limits (PROTOCOL §15)."""
+        """The configured limits (protocol.md §15)."""
         return self._limits
 
     @property
     def contract(self) -> ContractIndex | None:
         """The application contract, if any."""
-        return self._contract
+        return self.pipeline.contract
+
+    def bind_contract(self, contract: ContractIndex) -> None:
+        """Validate commands, channel messages and record values against ``contract``.
+
+        The same as ``MeshServer(contract=contract)``; generated server facades call it.
+
+        Raises:
+            ValueError: Bound to a different contract, or a registered command is not defined
+                by ``contract``.
+            RuntimeError: The server was already started.
+        """
+        if self._started:
+            raise RuntimeError("bind_contract() must be called before start()")
+        self.pipeline.bind(contract)
 
     @property
     def log(self) -> logging.Logger:
@@ -341,8 +382,8 @@ class MeshServer(FeatureAPI):
         return self._log
 
     @property
-    def ping_interval(self) -> int:
-        """The liveness ping interval in ms."""
+    def ping_interval(self) -> float:
+        """The liveness ping interval in seconds."""
         return self._ping_interval
 
     @property
@@ -399,7 +440,7 @@ class MeshServer(FeatureAPI):
         Args:
             name: Wire name (not reserved: no ``mesh/…``, ``ping``, ``pong``, ``latency…``).
             handler: ``(ctx) -> payload`` (sync or async); its return value is the response.
-            middlewares: Command middleware, run after the global middleware (PROTOCOL §3.4).
+            middlewares: Command middleware, run after the global middleware (protocol.md §3.4).
 
         Raises:
             ValueError: Reserved name, or not defined by the server's contract.
@@ -425,7 +466,7 @@ class MeshServer(FeatureAPI):
         return fn
 
     def on_disconnection(self, fn: ConnectionHook) -> ConnectionHook:
-        """Register a hook run after a connection's cleanup (PROTOCOL §5.3)."""
+        """Register a hook run after a connection's cleanup (protocol.md §5.3)."""
         self._on_disconnection.append(fn)
         return fn
 
@@ -513,7 +554,7 @@ class MeshServer(FeatureAPI):
     def readiness(self) -> Readiness:
         """Whether this instance should get new connections (the ``/readyz`` answer).
 
-        Not ready while shutting down, while fenced (PROTOCOL §13.5), while heartbeats fail, or
+        Not ready while shutting down, while fenced (protocol.md §13.5), while heartbeats fail, or
         while the backend reports a problem (:meth:`Backend.health_issues`, e.g. the Redis pub/sub
         reader is down).
         Synchronous and free of I/O.
@@ -562,10 +603,12 @@ class MeshServer(FeatureAPI):
         """Start the backend, the feature managers, the instance monitor and the listener."""
         if self._started:
             return
+        if not self.allow_unimplemented:
+            self.pipeline.check_implemented()
         backend = self.backend
         backend.on_recovered = self._on_backend_recovered
         self.pipeline.add_builtins(self.connection_manager.builtin_commands())
-        self.pipeline.add_builtins(contract_info_commands(self._contract))
+        self.pipeline.add_builtins(contract_info_commands(self.contract))
         for feature in self._features:
             self.pipeline.add_builtins(feature.builtin_commands())
             self._hub.add_routes(feature.message_routes())
@@ -594,10 +637,14 @@ class MeshServer(FeatureAPI):
         await self._transport.start(hooks)
         self._started = True
         # The details are structured fields (mesh_server.logs), shown by both log formats.
+        fields = {FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)}
+        if isinstance(self._transport, AsgiTransport):
+            self._log.info("Mesh server serving as an ASGI application", extra=fields)
+            return
         self._log.info(
             "Mesh server listening on %s",
             self.url,
-            extra={FIELD_INSTANCE_ID: self.instance_id, **startup_fields(self)},
+            extra=fields,
         )
         reachable = _reachable_addresses(self._transport) if self.allowed_origins is None else []
         if reachable:
@@ -646,8 +693,58 @@ class MeshServer(FeatureAPI):
             close_timeout=self.close_timeout,
         )
 
+    def asgi_app(self) -> AsgiApp:
+        """Serve through an ASGI server instead of listening: an ASGI 3 application.
+
+        ``uvicorn app:asgi`` with ``asgi = server.asgi_app()`` runs it; its ``lifespan`` events
+        start and close the server. Mounted in FastAPI or Starlette (``app.mount("/ws", …)``),
+        which do not pass lifespan events to mounted apps, give the outer app
+        :meth:`lifespan`. ``host``, ``port``, ``backlog`` and ``compression`` are then the ASGI
+        server's business (see :mod:`mesh_server.transport.asgi`); every call returns an app on
+        the same transport.
+
+        Raises:
+            RuntimeError: The server has another transport (given, or the default one once
+                started).
+        """
+        transport = self._transport
+        if transport is None:
+            transport = self._transport = AsgiTransport(
+                max_message_size=self._limits.max_message_size,
+                open_timeout=self.open_timeout,
+                close_timeout=self.close_timeout,
+                port=self._port,
+            )
+        if not isinstance(transport, AsgiTransport):
+            raise RuntimeError(f"the server already has a {type(transport).__name__}")
+        if self.compression:
+            self._log.warning(
+                "compression=True has no effect under ASGI: permessage-deflate is the ASGI "
+                "server's option (uvicorn: --ws-per-message-deflate)"
+            )
+        return AsgiApp(transport, self.start, self.close)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Start the server on entry and close it on exit: a FastAPI/Starlette ``lifespan``.
+
+        Example::
+
+            mesh = MeshServer()
+            app = FastAPI(lifespan=mesh.lifespan)
+            app.mount("/ws", mesh.asgi_app())
+
+        Args:
+            app: The application whose lifespan this is (ignored; the frameworks pass it).
+        """
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.close()
+
     async def close(self) -> None:
-        """Shut down gracefully within :attr:`shutdown_timeout` seconds (PROTOCOL §5.3, §13).
+        """Shut down gracefully within :attr:`shutdown_timeout` seconds (protocol.md §5.3, §13).
 
         In order: refuse new upgrades (503; ``/readyz`` answers 503 ``shutting_down``
         meanwhile); close every connection with 1001; wait for their cleanup (subscriptions, one
@@ -655,7 +752,7 @@ class MeshServer(FeatureAPI):
         see at once); stop the feature managers and the instance monitor; deregister the instance
         (on Redis this also removes any connection state left over); release the listener.
         Connection cleanup may run until a reserve of a quarter of the timeout (at most
-        ``backend_timeout_ms``) is left for the steps after it. A step that overruns the deadline
+        ``backend_timeout``) is left for the steps after it. A step that overruns the deadline
         is abandoned with a warning and the next one runs, so ``close`` returns within the
         timeout. Calling it again, or before :meth:`start`, returns at once.
         """
@@ -675,7 +772,7 @@ class MeshServer(FeatureAPI):
         transport = self._transport
         for connection in list(self._hub.connections.values()):
             connection.close(CLOSE_GOING_AWAY, "server shutdown")
-        reserve = min(budget / 4, self._limits.backend_timeout_ms / 1000)
+        reserve = min(budget / 4, self._limits.backend_timeout)
         await deadline.wait_tasks(self._cleanups, reserve)
         for feature in reversed(self._features):
             await deadline.step(feature.stop(), f"stopping {type(feature).__name__}")
@@ -757,8 +854,9 @@ class MeshServer(FeatureAPI):
         session = ServerSession(
             connection_id,
             limits=self._limits,
-            ping_interval=self._ping_interval,
-            latency_interval=self.latency_interval,
+            # The sans-I/O session runs on an integer-ms clock (mesh_server.limits).
+            ping_interval=_to_ms(self._ping_interval),
+            latency_interval=_to_ms(self.latency_interval),
             max_missed_pongs=self._max_missed_pongs,
         )
         connection = Connection(self, transport, connection_id, session)
@@ -827,7 +925,7 @@ class MeshServer(FeatureAPI):
                 FIELD_CLOSE_CODE: connection.close_code,
             },
         )
-        await connection.wait_builtins(self._limits.backend_timeout_ms / 1000)
+        await connection.wait_builtins(self._limits.backend_timeout)
         # (2) channel, record and presence subscriptions of this connection.
         for feature in self._features:
             try:
@@ -873,14 +971,14 @@ class MeshServer(FeatureAPI):
         task.add_done_callback(self._background.discard)
 
     def notify_pong(self, connection: Connection) -> None:
-        """Forward a pong to the feature managers (presence refresh, PROTOCOL §10.3)."""
-        if self._features:
+        """Forward a pong to the features that react to it (presence refresh, protocol.md §10.3)."""
+        if self._pong_listeners:
             self._spawn(self._pong(connection))
 
     async def _pong(self, connection: Connection) -> None:
-        for feature in self._features:
+        for listener in self._pong_listeners:
             try:
-                await feature.on_pong(connection)
+                await listener.on_pong(connection)
             except Exception as exc:
                 self._log.debug("pong hook failed for %s: %s", connection.id, exc)
 
@@ -920,11 +1018,14 @@ class MeshServer(FeatureAPI):
 
     def _push(self, command: str, payload: Any) -> bytes:
         if not isinstance(command, str) or is_reserved(command):
-            raise ValueError(f"{command!r} is reserved by the Mesh protocol (PROTOCOL §3.4)")
-        return encode_push(command, payload)
+            raise ValueError(f"{command!r} is reserved by the Mesh protocol (protocol.md §3.4)")
+        return encode_push(command, to_jsonable(payload))
 
     async def send(self, conn_or_id: ConnectionLike | str, command: str, payload: Any) -> bool:
         """Push ``{"command","payload"}`` to one connection on any instance (O(1)).
+
+        ``payload`` of this and every ``broadcast*`` method is a pydantic (generated) model,
+        dumped by wire name, or any JSON-able value.
 
         Returns:
             ``False`` if the connection is not registered anywhere.

@@ -31,7 +31,7 @@ class FeatureAPI:
     _feature_set: FeatureSet | None = None
     _hub: Hub
 
-    def _init_features(self, presence_sweep_interval: int) -> None:
+    def _init_features(self, presence_sweep_interval: float) -> None:
         feature_set = create_features(
             self,  # type: ignore[arg-type]  # the mixin is a ServerCore once mixed in
             presence_sweep_interval=presence_sweep_interval,
@@ -58,12 +58,12 @@ class FeatureAPI:
         """Allow clients to subscribe to channels matching ``pattern``.
 
         ``pattern`` is an exact name or a full-match regex; ``guard(connection, channel)`` may
-        deny (PROTOCOL §9.1, §11.1).
+        deny (protocol.md §9.1, §11.1).
         """
         self._require().channels.expose(pattern, guard)
 
     async def publish_to_channel(self, channel: str, message: Any, history: int = 0) -> None:
-        """Publish ``message`` on ``channel`` (PROTOCOL §9.5).
+        """Publish ``message`` on ``channel`` (protocol.md §9.5).
 
         Strings are sent verbatim, other values as compact JSON; with ``history`` > 0 the
         ``history`` most recent messages are kept.
@@ -115,13 +115,14 @@ class FeatureAPI:
     def track_presence(
         self,
         pattern: Any,
-        ttl: int | Callable[..., Any] | Mapping[str, Any] | None = None,
+        ttl: float | Callable[..., Any] | Mapping[str, Any] | None = None,
         guard: Callable[..., Any] | None = None,
     ) -> None:
-        """Track presence in rooms matching ``pattern`` (PROTOCOL §10.2).
+        """Track presence in rooms matching ``pattern`` (protocol.md §10.2).
 
         Accepts ``track_presence(pattern, ttl=None, guard=None)``, ``track_presence(pattern,
-        guard)`` and ``track_presence(pattern, {"ttl": ..., "guard": ...})``.
+        guard)`` and ``track_presence(pattern, {"ttl": ..., "guard": ...})``. ``ttl`` is the
+        presence TTL in seconds (default ``(max_missed_pongs + 2) × ping_interval``).
         """
         if isinstance(ttl, Mapping):
             options = ttl
@@ -139,7 +140,7 @@ class FeatureAPI:
     def expose_record(self, pattern: Any, guard: Callable[..., Any] | None = None) -> None:
         """Allow clients to read (subscribe to) records matching ``pattern``.
 
-        ``guard(connection, record_id)`` (sync or async) may deny (PROTOCOL §11.1).
+        ``guard(connection, record_id)`` (sync or async) may deny (protocol.md §11.1).
         """
         self._require().records.expose(pattern, guard)
 

@@ -1,4 +1,4 @@
-"""Sans-I/O state of one server-side connection (PROTOCOL §3.2, §5.2, §6, §15).
+"""Sans-I/O state of one server-side connection (protocol.md §3.2, §5.2, §6, §15).
 
 :class:`ServerSession` decides *what* happens on a connection; the asyncio adapter
 (:mod:`mesh_server.connection`) decides *how*. It imports no asyncio, websockets or redis, and the
@@ -56,7 +56,7 @@ __all__ = [
     "SessionEvent",
 ]
 
-# Close codes (PROTOCOL §16).
+# Close codes (protocol.md §16).
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY_VIOLATION: Final = 1008
@@ -72,7 +72,7 @@ _LATENCY_REQUEST: Final = encode_push("latency:request", {})
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the connection with ``code`` and clean up at once (PROTOCOL §16)."""
+    """Close the connection with ``code`` and clean up at once (protocol.md §16)."""
 
     code: int
     reason: str = ""
@@ -93,13 +93,13 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Discarded:
-    """A malformed frame was ignored and counted (PROTOCOL §3.2, §15); nothing to send."""
+    """A malformed frame was ignored and counted (protocol.md §3.2, §15); nothing to send."""
 
     reason: str
 
 
 class Pong:
-    """A ``pong`` arrived: liveness is updated; features refresh presence (PROTOCOL §10.3)."""
+    """A ``pong`` arrived: liveness is updated; features refresh presence (protocol.md §10.3)."""
 
     __slots__ = ()
 
@@ -119,16 +119,19 @@ class ServerSession:
 
     Args:
         connection_id: The id sent in ``mesh/assign-id``.
-        limits: The server's limits (PROTOCOL §15).
-        ping_interval: ms between pings (§6).
-        latency_interval: ms between latency probes (§6).
+        limits: The server's limits (protocol.md §15; their windows are seconds, converted here to
+            the session's ms clock).
+        ping_interval: Milliseconds between pings (§6); the session's clock is integer ms.
+        latency_interval: Milliseconds between latency probes (§6).
         max_missed_pongs: Unanswered pings tolerated before close 4000 (§6).
     """
 
     __slots__ = (
+        "_abuse_window",
         "_burst",
         "_latency_sent_at",
         "_malformed",
+        "_malformed_window",
         "_max_depth",
         "_max_id_depth",
         "_max_inflight",
@@ -188,11 +191,13 @@ class ServerSession:
         # Sliding windows, created on the first bad frame or rejection (an empty deque is
         # ~0.4 KB per connection: issue 12, idle memory).
         self._malformed: deque[int] | None = None
+        self._malformed_window = round(limits.malformed_window * 1000)
         self._rate = limits.rate_limit
         self._burst = float(limits.rate_burst)
         self._tokens = self._burst
         self._tokens_at: int | None = None
         self._rejections: deque[int] | None = None
+        self._abuse_window = round(limits.rate_abuse_window * 1000)
         # Backpressure (§15: requests running per connection).
         self.inflight = 0
         self._max_inflight = limits.max_inflight_requests
@@ -232,7 +237,7 @@ class ServerSession:
     # ------------------------------------------------------------------ inbound frames
 
     def receive(self, data: bytes | str, now: int) -> SessionEvent:
-        """Classify one inbound frame and apply the limits (PROTOCOL §3.2, §15).
+        """Classify one inbound frame and apply the limits (protocol.md §3.2, §15).
 
         Args:
             data: The frame as received (binary frames are decoded as UTF-8 JSON like text).
@@ -273,12 +278,12 @@ class ServerSession:
         return None
 
     def _count_malformed(self, reason: str, now: int) -> SessionEvent:
-        # §15: more than max_malformed_frames in any malformed_window_ms → close 1008.
+        # §15: more than max_malformed_frames in any malformed_window → close 1008.
         window = self._malformed
         if window is None:
             window = self._malformed = deque()
         window.append(now)
-        horizon = now - self.limits.malformed_window_ms
+        horizon = now - self._malformed_window
         while window and window[0] <= horizon:
             window.popleft()
         if len(window) > self.limits.max_malformed_frames:
@@ -308,7 +313,7 @@ class ServerSession:
         if rejections is None:
             rejections = self._rejections = deque()
         rejections.append(now)
-        horizon = now - self.limits.rate_abuse_window_ms
+        horizon = now - self._abuse_window
         while rejections and rejections[0] <= horizon:
             rejections.popleft()
         if len(rejections) > self.limits.rate_abuse_rejections:

@@ -1,4 +1,4 @@
-"""One event-loop timer for the liveness deadlines of every connection (PROTOCOL §6).
+"""One event-loop timer for the liveness deadlines of every connection (protocol.md §6).
 
 A ``loop.call_at`` handle per connection costs ~0.6 KB of an idle connection's memory (issue 12);
 here deadlines are rounded *up* to ticks of ``resolution`` seconds, the connections due in one

@@ -17,7 +17,7 @@
  *   bindings recognise that shape and reject with the typed error of its code instead.
  * - Channel messages that are not JSON are dropped (reported to `onInvalid` when given).
  * - Records in patch mode: the JavaScript client checks version contiguity and resubscribes on a
- *   gap (PROTOCOL §11.5) but hands patches to the application; the bindings apply them (with the
+ *   gap (protocol.md §11.5) but hands patches to the application; the bindings apply them (with the
  *   `applyPatch` passed in, e.g. the one `@prsm/mesh/client` exports) and deliver whole values.
  */
 
@@ -25,7 +25,7 @@ import { ForbiddenError, MeshError, UnknownError, errorFromWire } from "./errors
 
 // -- The JavaScript client, structurally ------------------------------------------------------
 
-/** One RFC 6902 operation; the server sends only these three (PROTOCOL §11.4). */
+/** One RFC 6902 operation; the server sends only these three (protocol.md §11.4). */
 export type PatchOperation =
   | { op: "add"; path: string; value: unknown }
   | { op: "remove"; path: string }
@@ -54,7 +54,7 @@ export interface PresentMember {
   metadata: unknown;
 }
 
-/** A presence event as the JavaScript client hands it to its callback (PROTOCOL §8). */
+/** A presence event as the JavaScript client hands it to its callback (protocol.md §8). */
 export type RawPresenceUpdate =
   | {
       type: "join" | "leave";
@@ -72,6 +72,12 @@ export type RawPresenceUpdate =
 
 /** The part of the JavaScript `MeshClient` (SEED and HEAD) that the bindings call. */
 export interface MeshClientLike {
+  connect(): Promise<void>;
+  close(): Promise<void>;
+  /** Both revisions are event emitters; `connect` fires on the first connection and each reconnect. */
+  on(event: "connect", listener: () => void): unknown;
+  /** `Status` of the client (`3`: online); read to check at once a client already connected. */
+  readonly status?: number;
   command(command: string, payload?: unknown, expiresIn?: number): Promise<unknown>;
   subscribeChannel(
     channel: string,
@@ -127,7 +133,7 @@ export interface CommandOptions {
 
 /** Options of a channel subscription. */
 export interface ChannelOptions {
-  /** How many of the most recent messages to fetch; they arrive newest first (PROTOCOL §9.5). */
+  /** How many of the most recent messages to fetch; they arrive newest first (protocol.md §9.5). */
   historyLimit?: number | undefined;
   /** Called with each message that is not JSON (and therefore dropped). */
   onInvalid?: ((raw: string, error: unknown) => void) | undefined;
@@ -158,7 +164,7 @@ export interface RecordChange<T> {
   version: number;
   /** The patch that produced `value` (patch mode only). */
   patch?: readonly PatchOperation[];
-  /** The record was deleted; the subscription has ended (PROTOCOL §11.6). */
+  /** The record was deleted; the subscription has ended (protocol.md §11.6). */
   deleted: boolean;
 }
 
@@ -194,7 +200,7 @@ export class SubscriptionDenied extends ForbiddenError {
   }
 }
 
-/** A channel or record template with its name pattern (full match, PROTOCOL §11.1). */
+/** A channel or record template with its name pattern (full match, protocol.md §11.1). */
 export interface NameTemplate {
   readonly template: string;
   readonly pattern: RegExp;

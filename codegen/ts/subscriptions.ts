@@ -50,7 +50,7 @@ export class ChannelSubscription<T> {
     private readonly _client: MeshClientLike,
     /** The channel name. */
     readonly channel: string,
-    /** The fetched history, newest first (PROTOCOL §9.5); undecodable entries are left out. */
+    /** The fetched history, newest first (protocol.md §9.5); undecodable entries are left out. */
     readonly history: readonly T[],
   ) {}
 
@@ -214,9 +214,9 @@ export class RecordSubscription<T> {
       return;
     }
     if (update.patch !== undefined) {
-      // The server sends only add, remove and replace (PROTOCOL §11.4).
+      // The server sends only add, remove and replace (protocol.md §11.4).
       const patch = update.patch as readonly PatchOperation[];
-      // Clients ignore versions they already have (PROTOCOL §11.5).
+      // Clients ignore versions they already have (protocol.md §11.5).
       if (update.version <= this._version) {
         return;
       }
@@ -227,7 +227,7 @@ export class RecordSubscription<T> {
         if (apply === undefined) {
           throw new TypeError("patch received without an applyPatch binding option");
         }
-        // Use the returned document: root operations cannot apply in place (PROTOCOL §11.4).
+        // Use the returned document: root operations cannot apply in place (protocol.md §11.4).
         next = apply(this._value, patch, false, false).newDocument;
       } catch {
         await this._resync();

@@ -1,8 +1,10 @@
 """A client tour of the chat example through the generated typed facade (:class:`ChatClient`).
 
 Commands take and return models, channel messages and record values arrive as models, and the
-contract rejects invalid payloads twice: locally when building a model, and on the server
-(``EVALIDATION`` with JSON-pointer details) when an untyped client sends one anyway.
+facade binds the contract to the client it wraps: a request that violates the contract is
+refused before it is sent (:class:`~mesh_sdk.LocalValidationError`, an ``EVALIDATION`` error with
+JSON-pointer details), and a merged record value the server rejects comes back as
+``EVALIDATION`` with pointers into the record value.
 """
 
 from __future__ import annotations
@@ -11,12 +13,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-import pydantic
-
 from examples.chat.generated import ChatClient
-from examples.chat.generated.facade import record_id_room_topic
 from examples.chat.generated.models import RoomTopic, SendMessageRequest
-from mesh_sdk import MeshClient, MeshError
+from mesh_sdk import LocalValidationError, MeshClient, MeshError
 
 ROOM = "lobby"
 TIMEOUT = 5.0
@@ -60,35 +59,35 @@ async def run_tour(url: str) -> list[str]:
         )
 
         say("-- writable record in patch mode (topic:{room})")
-        topic_id = record_id_room_topic(room=ROOM)
         record = await alice.records.room_topic(room=ROOM, mode="patch")
         changes = record.changes()
         change = await _next(changes)  # every consumer starts from the state held
-        say(f"alice subscribed to {topic_id} (patch mode): v{change.version} = {change.value}")
-        await bob_mesh.publish_record_update(topic_id, RoomTopic(topic="Mesh", updatedBy="bob"))
+        state = f"v{change.version} = {change.value}"
+        say(f"alice subscribed to {record.record_id} (patch mode): {state}")
+        topic = await bob.records.room_topic(room=ROOM)
+        await topic.update(RoomTopic(topic="Mesh", updatedBy="bob"))
         change = await _next(changes)
         say(f"alice: v{change.version} = {change.value!r}")
-        await bob_mesh.publish_record_update(
-            topic_id, RoomTopic(topic="Mesh, typed", updatedBy="bob")
-        )
+        await topic.update(RoomTopic(topic="Mesh, typed", updatedBy="bob"))
         change = await _next(changes)
         say(f"alice: v{change.version} = {change.value!r} (patch {change.patch})")
 
         say("-- validation")
+        request = SendMessageRequest(room=ROOM, text="ok")
+        request.text = "x" * 281  # models do not validate assignments; the contract still does
         try:
-            SendMessageRequest(room=ROOM, text="")
-        except pydantic.ValidationError as exc:
-            say(f"local: SendMessageRequest(text='') rejected: {exc.errors()[0]['msg']}")
-        try:
-            await bob_mesh.command("chat/send", {"room": "Lobby!", "text": "x" * 281})
-        except MeshError as exc:
-            say(f"server: chat/send -> {exc.code}: {exc.message}")
+            await bob.commands.send_message(request)
+        except LocalValidationError as exc:
+            say(f"local: chat/send -> {exc.code}: {exc.message}")
             for problem in exc.details or []:
                 say(f"  {problem['path']}: {problem['message']}")
         try:
-            await bob_mesh.publish_record_update(topic_id, {"topic": "no author"})
+            # Partial merge values are checked by the server, against the merged value.
+            await topic.update({"updatedBy": ""}, "merge")
         except MeshError as exc:
-            say(f"server: write {topic_id} -> {exc.code}: {exc.details}")
+            say(f"server: merge into {topic.record_id} -> {exc.code}: {exc.message}")
+            for problem in exc.details or []:
+                say(f"  {problem['path']}: {problem['message']}")
     finally:
         await bob_mesh.close()
         await alice_mesh.close()

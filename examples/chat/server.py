@@ -1,32 +1,24 @@
-"""The chat server: every command, channel message and record value is checked by the contract.
+"""The chat server, written against the generated typed server facade (:class:`ChatServer`).
 
-``MeshServer(contract=CONTRACT)`` validates ``chat/send`` requests before the handler runs (an
-invalid payload is answered with ``EVALIDATION`` and JSON-pointer details), hands the handler the
-typed :class:`SendMessageRequest`, validates its response, and validates messages published on
-``chat:{room}`` and values written to ``topic:{room}``.
+``ChatServer(server)`` binds the contract to the server: ``chat/send`` requests are validated
+before the handler runs (an invalid payload is answered with ``EVALIDATION`` and JSON-pointer
+details), the handler gets the typed :class:`SendMessageRequest` and must return a
+:class:`SendMessageResponse` (mypy checks both), messages published on ``chat:{room}`` and values
+written to ``topic:{room}`` are validated, and the server refuses to start while a contract
+command has no handler.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from datetime import UTC, datetime
 
-from examples.chat.generated import CONTRACT
-from examples.chat.generated.facade import channel_name_chat
 from examples.chat.generated.models import ChatMessage, SendMessageRequest, SendMessageResponse
+from examples.chat.generated.server import ChatServer
 from mesh_server import Context, MeshServer
 
 HISTORY = 50
 """Messages each chat channel keeps for late subscribers."""
-
-
-def _channel_pattern(template: str) -> re.Pattern[str]:
-    return next(spec.pattern for spec in CONTRACT.channels if spec.template == template)
-
-
-def _record_pattern(template: str) -> re.Pattern[str]:
-    return next(spec.pattern for spec in CONTRACT.records if spec.template == template)
 
 
 def now() -> str:
@@ -36,20 +28,23 @@ def now() -> str:
 
 def build_server(port: int = 0) -> MeshServer:
     """Return the chat server (not started) on ``port`` (0: a free port)."""
-    server = MeshServer(port=port, contract=CONTRACT)
+    server = MeshServer(port=port)
+    app = ChatServer(server)
     ids = itertools.count(1)
 
-    @server.command("chat/send")
-    async def send_message(ctx: Context) -> SendMessageResponse:
-        request: SendMessageRequest = ctx.payload  # already validated and typed by the contract
+    @app.commands.send_message
+    async def send_message(
+        ctx: Context[SendMessageRequest], request: SendMessageRequest
+    ) -> SendMessageResponse:
         sent_at = now()
         message = ChatMessage.model_validate(
             {"id": next(ids), "from": ctx.connection.id, "text": request.text, "sentAt": sent_at}
         )
-        await server.publish_to_channel(channel_name_chat(room=request.room), message, HISTORY)
+        await app.channels.chat.publish(room=request.room, message=message, history=HISTORY)
         return SendMessageResponse(id=message.id, sentAt=sent_at)
 
-    # Expose exactly what the contract declares (its anchored, full-match patterns).
-    server.expose_channel(_channel_pattern("chat:{room}"))
-    server.expose_writable_record(_record_pattern("topic:{room}"))
+    # Expose exactly what the contract declares (its anchored patterns; topic:{room} is
+    # writable because the contract says x-mesh-writable).
+    app.channels.chat.expose()
+    app.records.room_topic.expose()
     return server

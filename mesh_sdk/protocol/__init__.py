@@ -1,6 +1,6 @@
 """The sans-I/O protocol shared by the server and the SDK: the one package both sides import.
 
-* :mod:`~mesh_sdk.protocol.codec` — envelope framing (PROTOCOL §3);
+* :mod:`~mesh_sdk.protocol.codec` — envelope framing (protocol.md §3);
 * :mod:`~mesh_sdk.protocol.errors` — the error hierarchy and wire codes (§4);
 * :mod:`~mesh_sdk.protocol.patch` — JSON equality, merges and RFC 6902 record patches (§11);
 * :mod:`~mesh_sdk.protocol.contract` — the contract runtime: specs, index, validation;

@@ -1,4 +1,4 @@
-"""Sans-I/O envelope codec (PROTOCOL §2, §3, §4, §8).
+"""Sans-I/O envelope codec (protocol.md §2, §3, §4, §8).
 
 Turns frames (``bytes`` or ``str``) into typed events and events into compact JSON bytes. It never
 touches a socket: the asyncio adapters feed it frames and write what it returns. Both directions
@@ -57,13 +57,13 @@ __all__ = [
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
-"""Default inbound frame limit of the server (PROTOCOL §2, §15)."""
+"""Default inbound frame limit of the server (protocol.md §2, §15)."""
 
 DEFAULT_MAX_JSON_DEPTH: Final = 64
-"""Default nesting limit of a request's ``payload`` and ``command`` (PROTOCOL §15)."""
+"""Default nesting limit of a request's ``payload`` and ``command`` (protocol.md §15)."""
 
 DEFAULT_MAX_ID_DEPTH: Final = 32
-"""Default nesting limit of a request ``id`` (PROTOCOL §15)."""
+"""Default nesting limit of a request ``id`` (protocol.md §15)."""
 
 DEFAULT_SDK_MAX_JSON_DEPTH: Final = 128
 """Default nesting limit of the members of a frame the SDK receives.
@@ -76,7 +76,7 @@ MAX_SUPPORTED_JSON_DEPTH: Final = 128
 the code that compares, merges, diffs and encodes them."""
 
 LIVENESS_COMMANDS: Final = frozenset({"pong", "latency:response"})
-"""Client frames that are never answered (PROTOCOL §3.2 step 2)."""
+"""Client frames that are never answered (protocol.md §3.2 step 2)."""
 
 _MISSING: Final = object()
 # Ids that would not encode back to the client's text (orjson reads integers beyond 64 bits as
@@ -90,7 +90,7 @@ _RAW_ID_TYPES: Final = frozenset({float, list, dict})
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A request to answer exactly once (PROTOCOL §3.2 step 4).
+    """A request to answer exactly once (protocol.md §3.2 step 4).
 
     Attributes:
         id: The client's id (any JSON value, ``None`` included); integers are exact.
@@ -114,7 +114,7 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A request to answer with ``error`` at once, without running it (PROTOCOL §15).
+    """A request to answer with ``error`` at once, without running it (protocol.md §15).
 
     Its ``payload`` or ``command`` is nested deeper than the limit; ``request`` keeps the id (and
     the command when that is not what was too deep) and an empty payload.
@@ -155,7 +155,7 @@ def decode_client_frame(
     max_depth: int = DEFAULT_MAX_JSON_DEPTH,
     max_id_depth: int = DEFAULT_MAX_ID_DEPTH,
 ) -> ClientFrame:
-    """Classify one inbound frame as PROTOCOL §3.2 prescribes. Never raises.
+    """Classify one inbound frame as protocol.md §3.2 prescribes. Never raises.
 
     Args:
         data: The frame as received (text frames as ``str``, binary frames as bytes).
@@ -173,12 +173,9 @@ def decode_client_frame(
             return Malformed(f"frame of {size} bytes exceeds {max_size}", too_large=True)
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
-    try:
-        obj = loads(data)
-    except JSONDecodeError as exc:
-        return Malformed(f"invalid JSON: {exc}")
-    if type(obj) is not dict:
-        return Malformed(f"not a JSON object but {type(obj).__name__}")
+    obj = _decode_object(data)
+    if isinstance(obj, Malformed):
+        return obj
     command = obj.get("command", _MISSING)
     # §3.2 step 2. Compared, never hashed: a command may be any JSON value, lists included.
     if command == "pong" or command == "latency:response":
@@ -232,6 +229,17 @@ def _unusual(
         f"Request {too_deep} nested deeper than {max_depth} levels", details={"limit": max_depth}
     )
     return Rejected(request, error)
+
+
+def _decode_object(data: bytes | str) -> dict[str, Any] | Malformed:
+    """Parse a frame that must be one JSON object (both directions, protocol.md §3)."""
+    try:
+        obj = loads(data)
+    except JSONDecodeError as exc:
+        return Malformed(f"invalid JSON: {exc}")
+    if type(obj) is not dict:
+        return Malformed(f"not a JSON object but {type(obj).__name__}")
+    return obj
 
 
 def _utf8_len(text: str, limit: int) -> int:
@@ -340,12 +348,9 @@ def decode_server_frame(
         return Malformed(f"frame of {len(data)} bytes exceeds {max_size}", too_large=True)
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
-    try:
-        obj = loads(data)
-    except JSONDecodeError as exc:
-        return Malformed(f"invalid JSON: {exc}")
-    if type(obj) is not dict:
-        return Malformed(f"not a JSON object but {type(obj).__name__}")
+    obj = _decode_object(data)
+    if isinstance(obj, Malformed):
+        return obj
     command = obj.get("command")
     command = command if type(command) is str else None
     payload = obj.get("payload")

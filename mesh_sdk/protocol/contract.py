@@ -1,4 +1,4 @@
-"""Runtime contract index and validation (PROTOCOL §4, §7; contract/README.md).
+"""Runtime contract index and validation (protocol.md §4, §7; contract/README.md).
 
 Codegen turns a contract directory into pydantic models plus a ``contract_index.py`` module that
 builds one :class:`ContractIndex` from the classes here. The server looks commands, channels and
@@ -24,6 +24,7 @@ This module imports no asyncio, websockets or redis.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 from pydantic.config import ExtraValues
 
 from mesh_sdk.protocol.errors import ValidationError
@@ -55,6 +56,7 @@ __all__ = [
     "read_model",
     "read_model_json",
     "to_jsonable",
+    "to_wire",
     "validation_problems",
 ]
 
@@ -70,7 +72,7 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(strict=True)
 
 
-# --- Validation problems (PROTOCOL §4 EVALIDATION details) -----------------------------------
+# --- Validation problems (protocol.md §4 EVALIDATION details) -----------------------------------
 
 
 def _walk(payload: Any, loc: Sequence[str | int]) -> tuple[list[str | int], str | int | None]:
@@ -99,7 +101,7 @@ def _walk(payload: Any, loc: Sequence[str | int]) -> tuple[list[str | int], str 
 
 
 def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> list[dict[str, str]]:
-    """Turn a pydantic error into PROTOCOL §4 ``details``: ``[{"path", "message"}]``.
+    """Turn a pydantic error into protocol.md §4 ``details``: ``[{"path", "message"}]``.
 
     ``path`` is an RFC 6901 pointer into the payload; a missing member is reported at its parent
     object (``{"path": "", "message": "'roomName' is a required property"}``), so is an unexpected
@@ -125,6 +127,10 @@ def validation_problems(exc: pydantic.ValidationError, payload: Any = None) -> l
                 path, last = list(loc), None
         else:
             path, last = _walk(payload, loc)
+            if kind == "extra_forbidden" and loc:
+                # The unexpected member is in the payload, so the walk reached it: report it
+                # at its parent object, like a missing one.
+                last = loc[-1]
         if kind == "missing" and last is not None:
             message = f"'{last}' is a required property"
         elif kind == "extra_forbidden" and last is not None:
@@ -205,6 +211,34 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _wire_members(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """``(attribute, wire name)`` of each member of ``model``, in declaration order."""
+    return tuple((name, info.alias or name) for name, info in model.model_fields.items())
+
+
+def to_wire(model: BaseModel) -> Any:
+    """Return the payload of a built-in protocol model, its member values taken as they are.
+
+    The same document as :func:`to_jsonable` for the generated built-in models (wire names,
+    declaration order, absent members absent, explicit ``null`` kept; nested models and root
+    models converted), without re-walking member values: those hold JSON already (validated
+    input, backend data), and dumping them again would copy them (a 1 MB record value costs
+    about four times its ``orjson`` encoding). Not for models whose members hold other Python
+    types (``datetime``, enums, models inside lists): use :func:`to_jsonable` for those.
+    """
+    if isinstance(model, RootModel):
+        root = model.root
+        return to_wire(root) if isinstance(root, BaseModel) else root
+    present = model.model_fields_set
+    payload: dict[str, Any] = {}
+    for name, wire in _wire_members(type(model)):
+        if name in present:
+            value = getattr(model, name)
+            payload[wire] = to_wire(value) if isinstance(value, BaseModel) else value
+    return payload
+
+
 def _dump(model: type[BaseModel], value: Any) -> Any:
     """Dump a model to JSON-able Python; plain values are validated against ``model`` first."""
     if not isinstance(value, BaseModel):
@@ -225,12 +259,12 @@ class CommandSpec:
     description: str = ""
 
     def validate_request(self, payload: Any) -> Any:
-        """Validate a request payload (PROTOCOL §3.4 step 3) and return the typed model.
+        """Validate a request payload (protocol.md §3.4 step 3) and return the typed model.
 
         Raises:
             ValidationError: ``EVALIDATION`` with ``Invalid payload for "<name>"`` and details.
         """
-        # The same message as ValidationError.for_command (PROTOCOL §4).
+        # The same message as ValidationError.for_command (protocol.md §4).
         return _validate(self.request_model, payload, f'payload for "{self.name}"')
 
     def read_response(self, payload: Any, *, strict: bool = False) -> Any:
@@ -293,7 +327,7 @@ class ChannelSpec:
         return _dump(self.message_model, value)
 
     def decode_message(self, text: str, *, strict: bool = False) -> Any:
-        """Parse the JSON text of a ``mesh/subscription-message`` (PROTOCOL §8) and read it.
+        """Parse the JSON text of a ``mesh/subscription-message`` (protocol.md §8) and read it.
 
         Args:
             text: The message text.
@@ -364,7 +398,7 @@ class RecordSpec:
 
 @dataclass(frozen=True, slots=True)
 class PushSpec:
-    """A server push: wire name and payload model (PROTOCOL §8)."""
+    """A server push: wire name and payload model (protocol.md §8)."""
 
     name: str
     model: type[BaseModel]

@@ -1,4 +1,4 @@
-"""The Mesh error model (PROTOCOL §4), shared by server and SDK.
+"""The Mesh error model (protocol.md §4), shared by server and SDK.
 
 Every error that travels over the wire is a :class:`MeshError` carrying a ``code``, a ``name`` and a
 human message, plus optional ``details``. One subclass exists per code of the contract's table
@@ -7,8 +7,10 @@ human message, plus optional ``details``. One subclass exists per code of the co
     MeshError                      any code; unknown codes from a newer peer stay plain MeshError
     ├── CommandNotFoundError       ENOTFOUND     CommandError
     ├── ValidationError            EVALIDATION   ValidationError   details: [{"path","message"}]
+    │   └── LocalValidationError   EVALIDATION   ValidationError   client only: refused, never sent
     ├── ForbiddenError             EFORBIDDEN    ForbiddenError
     ├── ServerError                ESERVER       Error
+    │   └── ContractViolationError ESERVER       ContractViolation client only: the server broke it
     ├── UnavailableError           EUNAVAILABLE  UnavailableError
     ├── RateLimitError             ERATELIMIT    RateLimitError    details: {"retryAfterMs"}
     ├── TooLargeError              ETOOLARGE     TooLargeError     details: {"limit"}
@@ -30,7 +32,9 @@ __all__ = [
     "ERROR_CLASSES",
     "CommandNotFoundError",
     "ConflictError",
+    "ContractViolationError",
     "ForbiddenError",
+    "LocalValidationError",
     "MeshConnectionError",
     "MeshError",
     "MeshTimeoutError",
@@ -44,7 +48,7 @@ __all__ = [
 ]
 
 CODE_PATTERN: Final = re.compile(r"E[A-Z0-9_]{2,31}")
-"""Application error codes (PROTOCOL §4): ``^E[A-Z0-9_]{2,31}$``."""
+"""Application error codes (protocol.md §4): ``^E[A-Z0-9_]{2,31}$``."""
 
 
 class MeshError(Exception):
@@ -126,7 +130,7 @@ class CommandNotFoundError(MeshError):
 
     @classmethod
     def for_command(cls, command: str) -> CommandNotFoundError:
-        """Return the error with the message PROTOCOL §4 prescribes for ``command``."""
+        """Return the error with the message protocol.md §4 prescribes for ``command``."""
         return cls(f'Command "{command}" not found')
 
 
@@ -142,6 +146,21 @@ class ValidationError(MeshError):
         return cls(f'Invalid payload for "{command}"', details=problems)
 
 
+class LocalValidationError(ValidationError):
+    """A request the client refused to send because it violates the contract (client only).
+
+    Raised before anything is sent, so the server never saw the request. It is a
+    :class:`ValidationError` (``EVALIDATION``, the same ``details`` of ``{path, message}``), so
+    ``except ValidationError`` handles local and server rejections alike; catch this class to tell
+    them apart.
+    """
+
+    @classmethod
+    def refused(cls, error: ValidationError) -> LocalValidationError:
+        """Return the local form of ``error``: the same details, a message saying so."""
+        return cls(f"{error.message} (refused locally, not sent)", details=error.details)
+
+
 class ForbiddenError(MeshError):
     """Denied where the reply is an error (``EFORBIDDEN``)."""
 
@@ -154,6 +173,23 @@ class ServerError(MeshError):
 
     default_code = "ESERVER"
     default_name = "Error"
+
+
+class ContractViolationError(ServerError):
+    """The server sent a response or push that violates the contract (client only).
+
+    The request itself was valid and the server answered, but with a payload its own contract
+    forbids: a bug or a version mismatch on the server side, never the caller's fault, so this
+    is a :class:`ServerError` and not a :class:`ValidationError`. ``details`` holds the problems
+    (``{path, message}`` pointers into the received payload).
+    """
+
+    default_name = "ContractViolation"
+
+    @classmethod
+    def broke(cls, error: ValidationError) -> ContractViolationError:
+        """Return the violation for the validation ``error`` of a received payload."""
+        return cls(f"{error.message}: the server broke the contract", details=error.details)
 
 
 class UnavailableError(MeshError):
@@ -187,7 +223,7 @@ class TooLargeError(MeshError):
 
 
 class ConflictError(MeshError):
-    """A conditional record write found another version (``ECONFLICT``, PROTOCOL §11.3).
+    """A conditional record write found another version (``ECONFLICT``, protocol.md §11.3).
 
     Raised for a write with an expected version (``expectedVersion`` on the wire) when the
     record is at a different one; nothing was stored. ``details`` is
@@ -268,7 +304,7 @@ def error_from_wire(obj: Any) -> MeshError:
 
     Known codes become their subclass; unknown codes survive as a plain :class:`MeshError` that
     keeps the code and name. An object without a string ``code`` becomes :class:`UnknownError`
-    (PROTOCOL §4).
+    (protocol.md §4).
 
     Args:
         obj: The top-level ``error`` member of a response (or an error payload).

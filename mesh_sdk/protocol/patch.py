@@ -1,4 +1,4 @@
-"""JSON values: equality, merge strategies and RFC 6902 diffs as PROTOCOL §11.3–§11.4 define them.
+"""JSON values: equality, merge strategies and RFC 6902 diffs (protocol.md §11.3–§11.4).
 
 Pure functions shared by the server (record writes, metadata merges) and the SDK (applying
 patches in patch-mode record subscriptions). No I/O.

@@ -1,4 +1,4 @@
-"""Strict JSON (RFC 8259, PROTOCOL §2): parsing, encoding and nesting depth, without recursion.
+"""Strict JSON (RFC 8259, protocol.md §2): parsing, encoding and nesting depth, without recursion.
 
 The codec's JSON layer. orjson does the work on the hot path; the standard library covers the
 valid JSON orjson refuses. Both of those recurse (in C) on nested values, so nothing deeper than
@@ -85,7 +85,7 @@ def loads(data: bytes | str) -> Any:
 def dumps(value: Any) -> bytes:
     """Serialize ``value`` as compact JSON bytes.
 
-    NaN and ±Infinity are never emitted (PROTOCOL §2): like JavaScript's ``JSON.stringify``,
+    NaN and ±Infinity are never emitted (protocol.md §2): like JavaScript's ``JSON.stringify``,
     they become ``null``.
 
     Raises:
@@ -177,7 +177,7 @@ def member_text(text: str, name: str) -> str | None:
     """Return the JSON text of the last top-level member ``name`` of a valid JSON object text.
 
     Iterative, so safe at any depth. The codec uses it for ids whose decoded value would not
-    encode back to the text the client sent (PROTOCOL §3.3: ids are echoed verbatim).
+    encode back to the text the client sent (protocol.md §3.3: ids are echoed verbatim).
     """
     found: str | None = None
     depth = 0

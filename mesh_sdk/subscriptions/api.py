@@ -1,6 +1,6 @@
 """The subscription half of :class:`~mesh_sdk.client.MeshClient`.
 
-Channels, rooms, presence, records and metadata (PROTOCOL §7–§12), plus routing of their pushes
+Channels, rooms, presence, records and metadata (protocol.md §7–§12), plus routing of their pushes
 and re-subscription after a reconnect (§14).
 
 :class:`SubscriptionAPI` is a base class of ``MeshClient``; it only relies on the client's
@@ -15,14 +15,42 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
 from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.events import CallbackDispatcher, EventEmitter
-from mesh_sdk.protocol.contract import read_model, read_model_json, to_jsonable
-from mesh_sdk.protocol.errors import MeshConnectionError, MeshError, UnavailableError
+from mesh_sdk.protocol.contract import read_model, read_model_json, to_jsonable, to_wire
+from mesh_sdk.protocol.errors import (
+    LocalValidationError,
+    MeshConnectionError,
+    MeshError,
+    UnavailableError,
+    ValidationError,
+)
+from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
+from mesh_sdk.protocol.generated.models import (
+    ClearPresenceStateRequest,
+    GetChannelHistoryRequest,
+    GetConnectionMetadataRequest,
+    GetMyConnectionMetadataRequest,
+    GetPresenceStateRequest,
+    GetRoomMetadataRequest,
+    JoinRoomRequest,
+    LeaveRoomRequest,
+    MetadataWriteOptions,
+    PublishPresenceStateRequest,
+    PublishRecordUpdateRequest,
+    RecordWriteOptions,
+    SetMyConnectionMetadataRequest,
+    SubscribeChannelRequest,
+    SubscribePresenceRequest,
+    SubscribeRecordRequest,
+    UnsubscribeChannelRequest,
+    UnsubscribePresenceRequest,
+    UnsubscribeRecordRequest,
+)
 from mesh_sdk.subscriptions.channels import ChannelSubscription, MessageDecoder
 from mesh_sdk.subscriptions.presence import (
     PresenceSnapshot,
@@ -47,6 +75,8 @@ __all__ = ["SubscriptionAPI"]
 logger = logging.getLogger("mesh_sdk")
 
 M = TypeVar("M", bound=BaseModel)
+
+_COMMANDS: Final = {spec.request_model: spec.name for spec in BUILTIN_CONTRACT.commands.values()}
 
 RESTORE_RETRY_FIRST_DELAY = 0.1
 """Seconds before repeating a re-subscription answered ``EUNAVAILABLE`` (doubles per attempt)."""
@@ -101,6 +131,23 @@ class SubscriptionAPI(ABC):
     def _spawn(self, coro: Any, name: str) -> None:
         """Run ``coro`` as a tracked background task (implemented by the client)."""
 
+    async def _builtin(
+        self,
+        request: BaseModel,
+        *,
+        internal: bool = False,
+        on_result: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Send a built-in request built from its generated model (``model_construct``).
+
+        The command is the model's in the built-in contract; the payload is the model's members
+        as given, in schema order (:func:`~mesh_sdk.protocol.contract.to_wire`): nothing is
+        validated or copied here, the server validates (protocol.md §7).
+        """
+        payload = to_wire(request)
+        command = _COMMANDS[type(request)]
+        return await self._call(command, payload, internal=internal, on_result=on_result)
+
     @property
     def _strict_readers(self) -> bool:
         """Whether reads reject unknown members: only with a ``--strict-readers`` contract."""
@@ -125,14 +172,16 @@ class SubscriptionAPI(ABC):
                 this client's own metadata.
         """
         if id is None:
-            result = await self._call("mesh/get-my-connection-metadata", {})
+            result = await self._builtin(GetMyConnectionMetadataRequest.model_construct())
         else:
-            result = await self._call("mesh/get-connection-metadata", {"connectionId": id})
+            result = await self._builtin(
+                GetConnectionMetadataRequest.model_construct(connectionId=id)
+            )
         return result.get("metadata") if isinstance(result, dict) else None
 
     async def get_room_metadata(self, room: str) -> Any:
         """Return a room's metadata (``None`` if none, §12.2)."""
-        result = await self._call("mesh/get-room-metadata", {"roomName": room})
+        result = await self._builtin(GetRoomMetadataRequest.model_construct(roomName=room))
         return result.get("metadata") if isinstance(result, dict) else None
 
     async def set_connection_metadata(self, metadata: Any, strategy: str | None = None) -> bool:
@@ -148,10 +197,10 @@ class SubscriptionAPI(ABC):
         Raises:
             CommandNotFoundError: Client metadata writes are disabled on the server (default).
         """
-        payload: dict[str, Any] = {"metadata": to_jsonable(metadata)}
+        request = SetMyConnectionMetadataRequest.model_construct(metadata=to_jsonable(metadata))
         if strategy is not None:
-            payload["options"] = {"strategy": strategy}
-        return _succeeded(await self._call("mesh/set-my-connection-metadata", payload))
+            request.options = MetadataWriteOptions.model_construct(strategy=_strategy(strategy))
+        return _succeeded(await self._builtin(request))
 
     # ----------------------------------------------------------------------------------------
     # Channels (§9)
@@ -217,15 +266,11 @@ class SubscriptionAPI(ABC):
         if on_message is not None:
             sub.on_message(on_message)
         self._register(self._channels, channel, sub)
-        payload: dict[str, Any] = {"channel": channel}
+        request = SubscribeChannelRequest.model_construct(channel=channel)
         if history_limit:
-            payload["historyLimit"] = history_limit
+            request.historyLimit = history_limit
         try:
-            await self._call(
-                "mesh/subscribe-channel",
-                payload,
-                on_result=partial(self._channel_answer, sub, True),
-            )
+            await self._builtin(request, on_result=partial(self._channel_answer, sub, True))
         except BaseException:
             self._unregister(self._channels, channel, sub)
             raise
@@ -255,7 +300,8 @@ class SubscriptionAPI(ABC):
         sub = self._channels.pop(channel, None)
         if sub is not None:
             sub._end()
-        return await self._call("mesh/unsubscribe-channel", {"channel": channel}) is True
+        request = UnsubscribeChannelRequest.model_construct(channel=channel)
+        return await self._builtin(request) is True
 
     async def get_channel_history(self, channel: str, limit: int = 50) -> list[str]:
         """Return up to ``limit`` past messages of ``channel``, newest first (§9.5).
@@ -263,8 +309,8 @@ class SubscriptionAPI(ABC):
         Raises:
             SubscriptionDenied: The channel is not readable by this connection.
         """
-        payload = {"channel": channel, "limit": limit}
-        result = await self._call("mesh/get-channel-history", payload)
+        request = GetChannelHistoryRequest.model_construct(channel=channel, limit=limit)
+        result = await self._builtin(request)
         if not _succeeded(result):
             raise SubscriptionDenied(target=channel)
         history = result.get("history")
@@ -287,8 +333,9 @@ class SubscriptionAPI(ABC):
             MeshError: The join was refused (e.g. ``ForbiddenError`` from middleware).
         """
         handle = self._rooms.get(room) or RoomHandle(self, room, [])
-        await self._call(
-            "mesh/join-room", {"roomName": room}, on_result=partial(self._room_answer, handle)
+        await self._builtin(
+            JoinRoomRequest.model_construct(roomName=room),
+            on_result=partial(self._room_answer, handle),
         )
         if on_presence is not None:
             handle.presence = await self.subscribe_presence(room, on_update=on_presence)
@@ -308,7 +355,7 @@ class SubscriptionAPI(ABC):
         if handle is not None:
             handle.joined = False
         self._presence_states.pop(room, None)
-        result = await self._call("mesh/leave-room", {"roomName": room})
+        result = await self._builtin(LeaveRoomRequest.model_construct(roomName=room))
         presence = handle.presence if handle is not None else None
         if presence is not None and self._presence.get(room) is presence:
             await self.unsubscribe_presence(room)
@@ -330,9 +377,8 @@ class SubscriptionAPI(ABC):
             sub.on_update(on_update)
         self._register(self._presence, room, sub)
         try:
-            await self._call(
-                "mesh/subscribe-presence",
-                {"roomName": room},
+            await self._builtin(
+                SubscribePresenceRequest.model_construct(roomName=room),
                 on_result=partial(self._presence_answer, sub, False),
             )
         except BaseException:
@@ -352,7 +398,8 @@ class SubscriptionAPI(ABC):
         sub = self._presence.pop(room, None)
         if sub is not None:
             sub._end()
-        return await self._call("mesh/unsubscribe-presence", {"roomName": room}) is True
+        request = UnsubscribePresenceRequest.model_construct(roomName=room)
+        return await self._builtin(request) is True
 
     async def publish_presence_state(
         self, room: str, state: Any, expire_after: float | None = None, silent: bool = False
@@ -378,13 +425,9 @@ class SubscriptionAPI(ABC):
         if expire_after is not None and not expire_after >= 0:
             raise ValueError(f"expire_after must be seconds >= 0, not {expire_after!r}")
         value = to_jsonable(state)
-        payload: dict[str, Any] = {"roomName": room, "state": value}
-        if expire_after:
-            # §10.5: the wire carries integer milliseconds; never round an expiry down to "none".
-            payload["expireAfter"] = max(1, round(expire_after * 1000))
-        if silent:
-            payload["silent"] = True
-        result = await self._call("mesh/publish-presence-state", payload)
+        # §10.5: the wire carries integer milliseconds; never round an expiry down to "none".
+        expire_ms = max(1, round(expire_after * 1000)) if expire_after else None
+        result = await self._builtin(_presence_state(room, value, expire_ms, silent))
         if result is True and not expire_after:
             self._presence_states[room] = (value, silent)
         else:
@@ -394,7 +437,8 @@ class SubscriptionAPI(ABC):
     async def clear_presence_state(self, room: str) -> bool:
         """Clear this connection's presence state in ``room`` (§10.5)."""
         self._presence_states.pop(room, None)
-        return await self._call("mesh/clear-presence-state", {"roomName": room}) is True
+        request = ClearPresenceStateRequest.model_construct(roomName=room)
+        return await self._builtin(request) is True
 
     async def get_presence_state(self, room: str) -> PresenceSnapshot:
         """Read who is present in ``room`` and their states without subscribing.
@@ -402,7 +446,7 @@ class SubscriptionAPI(ABC):
         Raises:
             SubscriptionDenied: Not tracked for this connection.
         """
-        result = await self._call("mesh/get-presence-state", {"roomName": room})
+        result = await self._builtin(GetPresenceStateRequest.model_construct(roomName=room))
         if not _succeeded(result):
             raise SubscriptionDenied(target=room)
         state = PresenceState(_ids(result.get("present")), None)
@@ -483,9 +527,8 @@ class SubscriptionAPI(ABC):
             sub.on_change(on_change)
         self._register(self._records, record_id, sub)
         try:
-            await self._call(
-                "mesh/subscribe-record",
-                {"recordId": record_id, "mode": mode},
+            await self._builtin(
+                SubscribeRecordRequest.model_construct(recordId=record_id, mode=mode),
                 on_result=partial(self._record_answer, sub),
             )
         except BaseException:
@@ -519,7 +562,8 @@ class SubscriptionAPI(ABC):
         sub = self._records.pop(record_id, None)
         if sub is not None:
             sub._end()
-        return await self._call("mesh/unsubscribe-record", {"recordId": record_id}) is True
+        request = UnsubscribeRecordRequest.model_construct(recordId=record_id)
+        return await self._builtin(request) is True
 
     async def publish_record_update(
         self,
@@ -551,7 +595,9 @@ class SubscriptionAPI(ABC):
                 :attr:`~mesh_sdk.protocol.errors.ConflictError.actual` says which); nothing
                 was stored.
             ForbiddenError: Not writable by this connection.
-            ValidationError: The value violates the schema (client- or server-side).
+            ValidationError: The value violates the schema: a
+                :class:`~mesh_sdk.protocol.errors.LocalValidationError` when refused before
+                sending, else the server's rejection.
             TooLargeError: The value exceeds the server's record size limit.
         """
         if expected_version is not None and (
@@ -561,24 +607,29 @@ class SubscriptionAPI(ABC):
         spec = self.contract.record_for(record_id) if self.contract is not None else None
         wire_value = to_jsonable(value)
         if spec is not None and strategy in (None, "replace"):
-            spec.validate_value(wire_value)
-        payload: dict[str, Any] = {"recordId": record_id, "newValue": wire_value}
+            try:
+                spec.validate_value(wire_value)
+            except ValidationError as exc:
+                raise LocalValidationError.refused(exc) from None
+        request = PublishRecordUpdateRequest.model_construct(
+            recordId=record_id, newValue=wire_value
+        )
         if strategy is not None:
-            payload["options"] = {"strategy": strategy}
+            request.options = RecordWriteOptions.model_construct(strategy=_strategy(strategy))
         if expected_version is not None:
-            payload["expectedVersion"] = expected_version
-        return _succeeded(await self._call("mesh/publish-record-update", payload))
+            request.expectedVersion = expected_version
+        return _succeeded(await self._builtin(request))
 
     async def _resync(self, sub: RecordSubscription[Any]) -> None:
         """§11.5: on a version gap, unsubscribe and subscribe again in the same mode."""
         record_id = sub.record_id
         try:
-            await self._call("mesh/unsubscribe-record", {"recordId": record_id}, internal=True)
+            unsubscribe = UnsubscribeRecordRequest.model_construct(recordId=record_id)
+            await self._builtin(unsubscribe, internal=True)
             if self._records.get(record_id) is not sub:
                 return
-            await self._call(
-                "mesh/subscribe-record",
-                {"recordId": record_id, "mode": sub.mode},
+            await self._builtin(
+                SubscribeRecordRequest.model_construct(recordId=record_id, mode=sub.mode),
                 internal=True,
                 on_result=partial(self._record_answer, sub),
             )
@@ -625,8 +676,7 @@ class SubscriptionAPI(ABC):
         """
         await self._restore_all(
             self._restore_one(
-                "mesh/join-room",
-                {"roomName": room},
+                JoinRoomRequest.model_construct(roomName=room),
                 partial(self._room_answer, handle),
                 partial(self._drop_room, handle),
                 partial(_is_current, self._rooms, room, handle),
@@ -638,8 +688,7 @@ class SubscriptionAPI(ABC):
             if presence._confirmed:
                 steps.append(
                     self._restore_one(
-                        "mesh/subscribe-presence",
-                        {"roomName": room},
+                        SubscribePresenceRequest.model_construct(roomName=room),
                         partial(self._presence_answer, presence, True),
                         partial(self._drop, self._presence, room, presence),
                         partial(_is_current, self._presence, room, presence),
@@ -650,8 +699,7 @@ class SubscriptionAPI(ABC):
                 # Without historyLimit: nothing is replayed (§14 (2)).
                 steps.append(
                     self._restore_one(
-                        "mesh/subscribe-channel",
-                        {"channel": name},
+                        SubscribeChannelRequest.model_construct(channel=name),
                         partial(self._channel_answer, channel, False),
                         partial(self._drop, self._channels, name, channel),
                         partial(_is_current, self._channels, name, channel),
@@ -661,8 +709,9 @@ class SubscriptionAPI(ABC):
             if record._confirmed:
                 steps.append(
                     self._restore_one(
-                        "mesh/subscribe-record",
-                        {"recordId": record_id, "mode": record.mode},
+                        SubscribeRecordRequest.model_construct(
+                            recordId=record_id, mode=record.mode
+                        ),
                         partial(self._record_answer, record),
                         partial(self._drop, self._records, record_id, record),
                         partial(_is_current, self._records, record_id, record),
@@ -672,8 +721,7 @@ class SubscriptionAPI(ABC):
         if self._republish_presence_states:
             await self._restore_all(
                 self._restore_one(
-                    "mesh/publish-presence-state",
-                    {"roomName": room, "state": state, **({"silent": True} if silent else {})},
+                    _presence_state(room, state, None, silent),
                     partial(self._state_republished, room),
                     self._report,
                 )
@@ -693,14 +741,13 @@ class SubscriptionAPI(ABC):
 
     async def _restore_one(
         self,
-        command: str,
-        payload: Any,
+        request: BaseModel,
         on_result: Callable[[Any], Any] | None,
         drop: Callable[[SubscriptionDenied], Any],
         wanted: Callable[[], bool] | None = None,
     ) -> None:
         try:
-            await self._call(command, payload, internal=True, on_result=on_result)
+            await self._builtin(request, internal=True, on_result=on_result)
         except MeshConnectionError:
             raise
         except SubscriptionDenied as exc:
@@ -710,17 +757,16 @@ class SubscriptionAPI(ABC):
             if wanted is not None:
                 # The server is up but its backend is not (yet): the subscription is kept and
                 # asked for again, in the background so queued commands are not held up.
-                retry = self._retry_restore(command, payload, on_result, drop, wanted)
+                retry = self._retry_restore(request, on_result, drop, wanted)
                 self._spawn(retry, "mesh-sdk-restore-retry")
         except MeshError as exc:
             self._report(exc)
         except Exception:
-            logger.exception("restoring %s failed", command)
+            logger.exception("restoring %s failed", _COMMANDS[type(request)])
 
     async def _retry_restore(
         self,
-        command: str,
-        payload: Any,
+        request: BaseModel,
         on_result: Callable[[Any], Any] | None,
         drop: Callable[[SubscriptionDenied], Any],
         wanted: Callable[[], bool],
@@ -736,7 +782,7 @@ class SubscriptionAPI(ABC):
             if not wanted():
                 return
             try:
-                await self._call(command, payload, internal=True, on_result=on_result)
+                await self._builtin(request, internal=True, on_result=on_result)
             except MeshConnectionError:
                 return
             except SubscriptionDenied as exc:
@@ -790,3 +836,20 @@ class SubscriptionAPI(ABC):
             handle.joined = False
         self._rooms.clear()
         self._presence_states.clear()
+
+
+def _strategy(strategy: str) -> Literal["replace", "merge", "deepMerge"]:
+    """A write strategy as given: an unknown one is the server's to reject (``EVALIDATION``)."""
+    return cast('Literal["replace", "merge", "deepMerge"]', strategy)
+
+
+def _presence_state(
+    room: str, state: Any, expire_after_ms: int | None, silent: bool
+) -> PublishPresenceStateRequest:
+    """The ``mesh/publish-presence-state`` request; ``expireAfter`` and ``silent`` only when set."""
+    request = PublishPresenceStateRequest.model_construct(roomName=room, state=state)
+    if expire_after_ms:
+        request.expireAfter = expire_after_ms
+    if silent:
+        request.silent = True
+    return request

@@ -1,4 +1,4 @@
-"""Channel subscriptions (PROTOCOL §9): history, live messages, typed decoding."""
+"""Channel subscriptions (protocol.md §9): history, live messages, typed decoding."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Presence subscriptions (PROTOCOL §10): who is present in a room, and their states.
+"""Presence subscriptions (protocol.md §10): who is present in a room, and their states.
 
 :class:`PresenceState` is the sans-I/O core. Events may repeat the subscribe snapshot (§10.4), so
 it applies them idempotently and reports only effective changes: a ``join`` of a present

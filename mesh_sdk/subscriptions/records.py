@@ -1,4 +1,4 @@
-"""Record subscriptions (PROTOCOL §11): full and patch mode, version checks, resync, deletion.
+"""Record subscriptions (protocol.md §11): full and patch mode, version checks, resync, deletion.
 
 :class:`RecordState` is the sans-I/O core: it applies subscribe responses and
 ``mesh/record-update`` pushes to a local JSON copy and says when a resync is needed.

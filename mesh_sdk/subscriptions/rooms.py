@@ -1,4 +1,4 @@
-"""Room membership handles (PROTOCOL §10.1–§10.2)."""
+"""Room membership handles (protocol.md §10.1–§10.2)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def create_backend(redis_url: str | None, *, namespace: str = "mesh:", **opts: A
 
     Args:
         redis_url: ``redis://`` URL, or ``None`` for the single-process memory backend.
-        namespace: Prefix of internal keys and channels (PROTOCOL §9.2).
+        namespace: Prefix of internal keys and channels (protocol.md §9.2).
         **opts: Passed on to the backend's constructor.
 
     Returns:

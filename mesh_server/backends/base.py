@@ -20,6 +20,7 @@ from mesh_server.backends.interfaces.broker import Broker, MessageHandler
 from mesh_server.backends.interfaces.metadata import MetadataStore
 from mesh_server.backends.interfaces.presence import PresenceSnapshot, PresenceStore
 from mesh_server.backends.interfaces.records import (
+    MERGE_STRATEGIES,
     MergeStrategy,
     RecordStore,
     RecordUpdater,
@@ -33,6 +34,7 @@ from mesh_server.backends.interfaces.registry import (
 from mesh_server.backends.interfaces.rooms import JoinResult, RoomStore
 
 __all__ = [
+    "MERGE_STRATEGIES",
     "Backend",
     "BackendStats",
     "DeadInstanceReport",
@@ -73,14 +75,14 @@ class Backend(Broker, InstanceRegistry, RoomStore, PresenceStore, RecordStore, M
     """
 
     namespace: str
-    """Prefix of every internal key and channel (PROTOCOL §9.2), e.g. ``"mesh:"``."""
+    """Prefix of every internal key and channel (protocol.md §9.2), e.g. ``"mesh:"``."""
 
     @abstractmethod
     async def start(self, instance_id: str, on_message: MessageHandler) -> None:
         """Connect, register the instance (heartbeat), subscribe its inbox and broadcast channels.
 
         Args:
-            instance_id: Unique id of this process start (PROTOCOL §13.1).
+            instance_id: Unique id of this process start (protocol.md §13.1).
             on_message: Receives every pub/sub message this instance is subscribed to.
         """
 

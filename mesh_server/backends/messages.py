@@ -11,7 +11,7 @@ Channels (``ns`` = namespace, default ``mesh:``):
   each instance against its local connections / local room index; ``{"t":"clear","r":room}``
   tells every instance that a room was cleared.
 * ``{ns}presence:{room}`` — one JSON object per event, exactly the ``mesh/presence-update``
-  push payload (PROTOCOL §8): ``{"type","connectionId","roomName","timestamp"[,"state"]}``.
+  push payload (protocol.md §8): ``{"type","connectionId","roomName","timestamp"[,"state"]}``.
 * ``{ns}record:{record_id}`` — ``{"t":"update","recordId","version","value","patch"}`` or
   ``{"t":"deleted","recordId","version"}`` (JSON).
 

@@ -2,9 +2,9 @@
 
 Three adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`),
 picows (:mod:`mesh_server.transport.picows`) and an ASGI application (uvicorn, FastAPI,
-Starlette). The core (:mod:`mesh_server.server`, :mod:`mesh_server.connection`) only uses the
-names defined here, so an adapter is one module that touches neither the session, the pipeline,
-the feature managers nor the backends.
+Starlette: :mod:`mesh_server.transport.asgi`). The core (:mod:`mesh_server.server`,
+:mod:`mesh_server.connection`) only uses the names defined here, so an adapter is one module that
+touches neither the session, the pipeline, the feature managers nor the backends.
 
 What every adapter guarantees
 -----------------------------
@@ -14,8 +14,8 @@ What every adapter guarantees
   :attr:`TransportHooks.on_http`, which is synchronous and cheap; a returned
   :class:`HttpResponse` is sent and the TCP connection closed. ``None`` gets the adapter's own
   answer: ``426 Upgrade Required`` for a plain request, ``400``/``405``/``505`` for a malformed
-  handshake (an ASGI adapter leaves other ``http`` scopes to the application it is mounted in).
-* A valid upgrade goes to :attr:`TransportHooks.on_upgrade` (PROTOCOL §5.1), which returns an
+  handshake (the ASGI adapter answers ``404``: paths outside its mount never reach it).
+* A valid upgrade goes to :attr:`TransportHooks.on_upgrade` (protocol.md §5.1), which returns an
   :class:`Accept` or an :class:`HttpResponse` (the refusal, any status 400–599), either directly
   or as an awaitable. A direct answer completes the handshake within the same read callback (no
   task per handshake); reading is paused while an awaitable is pending. picows decides upgrades
@@ -34,20 +34,20 @@ so an idle connection holds no task.
 **Inbound.** Each complete data message (text or binary, fragments joined, as ``bytes``) is handed
 to the ``on_message`` callback in arrival order, synchronously from the read path: no coroutine or
 queue per message. Messages that arrive before :meth:`TransportConnection.set_handlers` are held
-(a few, then reading pauses: PROTOCOL §5.2 step 4). A message over the configured size closes the
-connection with 1009; a protocol violation with 1002 (PROTOCOL §2, §16). Protocol-level pings are
+(a few, then reading pauses: protocol.md §5.2 step 4). A message over the configured size closes the
+connection with 1009; a protocol violation with 1002 (protocol.md §2, §16). Protocol-level pings are
 answered by the adapter and never reach the core; liveness is the application-level ping
-(PROTOCOL §6). ``on_lost`` is called exactly once, when the TCP connection (or the ASGI
+(protocol.md §6). ``on_lost`` is called exactly once, when the TCP connection (or the ASGI
 connection) is gone; no message follows it.
 
 **Outbound.** :meth:`TransportConnection.write_frame` writes one text frame synchronously and
 reports whether the adapter's write buffer is above its high-water mark;
 :attr:`TransportConnection.buffered_amount` counts bytes accepted but not yet handed to the kernel
 (ASGI: queued for ``send()``), so the core can bound outbound memory and close a slow consumer
-with 4001 (PROTOCOL §15). Adapters never block or drop a frame silently while open.
+with 4001 (protocol.md §15). Adapters never block or drop a frame silently while open.
 
 **Closing.** :meth:`TransportConnection.start_close` sends a close frame with the core's code
-(PROTOCOL §16) and aborts the socket if the peer does not finish the closing handshake within the
+(protocol.md §16) and aborts the socket if the peer does not finish the closing handshake within the
 adapter's close timeout. Close codes come from the core; adapters only originate 1002, 1007 and
 1009 (and 1011 for their own failures).
 """
@@ -99,7 +99,7 @@ def effective_backlog(requested: int) -> int:
 
 
 class UpgradeRequest:
-    """An HTTP request on the WebSocket port, as the hooks see it (PROTOCOL §5.1).
+    """An HTTP request on the WebSocket port, as the hooks see it (protocol.md §5.1).
 
     Usually an upgrade, seen by the ``authenticate`` hook; or a plain ``GET`` seen by the health
     endpoints. The query and the cookies are parsed on first access, so a handshake that never
@@ -200,7 +200,7 @@ class HttpResponse:
 
     @classmethod
     def text(cls, status: int, message: str) -> HttpResponse:
-        """A plain-text response (the body of a refused upgrade, PROTOCOL §5.1)."""
+        """A plain-text response (the body of a refused upgrade, protocol.md §5.1)."""
         return cls(status, message.encode())
 
     @classmethod
@@ -339,7 +339,7 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Stop serving: release the listener and close what is still open.
 
-        The core closes its connections first (1001, PROTOCOL §5.3); the adapter then closes any
+        The core closes its connections first (1001, protocol.md §5.3); the adapter then closes any
         connection still open with 1001, aborts handshakes in progress and returns once every
         TCP connection is closed (each bounded by the close timeout).
         """

@@ -21,14 +21,14 @@ decision; each accepted connection is a
 * **The peer address** is not known to the factory (picows passes only the request), so
   ``authenticate`` sees ``request.peer`` as ``None``; it is filled in when the WebSocket opens,
   before ``on_connect`` (``connection.remote_address``).
-* **Liveness** is application-level (PROTOCOL §6): picows' auto-ping is off; its auto-pong
+* **Liveness** is application-level (protocol.md §6): picows' auto-ping is off; its auto-pong
   answers protocol-level pings.
 * **Memory**: picows' read buffer starts at ``read_buffer_size`` bytes (default 1 KiB instead of
   picows' 16 KiB) and doubles when a frame needs it; a ``LoggerAdapter`` keeps picows from
   creating one ``Logger`` per connection.
 * **Writing**: a fan-out frames its payload once (:class:`~.framing.FrameCache`)
   and writes the same bytes to each connection's asyncio transport.
-* No permessage-deflate (picows does not implement it; PROTOCOL §2 makes it optional).
+* No permessage-deflate (picows does not implement it; protocol.md §2 makes it optional).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class PicowsTransport:
         host: Interface to bind.
         port: TCP port (``0``: any free port, see :attr:`port`).
         max_message_size: Inbound message limit in bytes, over all fragments of a message
-            (larger → close 1009, PROTOCOL §2).
+            (larger → close 1009, protocol.md §2).
         backlog: Listen backlog (pending TCP connections); the kernel caps it at
             ``net.core.somaxconn``.
         open_timeout: Seconds allowed for the client to send its upgrade request (``None``:

@@ -2,12 +2,12 @@
 
 * **Reading**: picows calls :meth:`PicowsConnection.on_ws_frame` once per frame, from its read
   callback. Complete data messages go straight to the core's callback; fragments are joined
-  here, their total bounded by the message limit (close 1009, PROTOCOL §2), and a continuation
+  here, their total bounded by the message limit (close 1009, protocol.md §2), and a continuation
   without a start (or a new message inside one) closes with 1002. picows refuses a single
   frame above the limit itself (1009) and answers protocol-level pings.
 * **Writing**: the frame comes pre-framed from the transport (:meth:`Owner.wire`, once per
   fan-out) and goes to the asyncio transport in one ``write``; the write buffer's high-water
-  mark drives ``pending_frames`` (PROTOCOL §15).
+  mark drives ``pending_frames`` (protocol.md §15).
 * **Closing**: the close frame picows does not answer itself is answered here (the code echoed,
   RFC 6455 §5.5.1), then the server closes TCP; after our own close frame the close timeout
   bounds the wait for the peer's, then the socket is aborted.
@@ -139,7 +139,7 @@ class PicowsConnection(WSListener):
     def set_handlers(
         self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
     ) -> None:
-        """Install the callbacks and deliver messages that arrived before (PROTOCOL §5.2)."""
+        """Install the callbacks and deliver messages that arrived before (protocol.md §5.2)."""
         self._on_lost = on_lost
         early, self._early = self._early, []
         if len(early) >= _EARLY_LIMIT:
@@ -174,7 +174,7 @@ class PicowsConnection(WSListener):
             return
         self._closing = True
         # picows types the code as its WSCloseCode enum; the C layer takes any 16-bit code,
-        # which the core's 4000-range codes need (PROTOCOL §16).
+        # which the core's 4000-range codes need (protocol.md §16).
         ws.send_close(code, reason.encode())  # type: ignore[arg-type]
         self._timer = self._owner.loop.call_later(self._owner.close_timeout, self.abort)
 
@@ -184,7 +184,7 @@ class PicowsConnection(WSListener):
             self._ws.disconnect(graceful=False)
 
     def pause_reading(self) -> None:
-        """Stop reading from the socket (backpressure, PROTOCOL §15)."""
+        """Stop reading from the socket (backpressure, protocol.md §15)."""
         if self._tcp is not None and not self._lost:
             self._tcp.pause_reading()
 
@@ -269,7 +269,7 @@ class PicowsConnection(WSListener):
             return  # after our close frame (RFC 6455 §1.4): data is no longer processed
         on_message = self._on_message
         if on_message is None:
-            # Before mesh/assign-id (PROTOCOL §5.2 step 4): hold messages, and stop reading so a
+            # Before mesh/assign-id (protocol.md §5.2 step 4): hold messages, and stop reading so a
             # client cannot make the server buffer without bound while hooks run.
             self._early.append(data)
             if len(self._early) == _EARLY_LIMIT:

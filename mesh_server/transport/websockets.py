@@ -17,9 +17,9 @@ connection (handshake, reading, closing) is a
   recipient (unmasked, RFC 6455 §5.2), so a fan-out frames its payload once and writes that
   object N times (:meth:`WebsocketsTransport.wire`); with compression,
   ``ServerProtocol.send_text`` encodes each frame. The write buffer is bounded by the core
-  (PROTOCOL §15).
-* **Liveness** is application-level (PROTOCOL §6): no keepalive pings here.
-* permessage-deflate is off unless enabled (PROTOCOL §2).
+  (protocol.md §15).
+* **Liveness** is application-level (protocol.md §6): no keepalive pings here.
+* permessage-deflate is off unless enabled (protocol.md §2).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ class WebsocketsTransport:
     Args:
         host: Interface to bind.
         port: TCP port (``0``: any free port, see :attr:`port`).
-        max_message_size: Inbound message limit in bytes (larger → close 1009, PROTOCOL §2).
+        max_message_size: Inbound message limit in bytes (larger → close 1009, protocol.md §2).
         backlog: Listen backlog (pending TCP connections); the kernel caps it at
             ``net.core.somaxconn``.
-        compression: Enable permessage-deflate (off by default, PROTOCOL §2).
+        compression: Enable permessage-deflate (off by default, protocol.md §2).
         open_timeout: Seconds allowed for the opening handshake, hooks included (``None``: no
             limit).
         close_timeout: Seconds to wait for the closing handshake before aborting the socket.

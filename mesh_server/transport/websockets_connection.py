@@ -11,7 +11,7 @@
   timeout bounds the whole handshake, hooks included.
 * **Reading**: complete data messages go straight to the core's callback from
   ``data_received`` (no receive queue, no coroutine per frame); fragments are joined here, and
-  ``ServerProtocol`` enforces ``max_size`` over the whole message (close 1009, PROTOCOL §2).
+  ``ServerProtocol`` enforces ``max_size`` over the whole message (close 1009, protocol.md §2).
   Protocol-level pings are answered by ``ServerProtocol``.
 * **Writing**: one ``transport.write`` per frame, no drain; frames come pre-framed from the
   server (:meth:`Owner.wire`) unless permessage-deflate may be in use.
@@ -160,7 +160,7 @@ class WebsocketsConnection(asyncio.Protocol):
     def set_handlers(
         self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]
     ) -> None:
-        """Install the callbacks and deliver messages that arrived before (PROTOCOL §5.2)."""
+        """Install the callbacks and deliver messages that arrived before (protocol.md §5.2)."""
         self._on_lost = on_lost
         early, self._early = self._early, []
         if len(early) >= _EARLY_LIMIT:
@@ -206,7 +206,7 @@ class WebsocketsConnection(asyncio.Protocol):
         self._transport.abort()
 
     def pause_reading(self) -> None:
-        """Stop reading from the socket (backpressure, PROTOCOL §15)."""
+        """Stop reading from the socket (backpressure, protocol.md §15)."""
         if not self._lost:
             self._transport.pause_reading()
 
@@ -387,7 +387,7 @@ class WebsocketsConnection(asyncio.Protocol):
     def _deliver(self, data: bytes) -> None:
         on_message = self._on_message
         if on_message is None:
-            # Before mesh/assign-id (PROTOCOL §5.2 step 4): hold messages, and stop reading so a
+            # Before mesh/assign-id (protocol.md §5.2 step 4): hold messages, and stop reading so a
             # client cannot make the server buffer without bound while hooks run.
             self._early.append(data)
             if len(self._early) == _EARLY_LIMIT:

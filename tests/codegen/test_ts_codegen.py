@@ -67,6 +67,7 @@ def test_committed_output_has_not_drifted(contract: Path, out: Path) -> None:
     assert sorted(files) == [
         MARKER,
         "client.ts",
+        "contract.ts",
         "errors.ts",
         "index.ts",
         "runtime.ts",
@@ -81,7 +82,7 @@ def test_committed_output_has_not_drifted(contract: Path, out: Path) -> None:
         assert "\r" not in text
         assert str(ROOT) not in text
     # The runtime is the hand-written files, copied after the header.
-    for name in ("runtime.ts", "subscriptions.ts"):
+    for name in ts_render.RUNTIME_FILES:
         assert files[name].endswith((TS_DIR / name).read_text(encoding="utf-8"))
 
 

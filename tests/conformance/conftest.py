@@ -170,8 +170,7 @@ def _redis_factory(url: str) -> Callable[[], Backend]:
     from mesh_server.backends.redis import RedisBackend
 
     # The operation deadline scales like every other test deadline (a loaded box is slower).
-    timeout_ms = round(TIMEOUT * 1000)
-    return lambda: RedisBackend(url, namespace=NAMESPACE, operation_timeout_ms=timeout_ms)
+    return lambda: RedisBackend(url, namespace=NAMESPACE, operation_timeout=TIMEOUT)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

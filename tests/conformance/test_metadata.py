@@ -1,4 +1,4 @@
-"""Connection metadata and room metadata (PROTOCOL §12)."""
+"""Connection metadata and room metadata (protocol.md §12)."""
 
 from __future__ import annotations
 

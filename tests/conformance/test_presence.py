@@ -1,4 +1,4 @@
-"""Presence: refresh, expiry sweeps, states (PROTOCOL §10.3–§10.5)."""
+"""Presence: refresh, expiry sweeps, states (protocol.md §10.3–§10.5)."""
 
 from __future__ import annotations
 

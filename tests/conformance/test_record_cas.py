@@ -1,4 +1,4 @@
-"""Records: compare-and-set writes and atomic read-modify-write updates (PROTOCOL §11.3)."""
+"""Records: compare-and-set writes and atomic read-modify-write updates (protocol.md §11.3)."""
 
 from __future__ import annotations
 

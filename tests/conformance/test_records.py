@@ -1,4 +1,4 @@
-"""Records: atomic versioned writes, patches, deletion (PROTOCOL §11)."""
+"""Records: atomic versioned writes, patches, deletion (protocol.md §11)."""
 
 from __future__ import annotations
 

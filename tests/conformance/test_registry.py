@@ -125,7 +125,7 @@ async def test_dead_instance_is_claimed_once_and_cleaned(cluster: Cluster) -> No
         assert await node.backend.presence_snapshot("t1") == PresenceSnapshot(["conn-live"], {})
         assert await node.backend.send_to_connection("conn-d2", b"x") is False
 
-    # PROTOCOL §13.5: the presumed-dead instance learns it from its next heartbeat.
+    # protocol.md §13.5: the presumed-dead instance learns it from its next heartbeat.
     assert await dead.backend.heartbeat(cluster.long_ttl) is False
     assert await dead.backend.heartbeat(cluster.long_ttl) is True, "re-registered"
     assert await sweep_instances(survivors) == []

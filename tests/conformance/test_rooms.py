@@ -1,4 +1,4 @@
-"""Rooms: membership, join/leave, presence on join, room clearing (PROTOCOL §10.1, §10.2)."""
+"""Rooms: membership, join/leave, presence on join, room clearing (protocol.md §10.1, §10.2)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ duplicate and escaped keys, unknown commands, byte-level damage. The same seed g
 frames.
 
 The expectation of a frame is judged from its bytes with the standard library's parser (an
-implementation independent of the server's orjson path) and PROTOCOL §2, §3.2 and §15: whether
+implementation independent of the server's orjson path) and protocol.md §2, §3.2 and §15: whether
 it is answered (and the id the answer must carry), malformed (counted toward close 1008), or too
 large (close 1009). Frames nested deeper than that parser can go are only ever built from known
 shapes, so their expectation is known by construction.
@@ -44,7 +44,7 @@ BUILTIN_COMMANDS: Final = sorted(
 LIMITS: Final = {
     "max_message_size": 64 * 1024,
     "max_malformed_frames": 20,
-    "malformed_window_ms": 3_600_000,  # longer than any run: the count is per connection
+    "malformed_window": 3_600.0,  # longer than any run: the count is per connection
     "max_json_depth": 64,
     "max_id_depth": 32,
 }
@@ -149,7 +149,7 @@ def _text_depth(text: str) -> int:
 
 
 def judge(data: str | bytes) -> Expect:
-    """The expectation of a frame nested at most 200 levels (PROTOCOL §2, §3.2, §15)."""
+    """The expectation of a frame nested at most 200 levels (protocol.md §2, §3.2, §15)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > LIMITS["max_message_size"]:
         return Expect(too_large=True)

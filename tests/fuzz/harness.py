@@ -2,7 +2,7 @@
 
 A :class:`Lane` is one sequential client (what a JS client does): it sends its frames on one
 connection with up to ``window`` answers outstanding, answers ``ping`` and ``latency:request``,
-and checks every frame the server sends against the documented shapes (PROTOCOL §3, §4, §8). When
+and checks every frame the server sends against the documented shapes (protocol.md §3, §4, §8). When
 a frame must close the connection (the 21st malformed frame → 1008, an oversized one → 1009) it
 waits for everything outstanding to be answered, sends it, waits for exactly that close and opens
 a new connection. Any other close is a failure, and so is any answer still missing. At

@@ -23,9 +23,9 @@ def build(redis_url: str | None) -> MeshServer:
     server = MeshServer(
         port=0,
         redis_url=redis_url,
-        ping_interval=10_000,
-        latency_interval=5_000,
-        presence_sweep_interval=200,
+        ping_interval=10.0,
+        latency_interval=5.0,
+        presence_sweep_interval=0.2,
         client_metadata_writes=True,
         close_timeout=2.0,
         **LIMITS,

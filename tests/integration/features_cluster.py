@@ -3,7 +3,7 @@
 ``memory``: every server gets a :class:`MemoryBackend` on one shared :class:`MemoryHub`;
 ``redis``: every server gets its own Redis backend on the same private Redis URL. The feature
 tests are written once and run on both (the ``cluster`` fixture is parametrized), and on every
-built-in transport (it requests the ``transport`` fixture).
+transport (websockets, picows and ASGI under uvicorn: it requests the ``transport`` fixture).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from tests.support.hosting import hosted
 from tests.support.raw_client import RawClient
 
 FAST = {
-    "ping_interval": 60_000,
-    "latency_interval": 60_000,
-    "presence_sweep_interval": 50,
+    "ping_interval": 60.0,
+    "latency_interval": 60.0,
+    "presence_sweep_interval": 0.05,
     "close_timeout": 2.0,
 }
 

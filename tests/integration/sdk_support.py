@@ -1,6 +1,7 @@
 """A restartable MeshServer on a fixed port (memory backend, shared hub) for SDK tests.
 
-The ``mesh`` fixture requests ``transport``: SDK tests run on every built-in transport.
+The ``mesh`` fixture requests ``transport``: SDK tests run on every transport (websockets,
+picows and ASGI under uvicorn).
 """
 
 from __future__ import annotations
@@ -80,10 +81,14 @@ class Restartable:
         return self.server
 
     async def start(self) -> MeshServer:
-        options = {"close_timeout": 2.0, "latency_interval": 60_000, **self.options}
-        self._hosting = hosted(port=self.port, backend=MemoryBackend(hub=self.hub), **options)
+        options = {"close_timeout": 2.0, "latency_interval": 60.0, **self.options}
+        self._hosting = hosted(
+            port=self.port,
+            backend=MemoryBackend(hub=self.hub),
+            setup=lambda server: setup(server, self.app),
+            **options,
+        )
         server = await self._hosting.__aenter__()
-        setup(server, self.app)
         self.port = server.port
         self.server = server
         return server

@@ -70,7 +70,9 @@ async def test_room_fanout_and_concurrent_writes_over_two_instances(redis_url: s
 @pytest.mark.slow
 def test_harness_points_and_table() -> None:
     mode = Mode("test", duration=0.05, warmup=0.0, repetitions=1)
-    echo = Workload("echo", ("echo", "--connections", "2"), "req", (bare("picows"),))
+    echo = Workload(
+        "echo", ("echo", "--connections", "2"), "req", (bare("picows"), mesh("memory", "uvicorn"))
+    )
     writes = Workload(
         "writes", ("writes", "--connections", "4"), "write", (mesh("redis", "websockets", 2),)
     )
@@ -81,6 +83,8 @@ def test_harness_points_and_table() -> None:
     results = [(w, run_workload(w, mode, log=lambda line: None)) for w in (echo, writes, storm)]
 
     (echo_run,) = results[0][1]["bare picows"]
+    (asgi_run,) = results[0][1]["mesh memory (uvicorn)"]
+    assert asgi_run["ops"] > 0
     (write_run,) = results[1][1]["mesh redis (websockets) ×2"]
     (storm_run,) = results[2][1]["bare websockets"]
     assert echo_run["ops"] > 0

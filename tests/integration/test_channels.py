@@ -1,4 +1,4 @@
-"""Channels over real sockets, on the memory backend and on Redis (PROTOCOL §7, §9)."""
+"""Channels over real sockets, on the memory backend and on Redis (protocol.md §7, §9)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from examples.chat.generated.facade import record_id_room_topic
 from mesh_sdk import MeshClient
 from mesh_sdk.errors import ContractMismatchError, ContractMismatchWarning
 from mesh_sdk.protocol.contract import CommandSpec, ContractIndex
-from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_server import MeshServer
 from tests.support.raw_client import RawClient, running_server
 from tests.support.timing import wait_for
@@ -42,8 +42,11 @@ def _client(url: str) -> MeshClient:
 
 
 async def test_the_server_announces_its_contract() -> None:
-    async with running_server(contract=CONTRACT) as server, RawClient.open(server.url) as raw:
-        # Unknown request members are ignored, as for every built-in (PROTOCOL §7).
+    async with (
+        running_server(contract=CONTRACT, allow_unimplemented=True) as server,
+        RawClient.open(server.url) as raw,
+    ):
+        # Unknown request members are ignored, as for every built-in (protocol.md §7).
         frame = await raw.request(1, "mesh/contract-info", {"since": 1})
     assert frame["payload"] == {
         "name": "Chat",
@@ -60,7 +63,7 @@ async def test_a_server_without_contract_announces_nulls() -> None:
 
 async def test_matching_server_is_checked_on_connect_and_every_reconnect() -> None:
     asked: list[str] = []
-    async with running_server(contract=CONTRACT) as server:
+    async with running_server(contract=CONTRACT, allow_unimplemented=True) as server:
         server.expose_command("chat/send", _reply)
         server.use_middleware(lambda ctx: asked.append(ctx.command))
         mesh = _client(server.url)
@@ -80,7 +83,7 @@ async def test_matching_server_is_checked_on_connect_and_every_reconnect() -> No
 
 
 async def test_a_different_server_contract_warns_with_what_differs() -> None:
-    async with running_server(contract=OTHER) as server:
+    async with running_server(contract=OTHER, allow_unimplemented=True) as server:
         app = ChatClient(_client(server.url))
         expected = "only in the client: chat/send; commands only on the server: chat/edit"
         with pytest.warns(ContractMismatchWarning, match=expected):
@@ -98,7 +101,7 @@ async def test_a_server_without_contract_warns() -> None:
 
 
 async def test_strict_mode_refuses_a_redeployed_server_with_another_contract() -> None:
-    first = MeshServer(port=0, contract=CONTRACT, close_timeout=2.0)
+    first = MeshServer(port=0, contract=CONTRACT, close_timeout=2.0, allow_unimplemented=True)
     await first.start()
     port = first.port
     mesh = _client(first.url)
@@ -107,7 +110,7 @@ async def test_strict_mode_refuses_a_redeployed_server_with_another_contract() -
     await wait_for(app.connect())
     assert app.contract_error is None
     await first.close()
-    second = MeshServer(port=port, contract=OTHER, close_timeout=2.0)
+    second = MeshServer(port=port, contract=OTHER, close_timeout=2.0, allow_unimplemented=True)
     await second.start()
     try:
         await recorder.wait("close")
@@ -170,10 +173,13 @@ async def test_strict_readers_reject_what_a_newer_server_added() -> None:
         server.expose_channel(re.compile(r"chat:.+"))
         mesh = MeshClient(server.url, contract=strict)
         async with mesh:
-            with pytest.raises(ValidationError, match="Invalid response") as info:
+            with pytest.raises(ContractViolationError, match="Invalid response") as info:
                 await mesh.command("chat/send", {"room": "a", "text": "b"})
             assert info.value.details == [
-                {"path": "/new", "message": "Extra inputs are not permitted"}
+                {
+                    "path": "",
+                    "message": "Additional properties are not allowed ('new' was unexpected)",
+                }
             ]
             chat = await mesh.subscribe_channel("chat:lobby")
             messages = chat.messages()

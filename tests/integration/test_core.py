@@ -152,6 +152,7 @@ async def test_unknown_and_missing_and_reserved_commands() -> None:
             )
 
 
+@pytest.mark.native_only
 def test_reserved_names_cannot_be_registered() -> None:
     server = MeshServer()
     for name in ("mesh/echo", "ping", "pong", "latency", "latency:request", "latency:response"):
@@ -371,7 +372,7 @@ async def test_builtins_answered_in_arrival_order() -> None:
 
 
 async def test_silent_client_closed_with_4000() -> None:
-    async with running_server(ping_interval=100, latency_interval=10_000) as server:
+    async with running_server(ping_interval=0.1, latency_interval=10.0) as server:
         closed = asyncio.Event()
         server.on_disconnection(lambda conn: closed.set())
         async with RawClient.open(server.url) as client:
@@ -388,7 +389,7 @@ async def test_silent_client_closed_with_4000() -> None:
 
 async def test_pong_keeps_connection_alive_and_latency_measured() -> None:
     async with (
-        running_server(ping_interval=60, latency_interval=25) as server,
+        running_server(ping_interval=0.06, latency_interval=0.025) as server,
         RawClient.open(server.url, auto_pong=True) as client,
     ):
         # Answer latency probes like the JS client: echo with an id.
@@ -423,8 +424,8 @@ async def test_slow_consumer_closed_4001_others_unaffected() -> None:
     async with running_server(
         max_outbound_bytes=256 * 1024,
         max_outbound_frames=200,
-        ping_interval=1000,
-        latency_interval=40,
+        ping_interval=1.0,
+        latency_interval=0.04,
     ) as server:
         closed_codes: dict[str, int | None] = {}
         done = asyncio.Event()
@@ -505,6 +506,7 @@ async def test_authenticate_sync_hook_none_and_crash() -> None:
             assert info.value.response.status_code == status
 
 
+@pytest.mark.native_only
 def test_mesh_auth_error_validates_status() -> None:
     with pytest.raises(ValueError, match="4xx"):
         MeshAuthError(200, "ok")
@@ -644,10 +646,8 @@ async def test_send_and_broadcast_variants() -> None:
 
 async def test_cleanup_exactly_once_and_graceful_close() -> None:
     disconnected: list[str] = []
-    server = MeshServer(port=0, close_timeout=2.0)
-    server.on_disconnection(lambda conn: disconnected.append(conn.id))
-    await server.start()
-    try:
+    async with running_server() as server:
+        server.on_disconnection(lambda conn: disconnected.append(conn.id))
         async with RawClient.open(server.url) as a:
             async with RawClient.open(server.url) as b:
                 pass
@@ -657,11 +657,10 @@ async def test_cleanup_exactly_once_and_graceful_close() -> None:
             closing = asyncio.create_task(server.close())
             assert await a.wait_closed() == 1001
             await wait_for(closing)
-    finally:
-        await server.close()
     assert disconnected == [b.connection_id, a.connection_id]
 
 
+@pytest.mark.native_only
 async def test_serve_forever_and_port() -> None:
     server = MeshServer(port=0)
     assert server.port == 0

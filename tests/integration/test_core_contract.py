@@ -1,4 +1,4 @@
-"""Application contracts in the pipeline (PROTOCOL §3.4 step 3, §4): typed payloads, pointers."""
+"""Application contracts in the pipeline (protocol.md §3.4 step 3, §4): typed payloads, pointers."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def problems(frame: dict[str, Any]) -> list[dict[str, str]]:
 
 async def test_typed_payload_and_validation_pointers() -> None:
     calls: list[str] = []
-    async with running_server(contract=CONTRACT) as server:
+    async with running_server(contract=CONTRACT, allow_unimplemented=True) as server:
         server.use_middleware(lambda ctx: calls.append(ctx.command))
 
         @server.command("order")
@@ -86,7 +86,7 @@ async def test_typed_payload_and_validation_pointers() -> None:
 async def test_result_violating_the_response_schema_is_eserver(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with running_server(contract=CONTRACT) as server:
+    async with running_server(contract=CONTRACT, allow_unimplemented=True) as server:
         server.expose_command("order", lambda ctx: {"total": "many"})
         async with RawClient.open(server.url) as client:
             frame = await client.request(1, "order", {"customer": "c", "items": []})

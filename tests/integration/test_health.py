@@ -88,14 +88,14 @@ async def test_not_ready_while_shutting_down() -> None:
 @pytest.mark.redis
 async def test_not_ready_while_redis_is_down_then_ready_again(own_redis: RedisServer) -> None:
     backend = RedisBackend(
-        own_redis.url, operation_timeout_ms=300, reconnect_min_ms=20, reconnect_max_ms=100
+        own_redis.url, operation_timeout=0.3, reconnect_min=0.02, reconnect_max=0.1
     )
     server = MeshServer(
         port=0,
         backend=backend,
-        instance_heartbeat_interval=100,
-        instance_ttl=2_000,
-        backend_grace=300,
+        instance_heartbeat_interval=0.1,
+        instance_ttl=2.0,
+        backend_grace=0.3,
         close_timeout=2.0,
     )
     async with server:

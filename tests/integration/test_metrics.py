@@ -219,7 +219,7 @@ async def test_application_error_codes_are_bounded(cluster: ServerCluster) -> No
 @pytest.mark.redis
 async def test_redis_outage_and_reconnect_are_counted(own_redis: RedisServer) -> None:
     backend = RedisBackend(
-        own_redis.url, operation_timeout_ms=500, reconnect_min_ms=20, reconnect_max_ms=200
+        own_redis.url, operation_timeout=0.5, reconnect_min=0.02, reconnect_max=0.2
     )
     server = MeshServer(port=0, backend=backend, close_timeout=2.0)
     await server.start()

@@ -1,4 +1,4 @@
-"""Several MeshServer instances on one private Redis (PROTOCOL §13)."""
+"""Several MeshServer instances on one private Redis (protocol.md §13)."""
 
 from __future__ import annotations
 
@@ -71,9 +71,7 @@ async def test_send_and_broadcast_across_instances(redis_url: str) -> None:
 
 
 async def test_broadcast_costs_one_publish_whatever_the_connections(own_redis: RedisServer) -> None:
-    async with two_servers(
-        own_redis.url, instance_heartbeat_interval=60_000, instance_ttl=120_000
-    ) as (
+    async with two_servers(own_redis.url, instance_heartbeat_interval=60.0, instance_ttl=120.0) as (
         one,
         two,
     ):
@@ -111,9 +109,9 @@ async def test_sigkilled_instance_cleaned_up_within_bound(redis_url: str) -> Non
         async with (
             running_server(
                 redis_url=redis_url,
-                instance_heartbeat_interval=200,
-                instance_ttl=600,
-                instance_sweep_interval=200,
+                instance_heartbeat_interval=0.2,
+                instance_ttl=0.6,
+                instance_sweep_interval=0.2,
             ) as survivor,
             RawClient.open(f"ws://127.0.0.1:{port}") as victim,
             RawClient.open(survivor.url) as watcher,
@@ -141,7 +139,7 @@ async def test_sigkilled_instance_cleaned_up_within_bound(redis_url: str) -> Non
                 return victim_id not in ids and meta is None
 
             await eventually(gone, timeout=TIMEOUT * 2)
-            # Bound with these intervals: ttl 600 + sweep 200 + work; generous for slow CI.
+            # Bound with these intervals: ttl 0.6 s + sweep 0.2 s + work; generous for slow CI.
             assert loop.time() - killed_at < 5.0
             assert await survivor.get_room_members("room:tracked") == []
             assert survivor._instance is not None
@@ -155,10 +153,10 @@ async def test_sigkilled_instance_cleaned_up_within_bound(redis_url: str) -> Non
 async def test_redis_restart_under_load(own_redis: RedisServer) -> None:
     async with running_server(
         redis_url=own_redis.url,
-        instance_heartbeat_interval=100,
-        instance_ttl=400,
-        instance_sweep_interval=100,
-        backend_grace=500,
+        instance_heartbeat_interval=0.1,
+        instance_ttl=0.4,
+        instance_sweep_interval=0.1,
+        backend_grace=0.5,
     ) as server:
         async with RawClient.open(server.url) as client:
             assert await client.call("mesh/get-my-connection-metadata", {}) == {"metadata": None}

@@ -1,4 +1,4 @@
-"""A raised ``max_name_length`` takes effect on the wire (PROTOCOL §7, §15; issue 9 item 7)."""
+"""A raised ``max_name_length`` takes effect on the wire (protocol.md §7, §15; issue 9 item 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Presence across instances over real sockets, on memory and Redis (PROTOCOL §10)."""
+"""Presence across instances over real sockets, on memory and Redis (protocol.md §10)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ SUBP = "mesh/subscribe-presence"
 UPDATE = "mesh/presence-update"
 
 
-def track(*servers: MeshServer, ttl: int | None = None) -> None:
+def track(*servers: MeshServer, ttl: float | None = None) -> None:
     for server in servers:
         server.track_presence(re.compile(r"room:.+"), ttl=ttl)
 
@@ -109,8 +109,8 @@ async def test_every_subscriber_on_every_instance_gets_each_event_once(
 
 
 async def test_silent_client_expires_with_exactly_one_leave(cluster: ServerCluster) -> None:
-    servers = await cluster.start(3, ping_interval=400, max_missed_pongs=1)
-    track(*servers, ttl=600)  # below (1 + 2) × 400: expires before the 4000 close
+    servers = await cluster.start(3, ping_interval=0.4, max_missed_pongs=1)
+    track(*servers, ttl=0.6)  # below (1 + 2) × 0.4 s: expires before the 4000 close
     async with clients(*(server.url for server in servers)) as watchers:
         for watcher in watchers:
             await watcher.call(SUBP, {"roomName": "room:exp"})

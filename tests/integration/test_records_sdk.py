@@ -1,4 +1,4 @@
-"""Records through the Python SDK's MeshClient, on memory and Redis (PROTOCOL §11.5, §14)."""
+"""Records through the Python SDK's MeshClient, on memory and Redis (protocol.md §11.5, §14)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from tests.support.timing import TIMEOUT, eventually, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
-OPERATION_TIMEOUT_MS = 500
+OPERATION_TIMEOUT = 0.5
 
 
 class Inbox:
@@ -46,9 +46,9 @@ async def test_kill_and_restart(own_redis: RedisServer) -> None:
 
     backend = RedisBackend(
         own_redis.url,
-        operation_timeout_ms=OPERATION_TIMEOUT_MS,
-        reconnect_min_ms=20,
-        reconnect_max_ms=200,
+        operation_timeout=OPERATION_TIMEOUT,
+        reconnect_min=0.02,
+        reconnect_max=0.2,
         on_recovered=on_recovered,
     )
     inbox = Inbox()
@@ -73,7 +73,7 @@ async def test_kill_and_restart(own_redis: RedisServer) -> None:
             started = time.monotonic()
             with pytest.raises(UnavailableError):
                 await wait_for(operation)
-            assert time.monotonic() - started < OPERATION_TIMEOUT_MS / 1000 + 0.5 * TIMEOUT
+            assert time.monotonic() - started < OPERATION_TIMEOUT + 0.5 * TIMEOUT
         subscriber = backend._require_subscriber()
         assert subscriber._task is not None
         assert not subscriber._task.done(), "the pub/sub reader must survive"
@@ -112,9 +112,7 @@ async def test_kill_and_restart(own_redis: RedisServer) -> None:
 
 
 async def test_restart_while_idle_recovers_repeatedly(own_redis: RedisServer) -> None:
-    backend = RedisBackend(
-        own_redis.url, operation_timeout_ms=OPERATION_TIMEOUT_MS, reconnect_min_ms=10
-    )
+    backend = RedisBackend(own_redis.url, operation_timeout=OPERATION_TIMEOUT, reconnect_min=0.01)
     inbox = Inbox()
     await backend.start("inst-idle", inbox)
     try:
@@ -130,7 +128,7 @@ async def test_restart_while_idle_recovers_repeatedly(own_redis: RedisServer) ->
 
 async def test_start_fails_fast_when_redis_is_down(own_redis: RedisServer) -> None:
     own_redis.kill()
-    backend = RedisBackend(own_redis.url, operation_timeout_ms=OPERATION_TIMEOUT_MS)
+    backend = RedisBackend(own_redis.url, operation_timeout=OPERATION_TIMEOUT)
     with pytest.raises(UnavailableError):
         await wait_for(backend.start("inst-down", Inbox()))
     await backend.close()
@@ -139,11 +137,11 @@ async def test_start_fails_fast_when_redis_is_down(own_redis: RedisServer) -> No
 # ---------------------------------------------------------------------------------------------
 # Whole stack: a MeshServer on Redis with SDK clients under load; Redis SIGKILLed and restarted
 # empty. Rooms, presence, channels and records must deliver again with no action by the
-# application (PROTOCOL §11.5, §13.5, §14). Intervals are shortened; the measured recovery times
+# application (protocol.md §11.5, §13.5, §14). Intervals are shortened; the measured recovery times
 # are printed (run with -s) and bounded only by the timeout unit.
 
-GRACE_MS = 6000
-"""Test-configured backend_grace: the long outage below exceeds it."""
+GRACE = 6.0
+"""Test-configured backend_grace in seconds: the long outage below exceeds it."""
 
 
 class Probe:
@@ -223,22 +221,22 @@ def _shortened_server(url: str) -> MeshServer:
     """A server whose backend grace and intervals are test-sized (seconds, not tens)."""
     backend = RedisBackend(
         url,
-        operation_timeout_ms=OPERATION_TIMEOUT_MS,
-        instance_ttl_ms=3000,
-        reconnect_min_ms=20,
-        reconnect_max_ms=200,
+        operation_timeout=OPERATION_TIMEOUT,
+        instance_ttl=3.0,
+        reconnect_min=0.02,
+        reconnect_max=0.2,
     )
     return MeshServer(
         port=0,
         backend=backend,
-        backend_grace=GRACE_MS,
-        backend_probe_interval=100,
-        instance_heartbeat_interval=1000,
-        instance_ttl=3000,
-        ping_interval=1000,
-        latency_interval=60_000,
+        backend_grace=GRACE,
+        backend_probe_interval=0.1,
+        instance_heartbeat_interval=1.0,
+        instance_ttl=3.0,
+        ping_interval=1.0,
+        latency_interval=60.0,
         close_timeout=1.0,
-        backend_timeout_ms=OPERATION_TIMEOUT_MS,
+        backend_timeout=OPERATION_TIMEOUT,
     )
 
 
@@ -247,7 +245,7 @@ def _shortened_server(url: str) -> MeshServer:
     [
         pytest.param(1.0, id="1s"),
         pytest.param(5.0, id="5s-past-instance-ttl"),
-        pytest.param(GRACE_MS / 1000 + 1.5, id="past-grace"),
+        pytest.param(GRACE + 1.5, id="past-grace"),
     ],
 )
 async def test_sdk_clients_recover_after_empty_restart(
@@ -263,9 +261,7 @@ async def test_sdk_clients_recover_after_35s_outage_with_default_intervals(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The reported case: 35 s, longer than the default 30 s grace; every interval default."""
-    server = MeshServer(
-        port=0, redis_url=own_redis.url, ping_interval=1000, latency_interval=60_000
-    )
+    server = MeshServer(port=0, redis_url=own_redis.url, ping_interval=1.0, latency_interval=60.0)
     await _recover_after_empty_restart(own_redis, caplog, 35.0, server)
 
 

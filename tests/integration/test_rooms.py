@@ -1,4 +1,4 @@
-"""Rooms across instances over real sockets, on memory and Redis (PROTOCOL §10.1, §12.2, §13.2)."""
+"""Rooms across instances over real sockets, memory and Redis (protocol.md §10.1, §12.2, §13.2)."""
 
 from __future__ import annotations
 
@@ -132,9 +132,9 @@ async def test_remote_add_to_a_tracked_room_is_refreshed_by_the_owners_pongs(
     # Server code on one instance adds a connection of another instance to a tracked room: the
     # owner must learn of it (inbox control, §13.2) so that its pongs refresh the presence
     # (§10.3); otherwise the presence expires and a false `leave` is published.
-    one, two = await cluster.start(2, ping_interval=100, presence_sweep_interval=20)
+    one, two = await cluster.start(2, ping_interval=0.1, presence_sweep_interval=0.02)
     for server in (one, two):
-        server.track_presence(re.compile(r"live:.+"), ttl=300)
+        server.track_presence(re.compile(r"live:.+"), ttl=0.3)
     async with (
         RawClient.open(one.url, auto_pong=True) as watcher,
         RawClient.open(two.url) as member,

@@ -26,7 +26,7 @@ from tests.unit.sdk.recorder import Recorder
 
 __all__ = ["clients", "mesh"]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 Factory = Callable[..., MeshClient]
 
@@ -74,7 +74,7 @@ async def test_command_timeout(mesh: Restartable, clients: Factory) -> None:
 
 
 async def test_latency_is_measured() -> None:
-    async with running_server(latency_interval=30) as server:
+    async with running_server(latency_interval=0.03) as server:
         client = MeshClient(server.url)
         recorder = Recorder(client)
         await client.connect()
@@ -85,7 +85,7 @@ async def test_latency_is_measured() -> None:
 
 
 async def test_server_pings_are_answered(clients: Factory) -> None:
-    async with running_server(ping_interval=50, latency_interval=60_000) as server:
+    async with running_server(ping_interval=0.05, latency_interval=60.0) as server:
         client = clients(server.url, ping_timeout=0.05)
         recorder = Recorder(client)
         await client.connect()
@@ -97,7 +97,7 @@ async def test_server_pings_are_answered(clients: Factory) -> None:
 
 
 async def test_watchdog_reconnects(clients: Factory) -> None:
-    async with running_server(ping_interval=10_000) as server:
+    async with running_server(ping_interval=10.0) as server:
         # The client expects pings every 30 ms, the server sends one every 10 s: the watchdog
         # drops the socket after 60 ms and the client reconnects with a new id (§14).
         client = clients(server.url, ping_timeout=0.03, max_missed_pings=1)

@@ -1,4 +1,4 @@
-"""Property tests of record patches (PROTOCOL §11.3, §11.4): diff(old, new) applied to old → new."""
+"""Property tests of record patches (protocol.md §11.3, §11.4): old + diff(old, new) → new."""
 
 from __future__ import annotations
 

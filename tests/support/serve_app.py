@@ -15,9 +15,9 @@ from mesh_server import MeshServer
 def build() -> MeshServer:
     server = MeshServer(
         port=0,
-        instance_heartbeat_interval=200,
-        instance_ttl=600,
-        instance_sweep_interval=200,
+        instance_heartbeat_interval=0.2,
+        instance_ttl=0.6,
+        instance_sweep_interval=0.2,
     )
 
     @server.command("echo")

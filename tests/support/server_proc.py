@@ -48,8 +48,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--namespace", default="mesh:")
-    parser.add_argument("--ping-interval", type=int, default=30_000)
-    parser.add_argument("--heartbeat", type=int, default=200)
-    parser.add_argument("--ttl", type=int, default=600)
-    parser.add_argument("--sweep", type=int, default=200)
+    # Durations in seconds, as MeshServer takes them.
+    parser.add_argument("--ping-interval", type=float, default=30.0)
+    parser.add_argument("--heartbeat", type=float, default=0.2)
+    parser.add_argument("--ttl", type=float, default=0.6)
+    parser.add_argument("--sweep", type=float, default=0.2)
     asyncio.run(main(parser.parse_args()))

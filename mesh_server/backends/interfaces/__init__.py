@@ -7,7 +7,7 @@ implements (memory: one process; Redis: scale-out).
 interface                                     concern
 ============================================  ===================================================
 :class:`.broker.Broker`                       pub/sub, application channels + history, direct
-                                              sends, broadcasts (PROTOCOL §9, §13.2)
+                                              sends, broadcasts (protocol.md §9, §13.2)
 :class:`.registry.InstanceRegistry`           instance heartbeats, dead-instance sweeps,
                                               connection routing, store-loss recovery (§5, §13)
 :class:`.rooms.RoomStore`                     room membership, joins of any instance's
@@ -25,7 +25,7 @@ raises and what is dropped, size limits). These hold for every interface:
   any instance interleaves with it (Redis: one Lua script call; memory: no ``await`` inside).
   Events an operation causes are published *inside* that step, so their order is the order of
   the state changes.
-* **Errors.** Failing to reach the store, or missing the operation deadline (default 5000 ms),
+* **Errors.** Failing to reach the store, or missing the operation deadline (default 5.0 s),
   raises :class:`~mesh_sdk.protocol.errors.UnavailableError` (``EUNAVAILABLE``). Nothing else
   escapes but the outcomes an operation documents (the record outcomes ``TooLargeError`` and
   ``ConflictError``, exceptions of a ``validate`` callback or an update function) and
@@ -37,6 +37,6 @@ raises and what is dropped, size limits). These hold for every interface:
 * **No KEYS.** Enumeration uses indexes (sets, hashes), never ``KEYS``.
 
 Internal pub/sub channels carry the namespace prefix (default ``mesh:``); application channel
-names are used verbatim (PROTOCOL §9.2). :mod:`mesh_server.backends.messages` defines the layout
+names are used verbatim (protocol.md §9.2). :mod:`mesh_server.backends.messages` defines the layout
 of every internal message, so all backends publish byte-compatible events.
 """

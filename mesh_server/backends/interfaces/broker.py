@@ -1,4 +1,4 @@
-"""Fan-out: pub/sub, application channels with history, direct sends, broadcasts (PROTOCOL §9)."""
+"""Fan-out: pub/sub, channels with history, direct sends, broadcasts (protocol.md §9)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Broker(ABC):
     * **Atomicity.** :meth:`publish_channel` with history appends, trims and publishes in one
       step; :meth:`send_to_connection` looks the route up and publishes in one step.
     * **Costs.** A direct send is O(1) store operations; a broadcast is one publish that every
-      instance resolves against its local connection and room index (PROTOCOL §13.2).
+      instance resolves against its local connection and room index (protocol.md §13.2).
     * **Dropped.** A direct send to a connection registered nowhere publishes nothing and
       returns ``False``; channel history beyond the ``history`` most recent messages is gone.
     * **Size limits.** None here: payloads are published as given. The server bounds them
@@ -94,5 +94,5 @@ class Broker(ABC):
         """Deliver ``frame`` to every connection (or every member of ``room``) on every instance.
 
         Costs O(1) backend messages per call: one publish that each instance resolves against
-        its local connection and room index (PROTOCOL §13.2). ``exclude`` lists connection ids.
+        its local connection and room index (protocol.md §13.2). ``exclude`` lists connection ids.
         """

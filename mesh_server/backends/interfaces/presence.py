@@ -24,7 +24,7 @@ class PresenceStore(ABC):
     Presence begins with a join of a tracked room
     (:meth:`~mesh_server.backends.interfaces.rooms.RoomStore.join_room`) and ends by a leave, a
     clear, an unregistration or expiry. Events go to ``{ns}presence:{room}``, each exactly the
-    ``mesh/presence-update`` payload (PROTOCOL §8) with a wall-clock millisecond timestamp
+    ``mesh/presence-update`` payload (protocol.md §8) with a wall-clock millisecond timestamp
     (Redis: the server's ``TIME``).
 
     Guarantees

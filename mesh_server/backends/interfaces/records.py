@@ -1,16 +1,19 @@
-"""Versioned records: atomic writes with patches, deletion (PROTOCOL §11)."""
+"""Versioned records: atomic writes with patches, deletion (protocol.md §11)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
-__all__ = ["MergeStrategy", "RecordStore", "RecordUpdater", "RecordWrite"]
+__all__ = ["MERGE_STRATEGIES", "MergeStrategy", "RecordStore", "RecordUpdater", "RecordWrite"]
 
 MergeStrategy = Literal["replace", "merge", "deepMerge"]
-"""How a new value combines with the stored one (PROTOCOL §11.3, §12.1)."""
+"""How a new value combines with the stored one (protocol.md §11.3, §12.1)."""
+
+MERGE_STRATEGIES: Final[frozenset[str]] = frozenset(get_args(MergeStrategy))
+"""Every :data:`MergeStrategy`, to check a strategy given by server code at run time."""
 
 RecordUpdater = Callable[[Any], Any]
 """``fn(current) -> new`` for :meth:`RecordStore.update_record`: ``current`` is the record's JSON
@@ -20,7 +23,7 @@ it."""
 
 @dataclass(frozen=True, slots=True)
 class RecordWrite:
-    """Outcome of an atomic record write (PROTOCOL §11.3).
+    """Outcome of an atomic record write (protocol.md §11.3).
 
     Attributes:
         changed: ``False`` when the new value equals the old one (nothing stored or published).

@@ -1,4 +1,4 @@
-"""Instances and connection routing: heartbeats, dead-instance sweeps, recovery (PROTOCOL §13)."""
+"""Instances and connection routing: heartbeats, dead-instance sweeps (protocol.md §13)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class InstanceRegistry(ABC):
       to every instance as soon as :meth:`register_connection` returns.
     * **Atomicity.** Registering and unregistering a connection are one step each. Unregistering
       ends presence (exactly one ``leave`` per present room), memberships, metadata and the
-      routing entry together, so nothing of a connection outlives it (PROTOCOL §5.3).
+      routing entry together, so nothing of a connection outlives it (protocol.md §5.3).
     * **Dead instances.** A heartbeat lapses on the store's clock. Exactly one sweeper across all
       instances claims a given dead instance (an atomic claim); it then cleans each of the dead
       instance's connections as :meth:`unregister_connection` would, one step per connection,
@@ -61,13 +61,13 @@ class InstanceRegistry(ABC):
 
         Returns:
             ``False`` if the heartbeat had lapsed or the registration was removed (the instance
-            was presumed dead and cleaned up: the caller must fence itself, PROTOCOL §13.5); the
+            was presumed dead and cleaned up: the caller must fence itself, protocol.md §13.5); the
             registration is re-created either way.
         """
 
     @abstractmethod
     async def sweep_dead_instances(self) -> list[DeadInstanceReport]:
-        """Claim every instance whose heartbeat lapsed and clean it up (PROTOCOL §13.4).
+        """Claim every instance whose heartbeat lapsed and clean it up (protocol.md §13.4).
 
         Exactly one caller across all instances claims a given dead instance (atomic claim).
         For each of its connections: presence ends with one ``leave`` per present room, states
@@ -92,7 +92,7 @@ class InstanceRegistry(ABC):
 
     @abstractmethod
     async def unregister_connection(self, connection_id: str, tracked_rooms: Sequence[str]) -> None:
-        """Remove everything the backend holds about a connection (PROTOCOL §5.3 steps 3–5).
+        """Remove everything the backend holds about a connection (protocol.md §5.3 steps 3–5).
 
         For each room in ``tracked_rooms`` where it is present: remove presence and state and
         publish exactly one ``leave``. Then remove all memberships, metadata and the routing entry.

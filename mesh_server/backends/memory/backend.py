@@ -25,10 +25,10 @@ from mesh_server.backends.memory.rooms import MemoryRooms
 from mesh_server.backends.messages import BROADCAST, inbox_channel
 from mesh_server.backends.slots import RecordSlots
 
-__all__ = ["DEFAULT_INSTANCE_TTL_MS", "MemoryBackend"]
+__all__ = ["DEFAULT_INSTANCE_TTL", "MemoryBackend"]
 
-DEFAULT_INSTANCE_TTL_MS: Final = 15_000
-"""Heartbeat TTL given to an instance by :meth:`MemoryBackend.start` (PROTOCOL §13.3)."""
+DEFAULT_INSTANCE_TTL: Final = 15.0
+"""Heartbeat TTL given to an instance by :meth:`MemoryBackend.start` (protocol.md §13.3)."""
 
 
 class MemoryBackend(
@@ -70,14 +70,14 @@ class MemoryBackend(
         hub: Shared store and pub/sub; a private one when ``None``.
         clock: Clock of the private hub, in milliseconds (only without ``hub``: a shared hub has
             one clock).
-        instance_ttl_ms: Heartbeat TTL registered by :meth:`start`.
+        instance_ttl: Heartbeat TTL registered by :meth:`start`, in seconds.
         operation_timeout: Deadline of one :meth:`update_record`, its function's runs
             included, in seconds (→ ``UnavailableError``).
         record_retry_base: First jittered pause after an update conflict, in seconds.
         record_retry_max: Longest pause between conflicting update attempts, in seconds.
 
     Raises:
-        ValueError: Both ``hub`` and ``clock`` were given.
+        ValueError: Both ``hub`` and ``clock`` were given, or a duration is out of range.
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class MemoryBackend(
         *,
         hub: MemoryHub | None = None,
         clock: Callable[[], float] | None = None,
-        instance_ttl_ms: int = DEFAULT_INSTANCE_TTL_MS,
+        instance_ttl: float = DEFAULT_INSTANCE_TTL,
         operation_timeout: float = 5.0,
         record_retry_base: float = 0.001,
         record_retry_max: float = 0.032,
@@ -95,7 +95,12 @@ class MemoryBackend(
             raise ValueError("pass the clock to the MemoryHub, not to a backend sharing it")
         self.namespace = namespace
         self.hub = hub if hub is not None else MemoryHub(clock)
-        self.instance_ttl_ms = instance_ttl_ms
+        if not instance_ttl > 0 or not operation_timeout > 0:
+            raise ValueError("instance_ttl and operation_timeout must be > 0 seconds")
+        if record_retry_base < 0 or record_retry_max < record_retry_base:
+            raise ValueError("record_retry_base must be >= 0 and at most record_retry_max")
+        self.instance_ttl = instance_ttl
+        """Heartbeat TTL registered by :meth:`start`, in seconds."""
         self._s = self.hub._store(namespace)
         self._instance_id: str | None = None
         self._endpoint: Endpoint | None = None
@@ -116,7 +121,7 @@ class MemoryBackend(
         self._instance_id = instance_id
         self._closed = False
         self._endpoint = Endpoint(on_message)
-        self._s.instances[instance_id] = self._now() + self.instance_ttl_ms
+        self._s.instances[instance_id] = self._now() + self.instance_ttl * 1000
         self._s.instance_conns.setdefault(instance_id, set())
         self.hub._subscribe(inbox_channel(self.namespace, instance_id), self._endpoint)
         self.hub._subscribe(self.namespace + BROADCAST, self._endpoint)

@@ -31,7 +31,7 @@ class MemoryRegistry(MemoryState, InstanceRegistry):
         return alive
 
     async def sweep_dead_instances(self) -> list[DeadInstanceReport]:
-        """Claim and clean every instance whose heartbeat lapsed (PROTOCOL §13.4)."""
+        """Claim and clean every instance whose heartbeat lapsed (protocol.md §13.4)."""
         now = self._now()
         dead = sorted(i for i, deadline in self._s.instances.items() if deadline <= now)
         return [self._remove_instance(instance_id) for instance_id in dead]
@@ -64,7 +64,7 @@ class MemoryRegistry(MemoryState, InstanceRegistry):
         self._drop_connection(connection_id, tracked_rooms)
 
     def _drop_connection(self, connection_id: str, tracked_rooms: Iterable[str]) -> None:
-        # PROTOCOL §5.3 steps 3–5. Presence implies membership here, so scanning the
+        # protocol.md §5.3 steps 3–5. Presence implies membership here, so scanning the
         # connection's rooms also ends presence in rooms the caller did not list.
         rooms = dict.fromkeys(tracked_rooms)
         rooms.update(dict.fromkeys(sorted(self._s.conn_rooms.get(connection_id, ()))))

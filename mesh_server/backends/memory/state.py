@@ -19,7 +19,7 @@ __all__ = ["MemoryState"]
 
 
 def _wall_ms() -> int:
-    # PROTOCOL §8: the presence-update timestamp is the producing instance's wall clock.
+    # protocol.md §8: the presence-update timestamp is the producing instance's wall clock.
     return int(time.time() * 1000)
 
 

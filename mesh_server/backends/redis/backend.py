@@ -1,4 +1,4 @@
-"""Redis backend: shared state and pub/sub for any number of instances (PROTOCOL §13).
+"""Redis backend: shared state and pub/sub for any number of instances (protocol.md §13).
 
 :class:`RedisBackend` composes one class per interface of
 :mod:`mesh_server.backends.interfaces` (:mod:`.broker`, :mod:`.registry`, :mod:`.rooms`,
@@ -14,8 +14,8 @@ Everything the interfaces guarantee, implemented as follows:
   publish with history, record commit/delete, direct sends, heartbeat, dead-instance claim.
   Events are published from inside the script that changes the state, so their order is the
   order of the changes. Presence expiry is one script over a sorted set of deadlines, so with any
-  number of sweeping instances each expiry yields exactly one event (PROTOCOL §10.3).
-* **Records.** Optimistic concurrency (PROTOCOL §11.3), see
+  number of sweeping instances each expiry yields exactly one event (protocol.md §10.3).
+* **Records.** Optimistic concurrency (protocol.md §11.3), see
   :mod:`mesh_server.backends.redis.records`: writes of one record are serialised per instance,
   combine/compare/diff/size-check/validate run in Python on the cached last known state, and
   one ``record_commit`` script stores version n + 1 and publishes the update iff the record is
@@ -24,27 +24,27 @@ Everything the interfaces guarantee, implemented as follows:
   uncontended write costs one command; an unchanged one publishes nothing. Merge strategies
   of metadata use the same scheme (``metadata_cas``); ``replace`` is a single ``HSET``.
 * **Costs.** ``send_to_connection`` is one script call (route lookup + publish);
-  ``broadcast`` is one ``PUBLISH`` that every instance resolves locally (PROTOCOL §13.2).
+  ``broadcast`` is one ``PUBLISH`` that every instance resolves locally (protocol.md §13.2).
 * **Pub/sub.** One pub/sub connection per instance, one reader task, delivery in arrival order;
   :meth:`RedisBackend.subscribe` returns after Redis confirmed the subscription. Application
-  channel names are used verbatim (PROTOCOL §9.2); internal ones carry the namespace.
+  channel names are used verbatim (protocol.md §9.2); internal ones carry the namespace.
 * **Clock.** Deadlines and event timestamps come from Redis ``TIME``.
 * **Errors.** Every operation runs inside one boundary
   (:func:`~mesh_server.backends.redis.errors.unavailable_on_failure`) bounded by
-  ``operation_timeout_ms``; connection errors, timeouts and transient error replies (``LOADING``,
+  ``operation_timeout``; connection errors, timeouts and transient error replies (``LOADING``,
   ``BUSY``, ``READONLY``…) raise :class:`~mesh_sdk.protocol.errors.UnavailableError` with the
   neutral message ``"service temporarily unavailable"``; the detail goes to the log.
 * **Outages** are tracked by :attr:`RedisBackend.health`: one warning when the first operation
   or pub/sub attempt fails, one line with the duration when Redis answers again.
 * **Recovery.** The command pool reconnects on the next operation; the pub/sub reader
-  reconnects with backoff (at most ``reconnect_max_ms`` apart, so the end of any outage is seen
+  reconnects with backoff (at most ``reconnect_max`` apart, so the end of any outage is seen
   within that delay) and re-subscribes every channel; scripts reload on ``NOSCRIPT``; the
   instance registration is re-created and, if it was lost (e.g. Redis restarted empty), the next
-  :meth:`RedisBackend.heartbeat` returns ``False`` so the server fences itself (PROTOCOL §13.5).
+  :meth:`RedisBackend.heartbeat` returns ``False`` so the server fences itself (protocol.md §13.5).
   Then :attr:`RedisBackend.on_recovered` is awaited: the server runs that heartbeat at once
   (fencing before anything else, so a store that came back empty is never mistaken for deleted
   records), then calls :meth:`RedisBackend.reregister_connections` and resyncs record
-  subscribers (PROTOCOL §11.5).
+  subscribers (protocol.md §11.5).
 * **No KEYS, no CONFIG, no keyspace notifications.** Enumeration uses the indexes below.
 
 Key layout
@@ -62,7 +62,7 @@ deployments sharing a server need distinct namespaces and channel names.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -90,6 +90,19 @@ PUBSUB_DISCONNECTED = "pubsub_disconnected"
 """Health code (:meth:`RedisBackend.health_issues`): the pub/sub reader is down or reconnecting."""
 
 
+# Options that took milliseconds before durations became seconds. ``**options`` would hand
+# them to redis-py, which fails only when it first connects: refuse them here instead.
+_RENAMED_OPTIONS: Final = {
+    "operation_timeout_ms": "operation_timeout",
+    "instance_ttl_ms": "instance_ttl",
+    "claim_ttl_ms": "claim_ttl",
+    "reconnect_min_ms": "reconnect_min",
+    "reconnect_max_ms": "reconnect_max",
+    "record_retry_base_ms": "record_retry_base",
+    "record_retry_max_ms": "record_retry_max",
+}
+
+
 class RedisBackend(
     RedisBroker,
     RedisRegistry,
@@ -104,25 +117,32 @@ class RedisBackend(
     Args:
         url: ``redis://`` or ``rediss://`` URL (``unix://`` too).
         namespace: Prefix of every key and internal channel.
-        operation_timeout_ms: Deadline of one backend operation (→ ``UnavailableError``).
-        instance_ttl_ms: Heartbeat TTL used when registering at start and after recovery.
-        claim_ttl_ms: How long a dead-instance claim protects its cleanup.
+        operation_timeout: Deadline of one backend operation, in seconds
+            (→ ``UnavailableError``).
+        instance_ttl: Heartbeat TTL used when registering at start and after recovery, in
+            seconds.
+        claim_ttl: How long a dead-instance claim protects its cleanup, in seconds.
         sweep_batch: Most deadline entries one ``sweep_presence`` script call handles.
-        reconnect_min_ms: First pub/sub reconnect delay (doubles per failure).
-        reconnect_max_ms: Longest pub/sub reconnect delay: after any outage, Redis is seen to
-            be back within this many ms (an attempt against a down server costs one refused
-            TCP connect).
+        reconnect_min: First pub/sub reconnect delay in seconds (doubles per failure).
+        reconnect_max: Longest pub/sub reconnect delay in seconds: after any outage, Redis is
+            seen to be back within this many seconds (an attempt against a down server costs
+            one refused TCP connect).
         max_connections: Size of the command connection pool (plus the pub/sub connection);
             operations wait for a free connection within their deadline.
         record_cache_entries: Records whose last known state this instance caches so that a
             write is one command (0: no cache, every write reads first).
         record_cache_bytes: Most bytes of cached record values.
-        record_retry_base_ms: First jittered pause after a record write conflict.
-        record_retry_max_ms: Longest pause between conflicting record writes; also how long
-            after a conflict writes of that record pause briefly first (fairness).
+        record_retry_base: First jittered pause after a record write conflict, in seconds.
+        record_retry_max: Longest pause between conflicting record writes, in seconds; also
+            how long after a conflict writes of that record pause briefly first (fairness).
         on_recovered: Awaited after the pub/sub link was re-established.
         **options: Passed to :meth:`redis.asyncio.BlockingConnectionPool.from_url` (e.g.
             ``ssl_cert_reqs``, ``health_check_interval``).
+
+    Raises:
+        TypeError: An option of the former millisecond API (``operation_timeout_ms``…).
+        ValueError: A timeout, TTL or reconnect delay is not positive, or the record retry
+            pauses are negative or out of order.
     """
 
     def __init__(
@@ -130,31 +150,47 @@ class RedisBackend(
         url: str,
         *,
         namespace: str = "mesh:",
-        operation_timeout_ms: int = 5000,
-        instance_ttl_ms: int = 15_000,
-        claim_ttl_ms: int = 60_000,
+        operation_timeout: float = 5.0,
+        instance_ttl: float = 15.0,
+        claim_ttl: float = 60.0,
         sweep_batch: int = 1000,
-        reconnect_min_ms: int = 50,
-        reconnect_max_ms: int = 500,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 0.5,
         max_connections: int = 64,
         record_cache_entries: int = 4096,
         record_cache_bytes: int = 16 * 1024 * 1024,
-        record_retry_base_ms: float = 1.0,
-        record_retry_max_ms: float = 32.0,
+        record_retry_base: float = 0.001,
+        record_retry_max: float = 0.032,
         on_recovered: RecoveredCallback | None = None,
         **options: Any,
     ) -> None:
+        renamed = sorted(set(options) & _RENAMED_OPTIONS.keys())
+        if renamed:
+            hint = ", ".join(f"{old} → {_RENAMED_OPTIONS[old]}" for old in renamed)
+            raise TypeError(f"RedisBackend options now take seconds under new names: {hint}")
         self.namespace = namespace
         self.on_recovered = on_recovered
         """Awaited after a reconnect, once the pub/sub channels are subscribed again."""
         self.health = Health()
         """Outage state and its log lines (shared by commands and the pub/sub reader)."""
-        self._timeout_s = operation_timeout_ms / 1000
-        self._instance_ttl_ms = instance_ttl_ms
-        self._claim_ttl_ms = claim_ttl_ms
+        for name, seconds in (
+            ("operation_timeout", operation_timeout),
+            ("instance_ttl", instance_ttl),
+            ("claim_ttl", claim_ttl),
+            ("reconnect_min", reconnect_min),
+            ("reconnect_max", reconnect_max),
+        ):
+            if not seconds > 0:
+                raise ValueError(f"{name} must be > 0 seconds")
+        if record_retry_base < 0 or record_retry_max < record_retry_base:
+            raise ValueError("record_retry_base must be >= 0 and at most record_retry_max")
+        self._timeout_s = operation_timeout
+        # The Lua scripts take PX-style TTLs in ms.
+        self._instance_ttl_ms = max(1, round(instance_ttl * 1000))
+        self._claim_ttl_ms = max(1, round(claim_ttl * 1000))
         self._sweep_batch = sweep_batch
-        self._reconnect_min_s = reconnect_min_ms / 1000
-        self._reconnect_max_s = reconnect_max_ms / 1000
+        self._reconnect_min_s = reconnect_min
+        self._reconnect_max_s = reconnect_max
         # Never retry inside redis-py: a retried script could publish twice (at-most-once).
         options.setdefault("retry", Retry(NoBackoff(), 0))
         options.setdefault("socket_connect_timeout", self._timeout_s)
@@ -173,8 +209,8 @@ class RedisBackend(
             self._keys,
             cache_entries=record_cache_entries,
             cache_bytes=record_cache_bytes,
-            retry_base_s=record_retry_base_ms / 1000,
-            retry_max_s=record_retry_max_ms / 1000,
+            retry_base_s=record_retry_base,
+            retry_max_s=record_retry_max,
         )
         self._instance_id = ""
         self._subscriber: Subscriber | None = None

@@ -3,7 +3,7 @@
 One pub/sub connection per instance (:mod:`.pubsub`): one reader task, delivery in arrival
 order, subscriptions confirmed before :meth:`RedisBroker.subscribe` returns. A direct send is
 one script call (route lookup + publish); a broadcast one ``PUBLISH`` that every instance
-resolves locally (PROTOCOL §13.2).
+resolves locally (protocol.md §13.2).
 """
 
 from __future__ import annotations

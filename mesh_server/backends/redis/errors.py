@@ -3,7 +3,7 @@
 Every backend operation runs inside :func:`unavailable_on_failure`, which also bounds it by the
 operation deadline (Backend Guarantees: "Errors"). Clients only ever see the neutral
 :data:`UNAVAILABLE_MESSAGE`; what failed and why (operation, redis-py exception) goes to the log
-and stays on the exception as its ``__cause__`` (PROTOCOL §4: error text never names internals).
+and stays on the exception as its ``__cause__`` (protocol.md §4: error text never names internals).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Outage bookkeeping of one Redis backend: one log line when an outage starts, one when it ends.
 
 During an outage every operation, every pub/sub reconnect attempt and every refused connection
-fails; logging each of them buried the one fact an operator needs (PROTOCOL §15 keeps logs
+fails; logging each of them buried the one fact an operator needs (protocol.md §15 keeps logs
 bounded under abuse, and an outage is no different). :class:`Health` turns the stream of
 failures and successes into two lines per outage: a warning with the first failure's detail when
 it starts and an info line with its duration and the number of failures when it ends.

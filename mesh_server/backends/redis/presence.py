@@ -2,7 +2,7 @@
 
 Presence and state deadlines are one sorted set of backend-clock deadlines (``{ns}deadlines``),
 swept by every instance with one script that removes due entries and publishes their events, so
-each expiry yields exactly one event (PROTOCOL §10.3).
+each expiry yields exactly one event (protocol.md §10.3).
 """
 
 from __future__ import annotations

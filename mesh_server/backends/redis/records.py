@@ -1,6 +1,6 @@
 """Record writes on Redis: one writer per record per instance, a state cache, one-command commits.
 
-A write (PROTOCOL §11.3) combines the new value with the stored one in Python (merge strategies,
+A write (protocol.md §11.3) combines the new value with the stored one in Python (merge strategies,
 size limit, validation, diff), then commits with the ``record_commit`` script, which stores
 version n + 1 and publishes the update iff the record is still at version n of the same
 *incarnation* (a random token set at creation, so a deleted and re-created record never matches

@@ -27,7 +27,42 @@ export class FakeClient implements MeshClientLike {
   private readonly records = new Map<string, (update: RawRecordUpdate) => void | Promise<void>>();
   private readonly rooms = new Map<string, (update: RawPresenceUpdate) => void | Promise<void>>();
 
+  /** `Status` of the real client: 3 online, 0 offline. */
+  status = 0;
+  private readonly connectListeners: Array<() => void> = [];
+
   constructor(private readonly revision: "seed" | "head" = "seed") {}
+
+  on(event: "connect", listener: () => void): this {
+    this.connectListeners.push(listener);
+    return this;
+  }
+
+  /** Like the real client: `connect` is emitted (synchronously) before `connect()` resolves. */
+  async connect(): Promise<void> {
+    this.calls.push({ method: "connect", args: [] });
+    if (this.status !== 3) {
+      this.status = 3;
+      this.emitConnect();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.calls.push({ method: "close", args: [] });
+    this.status = 0;
+  }
+
+  /** A reconnect as both revisions report it: `connect` (then `reconnect`, unused here). */
+  reconnect(): void {
+    this.status = 3;
+    this.emitConnect();
+  }
+
+  private emitConnect(): void {
+    for (const listener of this.connectListeners) {
+      listener();
+    }
+  }
 
   private nextSubscribeReply<T>(): T {
     if (this.subscribeReplies.length === 0) {

@@ -1,6 +1,9 @@
 // The JavaScript MeshClient's public surface at SEED and HEAD, transcribed from
 // ../shared/JS-CLIENT.md (payloads `any`, as in the original). Declarations only: usage.ts checks
-// that both revisions satisfy the generated bindings' structural MeshClientLike.
+// that both revisions satisfy the generated bindings' structural MeshClientLike. The event
+// emitter methods and `status` are not in JS-CLIENT.md: SEED (788bd5e) extends node's
+// EventEmitter, HEAD (f89760d) eventemitter3's typed `EventEmitter<MeshClientEvents>`; both have
+// `get status(): Status` and emit `connect` on the first connection and on each reconnect.
 
 import type { Operation } from "fast-json-patch";
 
@@ -26,6 +29,26 @@ export type RecordUpdate = {
   version: number;
 };
 
+export declare enum Status {
+  ONLINE = 3,
+  CONNECTING = 2,
+  RECONNECTING = 1,
+  OFFLINE = 0,
+}
+
+interface MeshClientEvents {
+  connect: [];
+  disconnect: [];
+  reconnect: [];
+  reconnectfailed: [];
+  close: [];
+  error: [Error];
+  ping: [];
+  latency: [any];
+  message: [any];
+  republish: [];
+}
+
 export type MeshClientOptions = Partial<{
   pingTimeout: number;
   maxMissedPings: number;
@@ -36,6 +59,8 @@ export type MeshClientOptions = Partial<{
 
 export declare class SeedMeshClient {
   constructor(url: string, opts?: MeshClientOptions);
+  on(eventName: string | symbol, listener: (...args: any[]) => void): this;
+  get status(): Status;
   connect(): Promise<void>;
   close(): Promise<void>;
   command(command: string, payload?: any, expiresIn?: number): Promise<any>;
@@ -81,6 +106,12 @@ export declare class SeedMeshClient {
 
 export declare class HeadMeshClient {
   constructor(url: string, opts?: MeshClientOptions);
+  on<E extends keyof MeshClientEvents>(
+    event: E,
+    fn: (...args: MeshClientEvents[E]) => void,
+    context?: any,
+  ): this;
+  get status(): Status;
   connect(): Promise<void>;
   close(): Promise<void>;
   command(command: string, payload?: any, expiresIn?: number): Promise<any>;

@@ -2,7 +2,7 @@
 // reports as an error when the next line compiles. tests/codegen/test_ts_codegen.py checks that no
 // statement lacks the directive.
 
-import { ChatAppClient, chatChannel, userProfileRecord, type MeshClientLike } from "../golden/expected-ts/index.js";
+import { CONTRACT, ChatAppClient, chatChannel, userProfileRecord, type MeshClientLike } from "../golden/expected-ts/index.js";
 import { ChatClient } from "../../../examples/chat/web/generated/index.js";
 
 interface Cursor {
@@ -56,6 +56,18 @@ export async function negative(app: ChatAppClient, client: MeshClientLike): Prom
   await new ChatAppClient<Cursor>(client).presence.join("lobby", (e) => void (e.type === "state" && e.state?.y));
   // @ts-expect-error an object without the client's methods is not a MeshClientLike
   void new ChatAppClient({ command: async () => null });
+  // @ts-expect-error contractCheck is "warn", "strict" or "off"
+  void new ChatAppClient(client, { contractCheck: "loud" });
+  // @ts-expect-error a contract warning handler gets the message string first
+  void new ChatAppClient(client, { onContractWarning: (message: number) => void message });
+  // @ts-expect-error the outcome of a check is null when the contracts match
+  void (await app.checkContract()).message;
+  // @ts-expect-error the commands of a mismatch are read-only
+  app.contractMismatch?.onlyClient.push("chat/edit");
+  // @ts-expect-error the generated contract description is read-only
+  CONTRACT.fingerprint = "sha256:0";
+  // @ts-expect-error the contract check listens to the client's connect event: `on` is required
+  void new ChatAppClient(client as Omit<MeshClientLike, "on">);
   // @ts-expect-error the chat example's request has no replyTo
   await new ChatClient(client).commands.sendMessage({ room: "lobby", text: "hi", replyTo: 1 });
 }

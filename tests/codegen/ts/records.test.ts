@@ -99,7 +99,7 @@ describe("records", () => {
         args: ["room:lobby:topic", { mode: "patch" }],
       },
     ]);
-    // The first write to a null record is a root replace (PROTOCOL §11.4).
+    // The first write to a null record is a root replace (protocol.md §11.4).
     const patch = [{ op: "replace" as const, path: "", value: "Welcome" }];
     await client.pushRecord({
       recordId: "room:lobby:topic",

@@ -2,7 +2,10 @@
 // over both revisions of the JavaScript client. Never run (declarations only at the top level).
 
 import {
+  CONTRACT,
   ChatAppClient,
+  ContractMismatchError,
+  FINGERPRINT,
   ForbiddenError,
   MeshError,
   MeshTimeoutError,
@@ -12,6 +15,7 @@ import {
   chatChannel,
   userProfileRecord,
   type ChatEvent,
+  type ContractMismatch,
   type ContractRoot,
   type MeshClientLike,
   type PresenceEvent,
@@ -146,3 +150,31 @@ export function denied(error: unknown): string | undefined {
 }
 
 export type Everything = ContractRoot[keyof ContractRoot];
+
+export async function contractCheck(client: MeshClientLike): Promise<string> {
+  const warnings: string[] = [];
+  const app = new ChatAppClient(client, {
+    contractCheck: "strict",
+    timeoutMs: 5000,
+    onContractWarning: (message, cause) => {
+      warnings.push(message, cause instanceof MeshError ? cause.code : (cause.serverName ?? ""));
+    },
+  });
+  try {
+    await app.connect();
+  } catch (error) {
+    if (error instanceof ContractMismatchError) {
+      return error.code + error.mismatch.onlyClient.join(", ") + String(app.contractError);
+    }
+  }
+  const mismatch: ContractMismatch | null = await app.checkContract();
+  const quiet = new ChatClient(client, { contractCheck: "off" });
+  await quiet.close();
+  return [
+    mismatch?.message ?? "",
+    String(app.contractMismatch?.announced),
+    CONTRACT.fingerprint === FINGERPRINT ? app.contractCheck : "",
+    ...CONTRACT.commands,
+    ...warnings,
+  ].join();
+}

@@ -165,21 +165,21 @@ async def test_refreshes_do_not_grow_the_deadline_index_without_bound() -> None:
 async def test_swept_instance_is_reported_with_its_connections() -> None:
     clock = FakeClock()
     hub = MemoryHub(clock)
-    a, b = MemoryBackend(hub=hub, instance_ttl_ms=100), MemoryBackend(hub=hub)
+    a, b = MemoryBackend(hub=hub, instance_ttl=0.1), MemoryBackend(hub=hub)
     await started(a, "a")
     await started(b, "b")
     await a.register_connection("conn-2")
     await a.register_connection("conn-1")
-    clock.advance(100)
+    clock.advance(100)  # the hub clock reads ms
     reports = await b.sweep_dead_instances()
     assert [(r.instance_id, r.connection_ids) for r in reports] == [("a", ["conn-1", "conn-2"])]
 
 
 def test_create_backend_memory() -> None:
-    backend = create_backend(None, namespace="app:", instance_ttl_ms=1234)
+    backend = create_backend(None, namespace="app:", instance_ttl=1.234)
     assert isinstance(backend, MemoryBackend)
     assert backend.namespace == "app:"
-    assert backend.instance_ttl_ms == 1234
+    assert backend.instance_ttl == 1.234
 
 
 async def test_create_backend_redis_is_imported_lazily() -> None:

@@ -7,17 +7,20 @@ from typing import Any
 
 import pytest
 
+from examples.chat.generated import CONTRACT as chat_contract
 from examples.chat.generated import ChatClient
 from examples.chat.generated import models as chat_models
 from mesh_sdk.facade import CommandGroup
+from mesh_sdk.protocol.codec import dumps
 from mesh_sdk.protocol.contract import (
     ChannelSpec,
     ContractIndex,
     RecordSpec,
     fill_template,
     to_jsonable,
+    to_wire,
 )
-from mesh_sdk.protocol.errors import ValidationError
+from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
 from mesh_sdk.protocol.generated import CONTRACT, models
 
 
@@ -37,7 +40,7 @@ def test_all_builtin_commands_are_indexed() -> None:
 
 
 def test_missing_member_reported_at_parent() -> None:
-    # PROTOCOL Appendix A.2.
+    # protocol.md Appendix A.2.
     assert _details("mesh/join-room", {}) == [
         {"path": "", "message": "'roomName' is a required property"}
     ]
@@ -59,7 +62,7 @@ def test_unknown_members_ignored_and_null_is_absent() -> None:
 
 
 def test_builtin_schemas_leave_the_upper_name_bound_to_the_server() -> None:
-    # max_name_length is configurable, so the schema must not cap names (PROTOCOL §15).
+    # max_name_length is configurable, so the schema must not cap names (protocol.md §15).
     spec = CONTRACT.command("mesh/join-room")
     assert spec is not None
     assert spec.validate_request({"roomName": "r" * 10_000}).roomName == "r" * 10_000
@@ -167,6 +170,10 @@ class FakeClient:
     def __init__(self, result: Any) -> None:
         self.result = result
         self.calls: list[tuple[Any, ...]] = []
+        self.contract: ContractIndex | None = None
+
+    def bind_contract(self, contract: ContractIndex) -> None:
+        self.contract = contract
 
     async def command(self, name: str, payload: Any = None, *, timeout: Any = None) -> Any:
         self.calls.append(("command", name, payload, timeout))
@@ -214,14 +221,36 @@ async def test_generated_facade_delegates_and_validates() -> None:
     # The built-in package has no facade (it is shared with the server): use an app's.
     fake = FakeClient({"id": 7, "sentAt": "2026-01-02T03:04:05Z"})
     client = ChatClient(fake, contract_check="off")
+    assert fake.contract is chat_contract  # the facade binds its contract to the client
     request = chat_models.SendMessageRequest(room="r", text="hi")
     response = await client.commands.send_message(request, timeout=2.0)
     assert response.id == 7
     assert fake.calls == [("command", "chat/send", {"room": "r", "text": "hi"}, 2.0)]
     fake.result = {"id": "seven"}
-    with pytest.raises(ValidationError, match="Invalid response"):
+    with pytest.raises(ContractViolationError, match="the server broke the contract") as info:
         await client.commands.send_message(request)
+    assert not isinstance(info.value, ValidationError)
+    assert info.value.code == "ESERVER"
+    assert {"path": "/id", "message": "Input should be a valid integer"} in info.value.details
     assert isinstance(client.commands, CommandGroup)
+
+
+def test_unexpected_and_missing_members_are_reported_at_their_parent() -> None:
+    spec = chat_contract.command("chat/send")
+    assert spec is not None
+    with pytest.raises(ValidationError) as info:
+        spec.validate_request({"room": "r", "extra": 1, "nested": {"x": 1}})
+    assert info.value.details == [
+        {"path": "", "message": "'text' is a required property"},
+        {"path": "", "message": "Additional properties are not allowed ('extra' was unexpected)"},
+        {"path": "", "message": "Additional properties are not allowed ('nested' was unexpected)"},
+    ]
+    with pytest.raises(ValidationError) as info:
+        spec.validate_request({"room": "Lobby!", "text": ""})
+    assert info.value.details == [
+        {"path": "/room", "message": "String should match pattern '^[a-z0-9-]{1,32}$'"},
+        {"path": "/text", "message": "String should have at least 1 character"},
+    ]
 
 
 def test_to_jsonable_dumps_models_by_alias_and_keeps_unset_absent() -> None:
@@ -232,3 +261,28 @@ def test_to_jsonable_dumps_models_by_alias_and_keeps_unset_absent() -> None:
     assert to_jsonable(explicit) == {"recordId": "r", "mode": None}
     plain = {"a": [1, None]}
     assert to_jsonable(plain) is plain
+
+
+# ------------------------------------------------------------------ to_wire (built-in payloads)
+
+
+def test_to_wire_is_the_to_jsonable_document_without_copying_values() -> None:
+    record = {"a": [1, {"b": None}]}
+    cases = [
+        models.SubscribeRecordSuccess.model_construct(success=True, record=record, version=3),
+        models.SubscribeRecordSuccess(success=True, record=None, version=0),
+        models.SubscribeChannelResponse(models.SubscribeChannelDenied(success=False, history=[])),
+        models.UnsubscribeChannelResponse.model_construct(True),
+        models.PublishRecordUpdateRequest.model_construct(
+            recordId="r",
+            newValue=record,
+            options=models.RecordWriteOptions.model_construct(strategy="merge"),
+        ),
+        models.SubscribeChannelRequest.model_construct(channel="c"),
+    ]
+    for model in cases:
+        assert dumps(to_wire(model)) == dumps(to_jsonable(model)), model
+    wire = to_wire(cases[0])
+    assert list(wire) == ["success", "record", "version"]  # schema order (built-in models)
+    assert wire["record"] is record
+    assert "historyLimit" not in to_wire(cases[-1])  # absent stays absent

@@ -36,7 +36,7 @@ def test_strict_readers_reject_the_unknown_member() -> None:
         SEND.read_response(newer, strict=True)
     assert info.value.message == 'Invalid response for "chat/send"'
     assert info.value.details == [
-        {"path": "/editedAt", "message": "Extra inputs are not permitted"}
+        {"path": "", "message": "Additional properties are not allowed ('editedAt' was unexpected)"}
     ]
 
 
@@ -51,7 +51,9 @@ def test_tolerance_covers_unknown_members_only() -> None:
 def test_the_server_still_rejects_an_unknown_request_member() -> None:
     with pytest.raises(ValidationError) as info:
         SEND.validate_request({"room": "lobby", "text": "hi", "urgent": True})
-    assert info.value.details == [{"path": "/urgent", "message": "Extra inputs are not permitted"}]
+    assert info.value.details == [
+        {"path": "", "message": "Additional properties are not allowed ('urgent' was unexpected)"}
+    ]
 
 
 def test_channel_messages_are_read_tolerantly_unless_strict() -> None:

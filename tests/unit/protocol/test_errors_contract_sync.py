@@ -1,4 +1,4 @@
-"""ERROR_CLASSES in mesh_sdk/protocol/errors.py matches contract/mesh/errors.json (PROTOCOL §4)."""
+"""mesh_sdk/protocol/errors.py ERROR_CLASSES match contract/mesh/errors.json (protocol.md §4)."""
 
 from __future__ import annotations
 

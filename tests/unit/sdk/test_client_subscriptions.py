@@ -15,7 +15,9 @@ from mesh_sdk.errors import SubscriptionDenied
 from mesh_sdk.protocol.contract import ChannelSpec, CommandSpec, ContractIndex, RecordSpec
 from mesh_sdk.protocol.errors import (
     ConflictError,
+    ContractViolationError,
     ForbiddenError,
+    LocalValidationError,
     UnavailableError,
     ValidationError,
 )
@@ -538,13 +540,16 @@ async def test_contract_validates_commands(fake: FakeServer, make_client: Factor
     assert result == EchoOut(text="hi")
     assert await client.command("echo", EchoIn(text="model")) == EchoOut(text="model")
     before = len(fake.requests)
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(LocalValidationError) as info:
         await client.command("echo", {"text": 1})
     assert info.value.details[0]["path"] == "/text"
+    assert info.value.message.endswith("(refused locally, not sent)")
     assert len(fake.requests) == before  # never sent
     fake.handlers["echo"] = lambda conn, req: {"wrong": True}
-    with pytest.raises(ValidationError):
+    with pytest.raises(ContractViolationError) as broke:
         await client.command("echo", {"text": "x"})
+    assert not isinstance(broke.value, ValidationError)
+    assert broke.value.details == [{"path": "", "message": "'text' is a required property"}]
     # commands outside the contract pass through
     with pytest.raises(Exception, match="not found"):
         await client.command("other")

@@ -13,8 +13,10 @@ from examples.chat.generated import CONTRACT, FINGERPRINT, ChatClient, models
 from examples.chat.generated.facade import ChatChannels, ChatCommands, ChatRecords
 from mesh_sdk.contract_check import ContractMismatch, compare_contract, parse_contract_info
 from mesh_sdk.errors import ContractMismatchError, ContractMismatchWarning
+from mesh_sdk.protocol.contract import ContractIndex
 from mesh_sdk.protocol.errors import (
     CommandNotFoundError,
+    ContractViolationError,
     MeshConnectionError,
     MeshTimeoutError,
     ValidationError,
@@ -37,6 +39,10 @@ class FakeMesh:
         self.sent: list[tuple[str, Any]] = []
         self.subscriptions: list[dict[str, Any]] = []
         self.listeners: dict[str, list[Callable[..., Any]]] = {}
+        self.contract: ContractIndex | None = None
+
+    def bind_contract(self, contract: ContractIndex) -> None:
+        self.contract = contract
 
     async def command(self, name: str, payload: Any = None, *, timeout: Any = None) -> Any:
         self.sent.append((name, payload))
@@ -214,10 +220,10 @@ async def test_facade_reads_tolerantly_and_strictly_when_generated_so() -> None:
     response = await ChatCommands(fake, CONTRACT).send_message(REQUEST)
     assert response == models.SendMessageResponse(id=1, sentAt="2026-01-02T03:04:05Z")
     strict = dataclasses.replace(CONTRACT, strict_readers=True)
-    with pytest.raises(ValidationError, match="Invalid response") as info:
+    with pytest.raises(ContractViolationError, match="Invalid response") as info:
         await ChatCommands(fake, strict).send_message(REQUEST)
     assert info.value.details == [
-        {"path": "/editedAt", "message": "Extra inputs are not permitted"}
+        {"path": "", "message": "Additional properties are not allowed ('editedAt' was unexpected)"}
     ]
     # Channels and records hand the mode to the client's decoder.
     await ChatChannels(fake, strict).chat(room="lobby")

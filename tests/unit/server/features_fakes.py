@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mesh_sdk.protocol.codec import loads
-from mesh_sdk.protocol.contract import ContractIndex
+from mesh_sdk.protocol.contract import ContractIndex, to_wire
 from mesh_sdk.protocol.errors import MeshError
 from mesh_sdk.protocol.generated import CONTRACT
 from mesh_server.backends.base import Backend
 from mesh_server.backends.messages import BROADCAST, decode_envelope, inbox_channel
 from mesh_server.builtin_features import FeatureSet, create_features
-from mesh_server.features import BuiltinHandler, ConnectionLike, MessageRoute
+from mesh_server.features import Builtin, ConnectionLike, MessageRoute, PongListener
 from mesh_server.limits import Limits
 from mesh_server.metrics import NO_METRICS, Metrics
 from tests.support.timing import TIMEOUT
@@ -84,9 +84,9 @@ class FakeCore:
         *,
         limits: Limits | None = None,
         contract: ContractIndex | None = None,
-        ping_interval: int = 1000,
+        ping_interval: float = 1.0,
         max_missed_pongs: int = 1,
-        presence_sweep_interval: int = 1000,
+        presence_sweep_interval: float = 1.0,
     ) -> None:
         self._backend = backend
         self._limits = limits or Limits()
@@ -99,7 +99,7 @@ class FakeCore:
         self.features: FeatureSet = create_features(
             self, presence_sweep_interval=presence_sweep_interval
         )
-        self._builtins: dict[str, BuiltinHandler] = {}
+        self._builtins: dict[str, Builtin[Any]] = {}
         self._routes: list[tuple[str, MessageRoute]] = []
         for feature in self.features.all:
             self._builtins.update(feature.builtin_commands())
@@ -134,7 +134,7 @@ class FakeCore:
         return NO_METRICS
 
     @property
-    def ping_interval(self) -> int:
+    def ping_interval(self) -> float:
         return self._ping_interval
 
     @property
@@ -222,7 +222,8 @@ class FakeCore:
 
     async def pong(self, connection: FakeConnection) -> None:
         for feature in self.features.all:
-            await feature.on_pong(connection)
+            if isinstance(feature, PongListener):
+                await feature.on_pong(connection)
 
     # ------------------------------------------------------------------ commands
 
@@ -237,7 +238,7 @@ class FakeCore:
         request_id = uuid.uuid4().hex
         try:
             model = spec.validate_request(payload)
-            result = await self._builtins[command](connection, model)
+            result = to_wire(await self._builtins[command].handler(connection, model))
         except MeshError as exc:
             connection.frames.append(
                 {"id": request_id, "command": command, "payload": exc.to_payload()}

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from mesh_sdk.protocol.errors import UnavailableError
+from mesh_sdk.protocol.generated.models import NoopRequest, NoopResponse
 from mesh_server import MeshServer
 from mesh_server.connection import Connection
+from mesh_server.features import Builtin
 from mesh_server.session import ServerSession
 from mesh_server.transport.base import UpgradeRequest
 from tests.support.timing import eventually, wait_for
@@ -90,7 +92,7 @@ class FakeTransport:
 
 @pytest.fixture
 async def server() -> AsyncIterator[MeshServer]:
-    srv = MeshServer(port=0, ping_interval=10_000, latency_interval=10_000)
+    srv = MeshServer(port=0, ping_interval=10.0, latency_interval=10.0)
     await srv.backend.start(srv.instance_id, lambda channel, data: None)
     yield srv
     await srv.backend.close()
@@ -100,8 +102,9 @@ async def open_connection(server: MeshServer, **session: Any) -> tuple[Connectio
     transport = FakeTransport()
     options: dict[str, Any] = {
         "limits": server.limits,
-        "ping_interval": server.ping_interval,
-        "latency_interval": server.latency_interval,
+        # The sans-I/O session takes ms; the server's options are seconds.
+        "ping_interval": round(server.ping_interval * 1000),
+        "latency_interval": round(server.latency_interval * 1000),
         "max_missed_pongs": server.max_missed_pongs,
     }
     options.update(session)
@@ -247,12 +250,12 @@ async def test_after_response_callbacks_follow_the_builtin_response(server: Mesh
     connection, transport = await open_connection(server)
     released = asyncio.Event()
 
-    async def subscribe_like(conn: Any, model: Any) -> Any:
+    async def subscribe_like(conn: Any, model: NoopRequest) -> NoopResponse:
         conn.after_response(lambda: conn.send(b'{"command":"held","payload":1}'))
         conn.after_response(released.set)
-        return {"success": True}
+        return NoopResponse.model_construct(True)
 
-    server.pipeline.add_builtins({"mesh/noop": subscribe_like})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, subscribe_like)})
     connection.start()
     transport.feed({"id": 7, "command": "mesh/noop", "payload": {}})
     await wait_for(released.wait())
@@ -317,7 +320,7 @@ async def test_pipeline_failures_still_answer_and_free_the_slot(
     server: MeshServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.expose_command("echo", lambda ctx: ctx.payload)
-    server.pipeline.add_builtins({"mesh/noop": lambda conn, model: _true()})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, lambda conn, model: _true())})
     connection, transport = await open_connection(server)
     connection.start()
 
@@ -352,8 +355,8 @@ async def test_pipeline_failures_still_answer_and_free_the_slot(
     ]
 
 
-async def _true() -> bool:
-    return True
+async def _true() -> NoopResponse:
+    return NoopResponse.model_construct(True)
 
 
 async def test_a_bug_while_handling_a_frame_closes_1011(
@@ -382,16 +385,16 @@ async def test_cancellations_never_strand_queued_builtins(
     started = asyncio.Event()
     calls: list[int] = []
 
-    async def handler(conn: Any, model: Any) -> Any:
+    async def handler(conn: Any, model: NoopRequest) -> NoopResponse:
         calls.append(len(calls))
         if len(calls) == 1:
             raise asyncio.CancelledError  # leaked by a library, nobody cancelled the task
         if len(calls) == 2:
             started.set()
             await asyncio.Event().wait()  # until the task is cancelled below
-        return True
+        return NoopResponse.model_construct(True)
 
-    server.pipeline.add_builtins({"mesh/noop": handler})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, handler)})
     connection, transport = await open_connection(server)
     connection.start()
     for request_id in range(1, 5):
@@ -408,3 +411,14 @@ async def test_cancellations_never_strand_queued_builtins(
     assert by_id[4]["payload"] is True
     assert connection.session.inflight == 0
     assert len([r for r in caplog.records if r.exc_info]) == 2
+
+
+async def test_latency_is_seconds(server: MeshServer) -> None:
+    connection, _ = await open_connection(server, ping_interval=100_000, latency_interval=1000)
+    session = connection.session
+    assert connection.latency == 0.0
+    session.start(0)  # driven on its own ms clock: the round trip is exactly 40 ms
+    session.on_timer(1000)
+    session.receive(b'{"id":0,"command":"latency:response","payload":{}}', 1040)
+    assert session.rtt == 40
+    assert connection.latency == 0.04

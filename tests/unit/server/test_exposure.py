@@ -1,4 +1,4 @@
-"""Exposure patterns, guards and admission checks (PROTOCOL §9.2, §11.1, §15)."""
+"""Exposure patterns, guards and admission checks (protocol.md §9.2, §11.1, §15)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Channel feature logic on the memory backend with a fake core (PROTOCOL §7, §9, §15)."""
+"""Channel feature logic on the memory backend with a fake core (protocol.md §7, §9, §15)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rooms and presence feature logic on the memory backend (PROTOCOL §7, §10, §12.2)."""
+"""Rooms and presence feature logic on the memory backend (protocol.md §7, §10, §12.2)."""
 
 from __future__ import annotations
 
@@ -59,20 +59,21 @@ def events_without(conn: FakeConnection, *ignored: str) -> list[tuple[Any, ...]]
 async def test_default_ttl_and_refusals(
     cluster: FakeCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (core,) = await cluster.start(1, ping_interval=1000, max_missed_pongs=1)
+    (core,) = await cluster.start(1, ping_interval=1.0, max_missed_pongs=1)
     presence = core.features.presence
     presence.track("room:a")
-    assert presence.ttl_for("room:a") == 3000  # (1 + 2) × 1000, §10.3
+    # TTLs are given in seconds and handed to the backend in ms.
+    assert presence.ttl_ms_for("room:a") == 3000  # (1 + 2) × 1 s, §10.3
     with pytest.raises(ValueError, match="must exceed"):
-        presence.track("room:b", ttl=1000)
+        presence.track("room:b", ttl=1.0)
     with caplog.at_level(logging.WARNING):
-        presence.track("room:c", ttl=1500)
+        presence.track("room:c", ttl=1.5)
     assert "below" in caplog.text
-    assert presence.ttl_for("room:c") == 1500
-    assert presence.ttl_for("room:zzz") is None
-    presence.track(re.compile(r"room:.*"), ttl=5000)
-    assert presence.ttl_for("room:a") == 3000  # first matching pattern's TTL
-    assert presence.ttl_for("room:zzz") == 5000
+    assert presence.ttl_ms_for("room:c") == 1500
+    assert presence.ttl_ms_for("room:zzz") is None
+    presence.track(re.compile(r"room:.*"), ttl=5.0)
+    assert presence.ttl_ms_for("room:a") == 3000  # first matching pattern's TTL
+    assert presence.ttl_ms_for("room:zzz") == 5000
     assert presence.tracked_rooms_of(["room:a", "x", "room:q"]) == ["room:a", "room:q"]
 
 
@@ -241,13 +242,13 @@ async def test_presence_state_rules(cluster: FakeCluster) -> None:
 
 
 async def test_state_expiry_gives_one_null_event(cluster: FakeCluster) -> None:
-    one, two = await tracked(cluster, 2, presence_sweep_interval=10)
+    one, two = await tracked(cluster, 2, presence_sweep_interval=0.01)
     a, w = await one.connect(), await two.connect()
     await two.request(w, SUBP, {"roomName": "room:x"})
     await one.request(a, JOIN, {"roomName": "room:x"})
     await one.request(a, PUBS, {"roomName": "room:x", "state": "t", "expireAfter": 500})
     await w.wait_pushes(UPDATE, 2)
-    cluster.clock.advance(600)  # both instances sweep every 10 ms; one removes it
+    cluster.clock.advance(600)  # (ms) both instances sweep every 10 ms; one removes it
     await w.wait_pushes(UPDATE, 3)
     await one.request(a, LEAVE, {"roomName": "room:x"})
     await w.wait_pushes(UPDATE, 4)
@@ -260,7 +261,7 @@ async def test_state_expiry_gives_one_null_event(cluster: FakeCluster) -> None:
 
 
 async def test_pong_refreshes_presence_and_silence_expires(cluster: FakeCluster) -> None:
-    (core,) = await tracked(cluster, presence_sweep_interval=10)  # TTL 3000
+    (core,) = await tracked(cluster, presence_sweep_interval=0.01)  # TTL 3 s
     a, b, w = await core.connect(), await core.connect(), await core.connect()
     await core.request(w, SUBP, {"roomName": "room:t"})
     await core.request(a, JOIN, {"roomName": "room:t"})

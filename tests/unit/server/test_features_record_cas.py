@@ -1,4 +1,4 @@
-"""Conditional record writes, read-modify-write updates and value guards (PROTOCOL §11.1, §11.3)."""
+"""Conditional record writes, read-modify-write updates, value guards (protocol.md §11.1, §11.3)."""
 
 from __future__ import annotations
 

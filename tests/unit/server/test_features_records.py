@@ -1,4 +1,4 @@
-"""Record feature logic on the memory backend with a fake core (PROTOCOL §7, §11)."""
+"""Record feature logic on the memory backend with a fake core (protocol.md §7, §11)."""
 
 from __future__ import annotations
 
@@ -214,8 +214,8 @@ async def test_size_limit_and_contract_validation(cluster: FakeCluster) -> None:
         await core.request(
             conn, WRITE, {"recordId": "writable:counter:1", "newValue": {"count": "x"}}
         )
-    assert bad.value.message == 'Invalid payload for "mesh/publish-record-update"'
-    assert bad.value.details[0]["path"].startswith("/newValue")
+    assert bad.value.message == 'Invalid value for record "Counter"'
+    assert [d["path"] for d in bad.value.details] == ["/count"]
     assert await core.features.records.get("writable:counter:1") == (None, 0)
     with pytest.raises(ValidationError):
         await core.features.records.publish_update("writable:counter:1", {"other": 1})

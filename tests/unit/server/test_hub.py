@@ -1,4 +1,4 @@
-"""Hub: local room index and dispatch of backend messages (PROTOCOL §13.2)."""
+"""Hub: local room index and dispatch of backend messages (protocol.md §13.2)."""
 
 from __future__ import annotations
 

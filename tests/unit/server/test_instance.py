@@ -1,4 +1,4 @@
-"""InstanceMonitor: heartbeat, sweep and self-fencing rules (PROTOCOL §13.3–§13.5)."""
+"""InstanceMonitor: heartbeat, sweep and self-fencing rules (protocol.md §13.3–§13.5)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ class FakeBackend:
         self.beats: list[Any] = []  # True/False to return, or an exception to raise
         self.sweeps: list[Any] = []
         self.heartbeat_calls = 0
+        self.ttls_ms: list[int] = []
 
     async def heartbeat(self, ttl_ms: int) -> bool:
         self.heartbeat_calls += 1
+        self.ttls_ms.append(ttl_ms)
         outcome = self.beats.pop(0) if self.beats else True
         if isinstance(outcome, BaseException):
             raise outcome
@@ -47,10 +49,10 @@ def make(backend: FakeBackend, clock: Clock, fences: list[str], **kw: Any) -> In
         fences.append(reason)
 
     options: dict[str, Any] = {
-        "heartbeat_interval": 10,
-        "ttl": 30,
-        "sweep_interval": 10,
-        "backend_grace": 1000,
+        "heartbeat_interval": 0.01,
+        "ttl": 0.03,
+        "sweep_interval": 0.01,
+        "backend_grace": 1.0,
     }
     options.update(kw)
     return InstanceMonitor(
@@ -64,7 +66,7 @@ def make(backend: FakeBackend, clock: Clock, fences: list[str], **kw: Any) -> In
 
 def test_ttl_must_exceed_interval() -> None:
     with pytest.raises(ValueError, match="instance_ttl"):
-        make(FakeBackend(), Clock(), [], ttl=10)
+        make(FakeBackend(), Clock(), [], ttl=0.01)
 
 
 async def test_lapsed_heartbeat_fences_then_accepts_again() -> None:
@@ -77,11 +79,12 @@ async def test_lapsed_heartbeat_fences_then_accepts_again() -> None:
     assert fences == ["instance registration was lost"]
     # The heartbeat re-created the registration: new connections are accepted again.
     assert not monitor.fenced
+    assert backend.ttls_ms == [30, 30]  # ttl=0.03 s, handed to the backend in ms
 
 
 async def test_backend_outage_fences_after_grace_once() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
-    monitor = make(backend, clock, fences, backend_grace=1000)
+    monitor = make(backend, clock, fences, backend_grace=1.0)
     down = UnavailableError("down")
     backend.beats = [down, down, down, down]
     await monitor.beat()
@@ -114,7 +117,7 @@ async def test_sweep_reports_and_failures() -> None:
 
 async def test_loops_run_and_stop() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
-    monitor = make(backend, clock, fences, heartbeat_interval=5, ttl=50, sweep_interval=5)
+    monitor = make(backend, clock, fences, heartbeat_interval=0.005, ttl=0.05, sweep_interval=0.005)
     swept = asyncio.Event()
 
     async def sweep() -> list[DeadInstanceReport]:
@@ -134,7 +137,7 @@ async def test_loops_run_and_stop() -> None:
 
 async def test_probe_beats_only_while_the_backend_is_down() -> None:
     backend, clock, fences = FakeBackend(), Clock(), []
-    monitor = make(backend, clock, fences, heartbeat_interval=60_000, ttl=120_000, probe_interval=5)
+    monitor = make(backend, clock, fences, heartbeat_interval=60.0, ttl=120.0, probe_interval=0.005)
     await monitor.start()
     try:
         assert backend.heartbeat_calls == 0  # regular heartbeat is a minute away; no probing
@@ -150,7 +153,7 @@ async def test_probe_beats_only_while_the_backend_is_down() -> None:
 
 
 async def test_probe_interval_is_at_most_the_heartbeat_interval() -> None:
-    monitor = make(FakeBackend(), Clock(), [], probe_interval=10_000)
+    monitor = make(FakeBackend(), Clock(), [], probe_interval=10.0)
     assert monitor.probe_interval == monitor.heartbeat_interval
 
 

@@ -12,6 +12,9 @@ def test_defaults() -> None:
     limits = Limits()
     assert (limits.max_json_depth, limits.max_id_depth) == (64, 32)
     assert limits.bad_input_log_interval == 60.0
+    # Durations are seconds (mesh_server.limits).
+    assert (limits.malformed_window, limits.rate_abuse_window) == (60.0, 10.0)
+    assert limits.backend_timeout == 5.0
 
 
 @pytest.mark.parametrize(
@@ -22,6 +25,9 @@ def test_defaults() -> None:
         {"max_id_depth": -1},
         {"max_id_depth": 129},
         {"bad_input_log_interval": 0},
+        {"malformed_window": 0},
+        {"rate_abuse_window": -1.0},
+        {"backend_timeout": 0.0},
     ],
 )
 def test_out_of_range(options: dict[str, float]) -> None:

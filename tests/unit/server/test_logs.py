@@ -140,7 +140,7 @@ def test_startup_fields_name_transport_backend_contract_and_limits() -> None:
     assert fields["listen"] == "ws://127.0.0.1:0"
     limits = fields["limits"]
     assert (limits["max_connections"], limits["rate_limit"]) == (10, 5.0)
-    assert limits["shutdown_timeout_s"] == 3.0
+    assert limits["shutdown_timeout"] == 3.0
     redis = MeshServer(redis_url="redis://:pw@example:6379/0")
     assert startup_fields(redis)["backend"] == "redis://example:6379/0"
 

@@ -1,4 +1,4 @@
-"""``max_name_length`` is the one source of the name limit of every built-in (PROTOCOL §7, §15).
+"""``max_name_length`` is the one source of the name limit of every built-in (protocol.md §7, §15).
 
 The built-in schemas bound names below only (1 character); the upper bound is the server's
 configured limit, so a limit above the default 512 takes effect for all 14 name members.

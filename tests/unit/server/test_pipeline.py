@@ -1,4 +1,4 @@
-"""Pipeline edge cases without sockets (PROTOCOL §3.4, §4)."""
+"""Pipeline edge cases without sockets (protocol.md §3.4, §4)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,16 @@ import pytest
 from pydantic import BaseModel
 
 from mesh_sdk.protocol.codec import Request
+from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
+from mesh_sdk.protocol.generated.models import (
+    JoinRoomRequest,
+    JoinRoomResponse,
+    NoopRequest,
+    NoopResponse,
+)
 from mesh_server import MeshServer
-from mesh_server.pipeline import is_reserved, validate_builtin
+from mesh_server.features import Builtin, PongListener
+from mesh_server.pipeline import is_reserved
 
 
 class FakeConnection:
@@ -45,6 +53,10 @@ class Point(BaseModel):
     y: int = 0
 
 
+async def _noop(connection: Any, model: NoopRequest) -> NoopResponse:
+    return NoopResponse.model_construct(True)
+
+
 def test_reserved_names() -> None:
     assert is_reserved("mesh/anything")
     assert is_reserved("latency:request")
@@ -55,8 +67,13 @@ def test_registration_errors() -> None:
     server = MeshServer()
     with pytest.raises(ValueError, match="non-empty"):
         server.expose_command("", lambda ctx: None)
-    with pytest.raises(ValueError, match="must start with mesh/"):
-        server.pipeline.add_builtins({"noop": lambda c, r: None})  # type: ignore[dict-item]
+    noop = Builtin(NoopRequest, _noop)
+    with pytest.raises(ValueError, match="not a built-in command"):
+        server.pipeline.add_builtins({"noop": noop})
+    with pytest.raises(ValueError, match="not a built-in command"):
+        server.pipeline.add_builtins({"mesh/not-in-contract": noop})
+    with pytest.raises(TypeError, match="must take JoinRoomRequest, not NoopRequest"):
+        server.pipeline.add_builtins({"mesh/join-room": noop})
     server.expose_command("a", lambda ctx: None)
     server.expose_command("b", lambda ctx: None)
     assert server.pipeline.command_names == ["a", "b"]
@@ -91,19 +108,31 @@ async def test_command_text_in_enotfound_messages() -> None:
 async def test_builtin_failures() -> None:
     server = MeshServer(debug=True)
 
-    async def broken(connection: Any, model: Any) -> Any:
+    async def broken(connection: Any, model: NoopRequest) -> NoopResponse:
         raise KeyError("oops")
 
-    server.pipeline.add_builtins({"mesh/noop": broken})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, broken)})
     frame = await run(server, request("mesh/noop"))
     assert frame["error"]["code"] == "ESERVER"
     assert "KeyError" in frame["error"]["error"]
 
 
-def test_validate_builtin_returns_models_and_passes_unknown() -> None:
-    model = validate_builtin("mesh/join-room", {"roomName": "r", "extra": 1})
-    assert model.roomName == "r"
-    assert validate_builtin("mesh/not-in-contract", [1]) == [1]
+async def test_builtin_handlers_get_the_validated_model_and_return_models() -> None:
+    server = MeshServer()
+    seen: list[Any] = []
+
+    async def join(connection: Any, model: JoinRoomRequest) -> JoinRoomResponse:
+        seen.append(model)
+        return JoinRoomResponse.model_construct(success=True, present=[])
+
+    server.pipeline.add_builtins({"mesh/join-room": Builtin(JoinRoomRequest, join)})
+    frame = await server.pipeline.run_builtin(
+        FakeConnection(),  # type: ignore[arg-type]
+        request("mesh/join-room", {"roomName": "r", "extra": 1}),
+    )
+    assert frame.endswith(b'"payload":{"success":true,"present":[]}}')
+    assert type(seen[0]) is JoinRoomRequest
+    assert seen[0].roomName == "r"
 
 
 # ------------------------------------------------------------------ logging (issue 8 item 6)
@@ -114,10 +143,10 @@ async def test_bad_input_is_counted_not_logged_with_tracebacks(
 ) -> None:
     server = MeshServer()
 
-    async def join(connection: Any, model: Any) -> Any:
-        return {"success": True}
+    async def join(connection: Any, model: JoinRoomRequest) -> JoinRoomResponse:
+        return JoinRoomResponse.model_construct(success=True, present=[])
 
-    server.pipeline.add_builtins({"mesh/join-room": join})
+    server.pipeline.add_builtins({"mesh/join-room": Builtin(JoinRoomRequest, join)})
     caplog.set_level(logging.DEBUG, logger="mesh_server")
     assert (await run(server, request("nope")))["error"]["code"] == "ENOTFOUND"
     assert (await run(server, request("mesh/join-room", {})))["error"]["code"] == "EVALIDATION"
@@ -173,3 +202,20 @@ def test_internal_error_answers_even_outside_handlers(caplog: pytest.LogCaptureF
     assert [r.getMessage() for r in caplog.records if r.exc_info][-1] == (
         "cannot answer a request on conn-fake"
     )
+
+
+def test_every_builtin_is_registered_with_its_contract_request_model() -> None:
+    server = MeshServer(client_metadata_writes=True)
+    commands: dict[str, Builtin[Any]] = {}
+    commands.update(server.connection_manager.builtin_commands())
+    for feature in server._features:
+        commands.update(feature.builtin_commands())
+    server.pipeline.add_builtins(commands)  # raises on a model the contract does not name
+    assert set(commands) | {"mesh/contract-info"} == set(BUILTIN_CONTRACT.commands)
+
+
+def test_only_features_that_react_to_pongs_are_called() -> None:
+    server = MeshServer()
+    # Channels, rooms and records have no pong hook: a pong makes one task, for presence only.
+    assert [f for f in server._features if isinstance(f, PongListener)] == [server.presence_manager]
+    assert server._pong_listeners == [server.presence_manager]

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from mesh_sdk.protocol.codec import Request
+from mesh_sdk.protocol.generated.models import NoopRequest, NoopResponse
 from mesh_server import ForbiddenError, MeshServer
+from mesh_server.features import Builtin
 from mesh_server.logs import (
     FIELD_CODE,
     FIELD_COMMAND,
@@ -38,12 +40,12 @@ def server() -> MeshServer:
     server.expose_command("echo", lambda ctx: ctx.payload)
     server.expose_command("forbidden", forbidden)
     server.expose_command("broken", broken)
-    server.pipeline.add_builtins({"mesh/noop": _noop})
+    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, _noop)})
     return server
 
 
-async def _noop(connection: Any, payload: Any) -> Any:
-    return True
+async def _noop(connection: Any, payload: NoopRequest) -> NoopResponse:
+    return NoopResponse.model_construct(True)
 
 
 async def run(server: MeshServer, command: Any) -> None:

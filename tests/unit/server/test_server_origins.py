@@ -1,4 +1,4 @@
-"""The start-up warning for an unset ``allowed_origins`` on a reachable address (PROTOCOL §5.1)."""
+"""The start-up warning for unset ``allowed_origins`` on a reachable address (protocol.md §5.1)."""
 
 from __future__ import annotations
 

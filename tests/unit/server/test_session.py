@@ -213,14 +213,14 @@ def test_oversize_frame_closes_1009() -> None:
 
 
 def test_malformed_flood_closes_1008() -> None:
-    session = make(Limits(max_malformed_frames=3, malformed_window_ms=1000))
+    session = make(Limits(max_malformed_frames=3, malformed_window=1.0))
     for i in range(3):
         assert isinstance(session.receive(b"not json", i), Discarded)
     assert session.receive(b"[1]", 3) == Close(1008, "malformed-frame limit")
 
 
 def test_malformed_window_slides() -> None:
-    session = make(Limits(max_malformed_frames=2, malformed_window_ms=1000))
+    session = make(Limits(max_malformed_frames=2, malformed_window=1.0))
     assert isinstance(session.receive(b"x", 0), Discarded)
     assert session.receive(frame({"command": "no id"}), 500) == Discarded("request without id")
     # The first one left the window at t=1000.
@@ -319,7 +319,7 @@ def test_liveness_frames_exempt_from_rate_limit() -> None:
 
 
 def test_rate_limit_abuse_closes_1008() -> None:
-    limits = Limits(rate_limit=1, rate_burst=1, rate_abuse_rejections=3, rate_abuse_window_ms=1000)
+    limits = Limits(rate_limit=1, rate_burst=1, rate_abuse_rejections=3, rate_abuse_window=1.0)
     session = make(limits)
     req = frame({"id": 1, "command": "echo"})
     session.receive(req, 0)
@@ -329,9 +329,7 @@ def test_rate_limit_abuse_closes_1008() -> None:
 
 
 def test_rate_abuse_window_slides() -> None:
-    limits = Limits(
-        rate_limit=0.001, rate_burst=1, rate_abuse_rejections=1, rate_abuse_window_ms=100
-    )
+    limits = Limits(rate_limit=0.001, rate_burst=1, rate_abuse_rejections=1, rate_abuse_window=0.1)
     session = make(limits)
     req = frame({"id": 1, "command": "echo"})
     session.receive(req, 0)

@@ -1,4 +1,4 @@
--- heartbeat: (re)create the instance's heartbeat key and registry entry (PROTOCOL §13.3, §13.5).
+-- heartbeat: (re)create the instance's heartbeat key and registry entry (protocol.md §13.3, §13.5).
 -- KEYS[1] = {ns}instance:{id}:hb, KEYS[2] = {ns}instances
 -- ARGV[1] = namespace, ARGV[2] = instance id, ARGV[3] = TTL in ms
 -- Returns 1 if heartbeat and registration were both present before, else 0.

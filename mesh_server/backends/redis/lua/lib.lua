@@ -16,7 +16,7 @@ local function jstr(s)
   return '"' .. escaped .. '"'
 end
 
--- Backend clock (PROTOCOL §10.3): milliseconds as a number and as exact decimal text.
+-- Backend clock (protocol.md §10.3): milliseconds as a number and as exact decimal text.
 local function now_ms()
   local t = redis.call('TIME')
   local ms = math.floor(tonumber(t[2]) / 1000)
@@ -38,7 +38,7 @@ local function decode_entry(e)
   return string.sub(e, 1, 1), string.sub(e, colon + 1, colon + n), string.sub(e, colon + n + 1)
 end
 
--- mesh/presence-update payload (PROTOCOL §8); state_json is embedded verbatim.
+-- mesh/presence-update payload (protocol.md §8); state_json is embedded verbatim.
 local function publish_presence(kind, room, conn, ts, state_json)
   local event = '{"type":"' .. kind .. '","connectionId":' .. jstr(conn) .. ',"roomName":'
     .. jstr(room) .. ',"timestamp":' .. ts

@@ -1,5 +1,5 @@
 -- metadata_cas: store a metadata value iff the stored one is still what the caller read
--- (commit step of merge strategies, PROTOCOL §12).
+-- (commit step of merge strategies, protocol.md §12).
 -- KEYS[1] = {ns}conn-meta or {ns}room-meta (hash: id -> JSON)
 -- ARGV[1] = namespace, ARGV[2] = field (connection id or room), ARGV[3] = "1" if a value was
 -- read, ARGV[4] = the value read (JSON text), ARGV[5] = the new value (JSON text)

@@ -1,5 +1,5 @@
 -- record_commit: store a record's new value with version n + 1 iff it is still at version n of
--- the same incarnation, and publish the update event (commit step of the write, PROTOCOL §11.3).
+-- the same incarnation, and publish the update event (commit step of the write, protocol.md §11.3).
 -- An incarnation is a random token set when a record is created (version 1), so a record that
 -- was deleted and re-created up to the same version never matches a cached older state.
 -- KEYS[1] = {ns}record:{id} (hash: v = value JSON, n = version, i = incarnation)

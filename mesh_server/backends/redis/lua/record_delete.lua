@@ -1,4 +1,4 @@
--- record_delete: remove value and version and publish the deletion event (PROTOCOL §11.6).
+-- record_delete: remove value and version and publish the deletion event (protocol.md §11.6).
 -- KEYS[1] = {ns}record:{id}
 -- ARGV[1] = namespace, ARGV[2] = event channel, ARGV[3] = record id as a JSON string literal
 -- Returns the last version, or false (nil) if the record was absent (nothing published).

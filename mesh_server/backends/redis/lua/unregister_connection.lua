@@ -1,5 +1,5 @@
 -- unregister_connection: end presence (one "leave" per present room), drop memberships,
--- metadata and the routing entry of one connection (PROTOCOL §5.3; also dead-instance cleanup).
+-- metadata and the routing entry of one connection (protocol.md §5.3; also dead-instance cleanup).
 -- KEYS[1] = {ns}conn:{id}:rooms, KEYS[2] = {ns}deadlines, KEYS[3] = {ns}rooms,
 -- KEYS[4] = {ns}conn-meta, KEYS[5] = {ns}conns, KEYS[6] = {ns}instance:{owner}:conns
 -- Dynamic keys (not in KEYS): the members/presence/states keys of each room found in KEYS[1]

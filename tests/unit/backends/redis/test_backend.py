@@ -350,7 +350,7 @@ async def test_write_deadline_under_endless_conflicts(
 ) -> None:
     from mesh_sdk.protocol.errors import UnavailableError
 
-    backend, _ = await start_backend(operation_timeout_ms=200)
+    backend, _ = await start_backend(operation_timeout=0.2)
     await backend.write_record("r", 1)
     other_writer = redis.Redis.from_url(redis_url)
     attempts: list[Any] = []

@@ -15,7 +15,7 @@ from tests.unit.backends.redis.test_records import COMMIT
 
 pytestmark = pytest.mark.redis
 
-SHORT_MS = round(TIMEOUT * 100)
+SHORT = TIMEOUT / 10
 """An operation deadline the tests let pass (a tenth of the scaled test timeout)."""
 
 
@@ -114,7 +114,7 @@ async def test_a_conflict_against_the_cache_is_confirmed_by_one_read(
 async def test_updates_that_keep_conflicting_end_at_the_deadline(
     start_backend: StartBackend,
 ) -> None:
-    (a, _), (b, _) = await start_backend(operation_timeout_ms=SHORT_MS), await start_backend()
+    (a, _), (b, _) = await start_backend(operation_timeout=SHORT), await start_backend()
     await a.write_record("r", 0)
     runs = 0
 
@@ -136,7 +136,7 @@ async def test_updates_that_keep_conflicting_end_at_the_deadline(
 async def test_a_function_past_the_deadline_ends_the_update_and_frees_the_record(
     start_backend: StartBackend,
 ) -> None:
-    backend, _ = await start_backend(operation_timeout_ms=SHORT_MS)
+    backend, _ = await start_backend(operation_timeout=SHORT)
     never = asyncio.Event()
 
     async def stuck(current: Any) -> Any:
