@@ -97,10 +97,23 @@ class CommandRegistry:
 
 
 class _Family:
-    __slots__ = ("_server",)
+    """What channel and record families share: the server and the contract's name rules."""
 
-    def __init__(self, server: MeshServer) -> None:
+    __slots__ = ("_server", "_spec")
+
+    def __init__(self, server: MeshServer, spec: ChannelSpec | RecordSpec) -> None:
         self._server = server
+        self._spec = spec
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The contract's anchored, full-match pattern of the family's names (channels or ids)."""
+        return self._spec.pattern
+
+    @property
+    def template(self) -> str:
+        """The contract's name template (e.g. ``chat:{room}`` or ``topic:{room}``)."""
+        return self._spec.template
 
 
 class ChannelFamily(_Family, Generic[ModelT]):
@@ -109,18 +122,8 @@ class ChannelFamily(_Family, Generic[ModelT]):
     __slots__ = ("spec",)
 
     def __init__(self, server: MeshServer, spec: ChannelSpec) -> None:
-        super().__init__(server)
+        super().__init__(server, spec)
         self.spec = spec
-
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        """The contract's anchored, full-match pattern of the family's channel names."""
-        return self.spec.pattern
-
-    @property
-    def template(self) -> str:
-        """The contract's channel name template (e.g. ``chat:{room}``)."""
-        return self.spec.template
 
     def expose(self, guard: Guard | None = None) -> None:
         """Let clients subscribe to every channel of the family (protocol.md §9.1).
@@ -142,18 +145,8 @@ class RecordFamily(_Family, Generic[ModelT]):
     __slots__ = ("spec",)
 
     def __init__(self, server: MeshServer, spec: RecordSpec) -> None:
-        super().__init__(server)
+        super().__init__(server, spec)
         self.spec = spec
-
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        """The contract's anchored, full-match pattern of the family's record ids."""
-        return self.spec.pattern
-
-    @property
-    def template(self) -> str:
-        """The contract's record id template (e.g. ``topic:{room}``)."""
-        return self.spec.template
 
     @property
     def writable(self) -> bool:
