@@ -36,6 +36,7 @@ SUBSCRIPTION_MESSAGE = "mesh/subscription-message"
 #: MeshServer keyword options per transport name: adding a transport row is one line here.
 MESH_TRANSPORTS: dict[str, dict[str, Any]] = {
     "websockets": {},
+    "picows": {"transport": "picows"},
     "uvicorn": {},
 }
 ASGI_SERVERS = frozenset({"uvicorn"})

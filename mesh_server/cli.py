@@ -7,11 +7,12 @@ codegen dependency prints a one-line ``pip install 'mesh-py[codegen]'`` hint and
 ``mesh serve`` imports a :class:`~mesh_server.MeshServer` object (or a zero-argument factory
 returning one) and serves it until SIGTERM or SIGINT, then shuts down gracefully within
 ``--shutdown-timeout`` and exits 0 (:mod:`mesh_server.runner`); ``--host``, ``--port``,
-``--redis-url``, ``--backlog``, the health and the metrics-endpoint options override the
-object's own settings, ``--reload`` restarts it on code changes. uvloop is used when installed.
-Logging (:mod:`mesh_server.logs`): ``--log-format text|json``, ``--log-level``; one INFO line at
-startup naming transport, backend, contract, address and key limits, DEBUG lines per connection
-open/close and per command outcome.
+``--redis-url``, ``--backlog``, ``--transport``, the health and the metrics-endpoint options
+override the object's own settings, ``--reload`` restarts it on code changes. The soft
+``RLIMIT_NOFILE`` is raised to its hard limit (one descriptor per connection). uvloop is used
+when installed. Logging (:mod:`mesh_server.logs`): ``--log-format text|json``, ``--log-level``;
+one INFO line at startup naming transport, backend, contract, address and key limits, DEBUG
+lines per connection open/close and per command outcome.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def serve(
         int | None,
         typer.Option(min=1, help="Listen backlog (default 1024; Linux caps it at somaxconn)."),
     ] = None,
+    transport: Annotated[
+        str | None,
+        typer.Option(help="Built-in transport: websockets (default) or picows (mesh-py[fast])."),
+    ] = None,
     health: Annotated[
         bool | None,
         typer.Option("--health/--no-health", help="Answer GET on the health and readiness paths."),
@@ -180,11 +185,13 @@ def serve(
             readiness_path=readiness_path,
             metrics_endpoint=metrics_endpoint,
             metrics_path=metrics_path,
+            transport=transport,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if shutdown_timeout is not None:
         server.shutdown_timeout = shutdown_timeout
+    raise_file_limit()
     try:
         import uvloop
     except ImportError:
@@ -192,6 +199,37 @@ def serve(
     else:
         runner = uvloop.run
     runner(serve_until_signalled(server))
+
+
+def raise_file_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; return the soft limit now in effect.
+
+    Each connection holds a file descriptor, and the common soft default (1024) would cap an
+    instance far below what it serves (issue 12: 10 000 idle connections); the hard limit is the
+    administrator's bound. Without the ``resource`` module (Windows) nothing changes (``-1``).
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or soft == resource.RLIM_INFINITY:
+        return soft
+    # Linux refuses an infinite NOFILE: the kernel's per-process ceiling bounds it then.
+    target = hard if hard != resource.RLIM_INFINITY else _nr_open(soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
+
+
+def _nr_open(fallback: int) -> int:
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return fallback
 
 
 def _tool(name: str) -> ModuleType:

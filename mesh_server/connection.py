@@ -8,7 +8,8 @@ broadcasts and liveness frames alike; pushes enter it through :meth:`Connection.
   coroutine per frame). Requests run concurrently, one task each; built-in ``mesh/*`` commands of
   one connection run one at a time in arrival order (protocol.md §3.4) on a per-connection FIFO.
   Reading pauses while ``max_inflight_requests`` requests run (protocol.md §15).
-* Timers: one ``loop.call_at`` handle re-armed at the session's next deadline (protocol.md §6).
+* Timers: the session's next deadline, on the server's shared
+  :class:`~mesh_server.timer_wheel.TimerWheel` (protocol.md §6; no timer handle per connection).
 * Writing: synchronous; beyond ``max_outbound_bytes`` buffered or ``max_outbound_frames`` pending
   the connection is closed with 4001 and later frames are dropped (protocol.md §15, §16).
 * Cleanup: exactly once, in the order of protocol.md §5.3, retried in the background while the
@@ -61,6 +62,32 @@ class Connection:
         upgrade: The HTTP upgrade request (path, query, headers, cookies, peer).
     """
 
+    __slots__ = (
+        "_after_response",
+        "_backlog",
+        "_bad_input",
+        "_before_start",
+        "_builtin_task",
+        "_builtins",
+        "_closing",
+        "_loop",
+        "_max_bytes",
+        "_max_frames",
+        "_metrics",
+        "_pipeline",
+        "_started",
+        "_t",
+        "_tasks",
+        "_timer_at",
+        "_timer_tick",
+        "_wheel",
+        "cleanup_task",
+        "close_code",
+        "id",
+        "server",
+        "session",
+    )
+
     def __init__(
         self,
         server: MeshServer,
@@ -82,13 +109,16 @@ class Connection:
         self._started = False
         self._closing = False
         self._before_start: list[bytes] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._wheel = server.timer_wheel
+        self._timer_tick: int | None = None
         self._timer_at: float = 0.0
-        self._builtins: deque[Request] = deque()
+        # Queues and the task set are created when first needed: an idle connection has none
+        # (an empty deque is ~0.4 KB; issue 12, idle memory).
+        self._builtins: deque[Request] | None = None
         self._after_response: list[Callable[[], None]] = []
-        self._backlog: deque[bytes] = deque()
+        self._backlog: deque[bytes] | None = None
         self._builtin_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] | None = None
         self.cleanup_task: asyncio.Task[None] | None = None
         self.close_code: int | None = None
 
@@ -184,6 +214,8 @@ class Connection:
     def _on_message(self, data: bytes) -> None:
         if self._backlog or self.session.reading_paused:
             # Frames already read in the same chunk wait until a request finishes (§15).
+            if self._backlog is None:
+                self._backlog = deque()
             self._backlog.append(data)
             return
         self._handle(data)
@@ -220,22 +252,25 @@ class Connection:
             self._t.pause_reading()  # §15: stop reading while too many requests run
         if self._pipeline.is_builtin(request.command):
             # §3.4: built-ins of one connection take effect in arrival order.
+            if self._builtins is None:
+                self._builtins = deque()
             self._builtins.append(request)
             if self._builtin_task is None:
-                self._builtin_task = self._loop.create_task(self._run_builtins())
+                self._builtin_task = self._loop.create_task(self._run_builtins(self._builtins))
             return
         self._spawn(self._run_command(request))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self._loop.create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run_command(self, request: Request) -> None:
         await self._answer(self._pipeline.run_command, request)
 
-    async def _run_builtins(self) -> None:
-        queue = self._builtins
+    async def _run_builtins(self, queue: deque[Request]) -> None:
         try:
             while queue and not self._closing:
                 await self._answer(self._pipeline.run_builtin, queue.popleft())
@@ -246,7 +281,7 @@ class Connection:
             if queue and not self._closing:
                 # Whatever ended this run, the built-ins still queued are answered: they would
                 # otherwise wait for the next built-in, which may never come.
-                self._builtin_task = self._loop.create_task(self._run_builtins())
+                self._builtin_task = self._loop.create_task(self._run_builtins(queue))
 
     async def _answer(
         self, run: Callable[[Connection, Request], Awaitable[bytes]], request: Request
@@ -313,36 +348,42 @@ class Connection:
         if deadline is None or self._closing:
             return
         when = deadline / 1000.0
-        if self._timer is not None:
+        if self._timer_tick is not None:
             if self._timer_at == when:
                 return
-            self._timer.cancel()
+            self._wheel.cancel(self, self._timer_tick)
         self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer_tick = self._wheel.schedule(self, when)
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def on_deadline(self, when: float) -> None:
+        """Run the liveness work due (called by the server's timer wheel, protocol.md §6).
+
+        Args:
+            when: The loop time (seconds) of the tick that fired, at or after the deadline.
+        """
+        self._timer_tick = None
         if self._closing:
             return
-        # call_at may fire up to one clock resolution early: never look earlier than the deadline.
+        # Never look earlier than the deadline, whatever the clock says.
         now = max(self._now(), int(self._timer_at * 1000))
         frames, close = self.session.on_timer(now)
         if close is not None:
             self.close(close.code, "ping timeout")
             return
         for frame in frames:
-            self._write(frame)
+            self.send(frame)
         self._arm_timer()
 
     # ------------------------------------------------------------------ cleanup (§5.3)
 
     def _begin_cleanup(self) -> None:
         # (1) stop timers and reading; unsent frames are dropped by send().
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._builtins.clear()
-        self._backlog.clear()
+        if self._timer_tick is not None:
+            self._wheel.cancel(self, self._timer_tick)
+            self._timer_tick = None
+        if self._builtins is not None:
+            self._builtins.clear()
+        self._backlog = None
         self._before_start.clear()
         self.cleanup_task = self._loop.create_task(self.server.cleanup_connection(self))
         self.server.track_cleanup(self.cleanup_task)

@@ -27,6 +27,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -74,6 +75,7 @@ from mesh_server.session import (
     ServerSession,
 )
 from mesh_server.shutdown import ShutdownDeadline
+from mesh_server.timer_wheel import TimerWheel
 from mesh_server.transport.asgi import AsgiApp, AsgiTransport
 from mesh_server.transport.base import (
     DEFAULT_BACKLOG,
@@ -103,14 +105,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(Limits))
 _CLEANUP_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+_TRANSPORTS = ("websockets", "picows")
+"""Names of the built-in transports (``MeshServer(transport=...)``, ``mesh serve --transport``)."""
 
 
 def _reachable_addresses(transport: Transport) -> list[str]:
     """Return the listening addresses of ``transport`` that other machines can reach."""
-    if not isinstance(transport, WebsocketsTransport):
-        return []  # another adapter (e.g. ASGI) does not own a listening socket here
+    # The listening adapters (websockets, picows) expose their sockets; another adapter (e.g.
+    # ASGI) does not own a listening socket here.
+    sockets: tuple[socket.socket, ...] = getattr(transport, "sockets", ())
     addresses = []
-    for sock in transport.sockets:
+    for sock in sockets:
         address = str(sock.getsockname()[0])
         if not ipaddress.ip_address(address).is_loopback:
             addresses.append(address)
@@ -178,8 +183,10 @@ class MeshServer(FeatureAPI):
         readiness_path: Readiness endpoint (``503`` with the reasons while not ready).
         shutdown_timeout: Seconds :meth:`close` may take in all (``mesh serve
             --shutdown-timeout``); past it, what is left is abandoned (see :meth:`close`).
-        transport: A custom transport (default: ``websockets`` on ``host``/``port``; a custom
-            one brings its own address, backlog and timeouts).
+        transport: ``"websockets"`` (the default) or ``"picows"`` (extra ``mesh-py[fast]``;
+            its upgrade decisions are synchronous, so ``authenticate`` must not be a coroutine
+            function), both on ``host``/``port``; or a custom :class:`Transport` instance,
+            which brings its own address, backlog and timeouts.
         logger: Logger (default ``logging.getLogger("mesh_server")``).
         metrics: Record Prometheus metrics (:attr:`metrics`) when ``prometheus_client`` is
             installed (extra ``mesh-py[metrics]``); ``False``, or without it, metrics are a no-op.
@@ -231,7 +238,7 @@ class MeshServer(FeatureAPI):
         health_path: str = "/healthz",
         readiness_path: str = "/readyz",
         shutdown_timeout: float = 10.0,
-        transport: Transport | None = None,
+        transport: Transport | str | None = None,
         logger: logging.Logger | None = None,
         metrics: bool = True,
         metrics_registry: Any = None,
@@ -295,7 +302,13 @@ class MeshServer(FeatureAPI):
         self._log = logger or logging.getLogger("mesh_server")
         self.redis_url = redis_url if redis_url is not None else os.environ.get("MESH_REDIS_URL")
         self._backend = backend
-        self._transport = transport
+        self._transport: Transport | None = None
+        self.transport_name = "websockets"
+        """The built-in transport started when no :class:`Transport` instance was given."""
+        if isinstance(transport, str):
+            self._set_transport_name(transport)
+        else:
+            self._transport = transport
         self.instance_id = uuid.uuid4().hex
         self._hub = Hub(namespace, self.instance_id, self._log)
         self.pipeline = Pipeline(
@@ -316,6 +329,7 @@ class MeshServer(FeatureAPI):
         self._cleanups: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._conn_count = 0
+        self._timer_wheel: TimerWheel | None = None
         self._features: list[Feature] = []
         self._init_features(presence_sweep_interval)
         # Only features that react to pongs are called: no task per pong when none does.
@@ -470,8 +484,9 @@ class MeshServer(FeatureAPI):
         readiness_path: str | None = None,
         metrics_endpoint: bool | None = None,
         metrics_path: str | None = None,
+        transport: str | None = None,
     ) -> None:
-        """Override listening, Redis, health or metrics options before :meth:`start`.
+        """Override listening, Redis, health, metrics or transport options before :meth:`start`.
 
         ``mesh serve`` calls it with its command-line options.
 
@@ -479,10 +494,14 @@ class MeshServer(FeatureAPI):
 
         Raises:
             RuntimeError: The server was already started.
-            ValueError: An invalid backlog, health or metrics path, or two equal paths.
+            ValueError: An invalid backlog, health or metrics path, two equal paths, or an
+                unknown transport name.
         """
         if self._started:
             raise RuntimeError("configure() must be called before start()")
+        if transport is not None:
+            self._set_transport_name(transport)
+            self._transport = None
         if host is not None:
             self.host = host
         if port is not None:
@@ -559,6 +578,13 @@ class MeshServer(FeatureAPI):
         return self._port
 
     @property
+    def timer_wheel(self) -> TimerWheel:
+        """The liveness deadlines of this server's connections, on one loop timer."""
+        if self._timer_wheel is None:
+            self._timer_wheel = TimerWheel(asyncio.get_running_loop())
+        return self._timer_wheel
+
+    @property
     def transport(self) -> Transport | None:
         """The transport adapter: the one given, or the default one once started."""
         return self._transport
@@ -604,15 +630,7 @@ class MeshServer(FeatureAPI):
         await self._instance.beat()
         await self._instance.start()
         if self._transport is None:
-            self._transport = WebsocketsTransport(
-                self.host,
-                self._port,
-                max_message_size=self._limits.max_message_size,
-                backlog=self.backlog,
-                compression=self.compression,
-                open_timeout=self.open_timeout,
-                close_timeout=self.close_timeout,
-            )
+            self._transport = self._builtin_transport()
         hooks = TransportHooks(self._on_upgrade, self._on_connect)
         if self._health is not None or self._metrics_endpoint is not None:
             hooks = TransportHooks(self._on_upgrade, self._on_connect, self._on_http)
@@ -637,6 +655,43 @@ class MeshServer(FeatureAPI):
                 "(pass allowed_origins=[...]; see docs/deployment.md)",
                 ", ".join(reachable),
             )
+
+    def _set_transport_name(self, name: str) -> None:
+        if name not in _TRANSPORTS:
+            raise ValueError(
+                f"unknown transport {name!r} (expected one of {', '.join(_TRANSPORTS)})"
+            )
+        if name == "picows" and inspect.iscoroutinefunction(self.authenticate):
+            raise ValueError(
+                "the picows transport decides upgrades synchronously: "
+                "authenticate must not be a coroutine function"
+            )
+        if name == "picows" and self.compression:
+            raise ValueError("the picows transport does not implement permessage-deflate")
+        self.transport_name = name
+
+    def _builtin_transport(self) -> Transport:
+        if self.transport_name == "picows":
+            # Imported here: picows is an optional dependency (extra mesh-py[fast]).
+            from mesh_server.transport.picows import PicowsTransport
+
+            return PicowsTransport(
+                self.host,
+                self._port,
+                max_message_size=self._limits.max_message_size,
+                backlog=self.backlog,
+                open_timeout=self.open_timeout,
+                close_timeout=self.close_timeout,
+            )
+        return WebsocketsTransport(
+            self.host,
+            self._port,
+            max_message_size=self._limits.max_message_size,
+            backlog=self.backlog,
+            compression=self.compression,
+            open_timeout=self.open_timeout,
+            close_timeout=self.close_timeout,
+        )
 
     def asgi_app(self) -> AsgiApp:
         """Serve through an ASGI server instead of listening: an ASGI 3 application.
@@ -784,13 +839,17 @@ class MeshServer(FeatureAPI):
         return HttpResponse.text(500, "Internal Server Error")
 
     async def _on_connect(self, transport: TransportConnection) -> None:
+        # Counted until its cleanup ends (or until a failed opening ends). The task returns once
+        # the connection is started: an idle connection keeps no task (issue 12: idle memory).
         self._conn_count += 1
+        opened = False
         try:
-            await self._open(transport)
+            opened = await self._open(transport)
         finally:
-            self._conn_count -= 1
+            if not opened:
+                self._conn_count -= 1
 
-    async def _open(self, transport: TransportConnection) -> None:
+    async def _open(self, transport: TransportConnection) -> bool:
         connection_id = _new_connection_id()
         session = ServerSession(
             connection_id,
@@ -812,12 +871,12 @@ class MeshServer(FeatureAPI):
                 self._instance.report_unavailable()
             transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
             await transport.wait_closed()
-            return
+            return False
         except Exception:
             self._log.exception("registering connection %s failed", connection_id)
             transport.start_close(CLOSE_INTERNAL_ERROR, "registration failed")
             await transport.wait_closed()
-            return
+            return False
         self._hub.add(connection)
         self.metrics.connection_opened()
         if self._log.isEnabledFor(logging.DEBUG):
@@ -839,7 +898,7 @@ class MeshServer(FeatureAPI):
                 self._log.exception("on_connection hook failed for %s", connection_id)
         # §5.2 steps 3–5: assign-id first, then client frames, then liveness timers.
         connection.start()
-        await transport.wait_closed()
+        return True
 
     def track_cleanup(self, task: asyncio.Task[None]) -> None:
         """Keep a cleanup task until it finishes (``close`` waits for them)."""
@@ -848,6 +907,12 @@ class MeshServer(FeatureAPI):
 
     async def cleanup_connection(self, connection: Connection) -> None:
         """Run the §5.3 cleanup of a closing connection (called exactly once per connection)."""
+        try:
+            await self._cleanup(connection)
+        finally:
+            self._conn_count -= 1
+
+    async def _cleanup(self, connection: Connection) -> None:
         connection_id = connection.id
         self._hub.connections.pop(connection_id, None)
         self._log.debug(

@@ -126,6 +126,36 @@ class ServerSession:
         max_missed_pongs: Unanswered pings tolerated before close 4000 (§6).
     """
 
+    __slots__ = (
+        "_abuse_window",
+        "_burst",
+        "_latency_sent_at",
+        "_malformed",
+        "_malformed_window",
+        "_max_depth",
+        "_max_id_depth",
+        "_max_inflight",
+        "_max_size",
+        "_next_latency",
+        "_next_ping",
+        "_rate",
+        "_rejections",
+        "_tokens",
+        "_tokens_at",
+        "awaiting_pong",
+        "close_code",
+        "closed",
+        "connection_id",
+        "inflight",
+        "latency_interval",
+        "limits",
+        "max_missed_pongs",
+        "missed_pongs",
+        "ping_interval",
+        "rtt",
+        "started",
+    )
+
     def __init__(
         self,
         connection_id: str,
@@ -158,13 +188,15 @@ class ServerSession:
         self._next_ping: int | None = None
         self._next_latency: int | None = None
         # Abuse handling (§15).
-        self._malformed: deque[int] = deque()
+        # Sliding windows, created on the first bad frame or rejection (an empty deque is
+        # ~0.4 KB per connection: issue 12, idle memory).
+        self._malformed: deque[int] | None = None
         self._malformed_window = round(limits.malformed_window * 1000)
         self._rate = limits.rate_limit
         self._burst = float(limits.rate_burst)
         self._tokens = self._burst
         self._tokens_at: int | None = None
-        self._rejections: deque[int] = deque()
+        self._rejections: deque[int] | None = None
         self._abuse_window = round(limits.rate_abuse_window * 1000)
         # Backpressure (§15: requests running per connection).
         self.inflight = 0
@@ -248,6 +280,8 @@ class ServerSession:
     def _count_malformed(self, reason: str, now: int) -> SessionEvent:
         # §15: more than max_malformed_frames in any malformed_window → close 1008.
         window = self._malformed
+        if window is None:
+            window = self._malformed = deque()
         window.append(now)
         horizon = now - self._malformed_window
         while window and window[0] <= horizon:
@@ -276,6 +310,8 @@ class ServerSession:
             return request
         retry_after = max(1, math.ceil((1.0 - self._tokens) * 1000.0 / rate))
         rejections = self._rejections
+        if rejections is None:
+            rejections = self._rejections = deque()
         rejections.append(now)
         horizon = now - self._abuse_window
         while rejections and rejections[0] <= horizon:

@@ -1,11 +1,10 @@
 """The transport seam: the whole contract between a WebSocket library and the server core.
 
-Adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`), the ASGI
-application (uvicorn, FastAPI, Starlette: :mod:`mesh_server.transport.asgi`) and, in coming work,
-picows. The core
-(:mod:`mesh_server.server`, :mod:`mesh_server.connection`) only uses the names defined here, so an
-adapter is one module that touches neither the session, the pipeline, the feature managers nor
-the backends.
+Three adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`),
+picows (:mod:`mesh_server.transport.picows`) and an ASGI application (uvicorn, FastAPI,
+Starlette: :mod:`mesh_server.transport.asgi`). The core (:mod:`mesh_server.server`,
+:mod:`mesh_server.connection`) only uses the names defined here, so an adapter is one module that
+touches neither the session, the pipeline, the feature managers nor the backends.
 
 What every adapter guarantees
 -----------------------------
@@ -20,15 +19,17 @@ What every adapter guarantees
   :class:`Accept` or an :class:`HttpResponse` (the refusal, any status 400–599), either directly
   or as an awaitable. A direct answer completes the handshake within the same read callback (no
   task per handshake); reading is paused while an awaitable is pending. picows decides upgrades
-  synchronously: its adapter needs the direct form. ASGI's ``websocket.close`` before
-  ``websocket.accept`` can only say ``403``; an adapter uses the "WebSocket Denial Response"
-  extension when the server offers it to send the real status.
+  synchronously: its adapter needs the direct form (an awaitable is refused with ``500``), and
+  cannot tell the hooks the peer address (``peer`` is set once the WebSocket opens). ASGI's
+  ``websocket.close`` before ``websocket.accept`` can only say ``403``; an adapter uses the
+  "WebSocket Denial Response" extension when the server offers it to send the real status.
 * The handshake (request, hooks, response) is bounded by the adapter's open timeout.
 
 **Connections.** After the ``101`` is written, :attr:`TransportHooks.on_connect` is awaited once
 with the :class:`TransportConnection`. The connection stays open after it returns, until the core
 closes it or the peer goes away; the adapter never closes it on the core's behalf (ASGI: the
-application coroutine waits for the close).
+application coroutine waits for the close). The core returns as soon as the connection is started,
+so an idle connection holds no task.
 
 **Inbound.** Each complete data message (text or binary, fragments joined, as ``bytes``) is handed
 to the ``on_message`` callback in arrival order, synchronously from the read path: no coroutine or

@@ -27,31 +27,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 
 from mesh_server.transport.base import DEFAULT_BACKLOG, TransportHooks
+from mesh_server.transport.framing import FrameCache
 from mesh_server.transport.websockets_connection import WebsocketsConnection
 
 __all__ = ["WebsocketsConnection", "WebsocketsTransport"]
 
 _log = logging.getLogger("websockets.server")
-
-
-def _text_frame(payload: bytes) -> bytes:
-    # RFC 6455 §5.2: FIN + text opcode, server frames are unmasked, 7/16/64-bit length.
-    length = len(payload)
-    if length < 126:
-        return _SMALL_HEADS[length] + payload
-    if length < 65536:
-        return _HEAD_16.pack(0x81, 126, length) + payload
-    return _HEAD_64.pack(0x81, 127, length) + payload
-
-
-_SMALL_HEADS = [bytes((0x81, length)) for length in range(126)]
-_HEAD_16 = struct.Struct("!BBH")
-_HEAD_64 = struct.Struct("!BBQ")
 
 
 class WebsocketsTransport:
@@ -98,8 +83,7 @@ class WebsocketsTransport:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._deciding: set[asyncio.Task[None]] = set()
-        self._wire_of: bytes | None = None
-        self._wire = b""
+        self._frames = FrameCache()
 
     @property
     def hooks(self) -> TransportHooks:
@@ -121,10 +105,7 @@ class WebsocketsTransport:
         A push to N connections writes the same ``bytes`` object N times (encode once): the
         frame is only framed again when a different object comes along.
         """
-        if frame is not self._wire_of:
-            self._wire_of = frame
-            self._wire = _text_frame(frame)
-        return self._wire
+        return self._frames.wire(frame)
 
     def track(self, task: asyncio.Task[None], *, deciding: bool = False) -> None:
         """Keep a connection task referenced until it finishes.

@@ -2,8 +2,8 @@
 
 ``memory``: every server gets a :class:`MemoryBackend` on one shared :class:`MemoryHub`;
 ``redis``: every server gets its own Redis backend on the same private Redis URL. The feature
-tests are written once and run on both (the ``cluster`` fixture is parametrized), and on both
-transports (native and ASGI under uvicorn: it requests the ``transport`` fixture).
+tests are written once and run on both (the ``cluster`` fixture is parametrized), and on every
+transport (websockets, picows and ASGI under uvicorn: it requests the ``transport`` fixture).
 """
 
 from __future__ import annotations

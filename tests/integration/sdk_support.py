@@ -1,7 +1,7 @@
 """A restartable MeshServer on a fixed port (memory backend, shared hub) for SDK tests.
 
-The ``mesh`` fixture requests ``transport``: SDK tests run against the native and the ASGI
-transport.
+The ``mesh`` fixture requests ``transport``: SDK tests run on every transport (websockets,
+picows and ASGI under uvicorn).
 """
 
 from __future__ import annotations

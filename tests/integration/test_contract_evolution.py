@@ -19,7 +19,7 @@ from tests.support.raw_client import RawClient, running_server
 from tests.support.timing import eventually, wait_for
 from tests.unit.sdk.recorder import Recorder
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 OTHER = ContractIndex(
     name="Chat",

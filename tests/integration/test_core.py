@@ -461,6 +461,7 @@ async def test_slow_consumer_closed_4001_others_unaffected() -> None:
 # ------------------------------------------------------------------ authentication (§5.1)
 
 
+@pytest.mark.websockets_only  # an async authenticate hook: picows decides synchronously
 async def test_authenticate_rejects_with_status() -> None:
     seen: list[UpgradeRequest] = []
 

@@ -60,7 +60,8 @@ def test_configure_overrides_settings() -> None:
     assert (server.host, server.port, server.redis_url) == ("0.0.0.0", 0, "redis://127.0.0.1:1/0")
 
 
-async def test_mesh_serve_subprocess(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["websockets", "picows"])
+async def test_mesh_serve_subprocess(tmp_path: Path, kind: str) -> None:
     (tmp_path / "cli_app.py").write_text(APP)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     proc = await asyncio.create_subprocess_exec(
@@ -73,6 +74,8 @@ async def test_mesh_serve_subprocess(tmp_path: Path) -> None:
         "0",
         "--log-level",
         "debug",
+        "--transport",
+        kind,
         cwd=tmp_path,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -87,7 +90,7 @@ async def test_mesh_serve_subprocess(tmp_path: Path) -> None:
             line = await asyncio.wait_for(proc.stderr.readline(), TIMEOUT * 2)
             assert line, log
             log += line.decode()
-        assert "transport=websockets backend=memory contract=none" in log
+        assert f"transport={kind} backend=memory contract=none" in log
         async with RawClient.open(f"ws://127.0.0.1:{match[1]}") as client:
             assert await client.call("echo", "via cli") == "via cli"
         proc.send_signal(signal.SIGINT)

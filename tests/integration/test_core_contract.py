@@ -11,7 +11,7 @@ from mesh_sdk.protocol.contract import CommandSpec, ContractIndex, ContractModel
 from mesh_server import MeshServer
 from tests.support.raw_client import RawClient, running_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 
 class Item(ContractModel):

@@ -25,7 +25,7 @@ from mesh_server.runner import FORCED_EXIT_CODE
 from tests.support.raw_client import running_server
 from tests.support.timing import TIMEOUT
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration]
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "room:tracked"

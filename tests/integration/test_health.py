@@ -17,7 +17,7 @@ from tests.support.raw_client import RawClient, running_server
 from tests.support.redis import RedisServer
 from tests.support.timing import eventually, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 
 async def readiness(port: int) -> tuple[int, dict[str, Any]]:

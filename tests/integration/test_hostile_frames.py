@@ -15,7 +15,7 @@ import pytest
 from tests.integration.features_cluster import ServerCluster, cluster
 from tests.support.raw_client import RawClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 __all__ = ["cluster"]
 

@@ -16,7 +16,7 @@ from tests.support.raw_client import RawClient, running_server
 from tests.support.redis import RedisServer
 from tests.support.timing import TIMEOUT, eventually
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration]
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 ROOT = Path(__file__).resolve().parents[2]
 

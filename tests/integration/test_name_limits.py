@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.raw_client import RawClient, running_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 
 async def test_600_character_channel_accepted_601_rejected_with_evalidation() -> None:

@@ -14,7 +14,7 @@ from tests.support.raw_client import RawClient
 
 __all__ = ["cluster"]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transport")]
 
 JOIN = "mesh/join-room"
 LEAVE = "mesh/leave-room"

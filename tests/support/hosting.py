@@ -1,6 +1,6 @@
-"""Start a MeshServer on one of its transports: native (websockets) or ASGI under uvicorn.
+"""Start a MeshServer on one of its transports: websockets, picows, or ASGI under uvicorn.
 
-Integration tests written once run on both: the ``transport`` fixture
+Integration tests written once run on each: the ``transport`` fixture
 (``tests/integration/conftest.py``) sets :data:`KIND` for the test, and every server helper
 (``running_server``, the feature ``cluster``, the SDK ``mesh``) starts its servers through
 :func:`hosted`.
@@ -19,8 +19,10 @@ import uvicorn
 from mesh_server import MeshServer
 from tests.support.timing import TIMEOUT, eventually
 
-TRANSPORTS = ("native", "asgi")
-KIND = "native"
+TRANSPORTS = ("websockets", "picows", "asgi")
+LISTENING = frozenset({"websockets", "picows"})
+"""The built-in transports that listen themselves (``MeshServer(transport=kind)``)."""
+KIND = "websockets"
 """The transport of the running test (set by the ``transport`` fixture)."""
 
 
@@ -67,7 +69,8 @@ async def hosted(
     """
     kind = kind or KIND
     options.setdefault("port", 0)
-    if kind == "native":
+    if kind in LISTENING:
+        options.setdefault("transport", kind)
         server = MeshServer(**options)
         if setup is not None:
             setup(server)
