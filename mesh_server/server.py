@@ -493,15 +493,23 @@ class MeshServer(FeatureAPI):
         Each argument left at ``None`` keeps the constructor's value (same meanings).
 
         Raises:
-            RuntimeError: The server was already started.
+            RuntimeError: The server was already started, or ``transport`` is given while the
+                server already has a transport (a :class:`Transport` instance, or the ASGI
+                transport of :meth:`asgi_app`).
             ValueError: An invalid backlog, health or metrics path, two equal paths, or an
                 unknown transport name.
         """
         if self._started:
             raise RuntimeError("configure() must be called before start()")
         if transport is not None:
+            if self._transport is not None:
+                # A given transport, or the ASGI one that asgi_app() created: switching would
+                # silently drop it (an ASGI app already handed out would never be served).
+                raise RuntimeError(
+                    f"configure(transport={transport!r}): the server already has its "
+                    f"transport ({type(self._transport).__name__}: given, or asgi_app()'s)"
+                )
             self._set_transport_name(transport)
-            self._transport = None
         if host is not None:
             self.host = host
         if port is not None:
