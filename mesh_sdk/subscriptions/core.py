@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from mesh_sdk.protocol.contract import to_wire
 from mesh_sdk.protocol.generated import CONTRACT as BUILTIN_CONTRACT
-from mesh_sdk.subscriptions.base import SubscriptionOwner
 
 if TYPE_CHECKING:
     from mesh_sdk.events import CallbackDispatcher, EventEmitter
@@ -62,12 +61,11 @@ def write_strategy(strategy: str) -> Literal["replace", "merge", "deepMerge"]:
     return cast('Literal["replace", "merge", "deepMerge"]', strategy)
 
 
-class SubscriptionCore(SubscriptionOwner, ABC):
+class SubscriptionCore(ABC):
     """Built-in requests, registries and error reporting; the base of every feature mixin.
 
-    Each mixin hands ``self`` to the subscription objects it creates as their
-    :class:`~mesh_sdk.subscriptions.base.SubscriptionOwner`: the composed client implements the
-    whole protocol, each feature the part its objects call.
+    Each mixin hands ``self`` to the subscription objects it creates as their *owner* (the
+    ``…Owner`` protocol beside each subscription class): what those objects call back.
     """
 
     # Provided by MeshClient.
