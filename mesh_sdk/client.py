@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from websockets.typing import LoggerLike
 
     from mesh_sdk.protocol.contract import ContractIndex
+    from mesh_sdk.protocol.errors import MeshError
 
 __all__ = ["EVENTS", "MeshClient"]
 
@@ -172,11 +173,11 @@ class MeshClient(ClientLifecycle):
         self._timer = None
         self._timer_at = None
         self._background = set()
-        self.close_code = None
+        self.close_code: int | None = None
         """Close code of the last socket (``None`` before any close)."""
-        self.close_reason = ""
+        self.close_reason: str = ""
         """Close reason of the last socket."""
-        self.last_error = None
+        self.last_error: MeshError | None = None
         """The last connection error seen by the reconnect loop."""
         self._init_subscriptions()
 

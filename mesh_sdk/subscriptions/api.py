@@ -53,7 +53,9 @@ def _is_current(registry: dict[str, Any], key: str, sub: Any) -> bool:
     return registry.get(key) is sub
 
 
-class SubscriptionAPI(MetadataAPI, ChannelsAPI, RoomsAPI, RecordsAPI):
+# The features share no method, so the order of the bases only matters to the API reference,
+# which lists inherited members in reverse MRO: metadata, channels, presence, rooms, records.
+class SubscriptionAPI(RecordsAPI, RoomsAPI, ChannelsAPI, MetadataAPI):
     """Channels, rooms, presence, records and metadata; mixed into ``MeshClient``."""
 
     # Provided by MeshClient.
