@@ -204,7 +204,10 @@ class AsgiTransport:
         task = asyncio.ensure_future(decision)
         self._deciding.add(task)
         try:
-            return await asyncio.wait_for(task, self.open_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # arrives together with the decision (python/cpython#86296).
+            async with asyncio.timeout(self.open_timeout):
+                return await task
         except TimeoutError:
             _log.debug("opening handshake timed out")
             return HttpResponse.text(503, "Service Unavailable")
