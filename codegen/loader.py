@@ -111,6 +111,8 @@ def pascal(stem: str) -> str:
 
 
 class _Checker(SchemaRules):
+    contract: Contract
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.problems: list[ContractProblem] = []

@@ -12,16 +12,13 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 # Codegen runs at build time and may use the protocol package; neither package imports codegen.
 from mesh_sdk.protocol.patch import json_pointer
 
-if TYPE_CHECKING:
-    from codegen.loader import Contract
-
-__all__ = ["FORMAT_TYPES", "SchemaRules", "ptr"]
+__all__ = ["FORMAT_TYPES", "CheckedDocuments", "SchemaRules", "ptr"]
 
 FORMAT_TYPES: Final = {
     "date-time": "DateTimeStr",
@@ -62,10 +59,19 @@ def ptr(*tokens: str | int) -> str:
     return json_pointer(tokens)
 
 
+class CheckedDocuments(Protocol):
+    """What the rules read of the contract being checked (:class:`codegen.loader.Contract`)."""
+
+    builtin: bool
+    """Whether it is the built-in ``mesh/*`` contract (its requests ignore unknown members)."""
+    documents: dict[str, dict[str, Any]]
+    """The parsed schema files, by contract-relative path."""
+
+
 class SchemaRules(ABC):
     """The per-schema meta-check rules; the base of the loader's checker."""
 
-    contract: Contract
+    contract: CheckedDocuments
 
     @abstractmethod
     def add(self, file: str, pointer: str, message: str) -> None:
