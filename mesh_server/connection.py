@@ -425,7 +425,7 @@ class Connection:
             self.close(close.code, "ping timeout")
             return
         for frame in frames:
-            self.send(frame)
+            self._write(frame)  # liveness frames are not pushes (metrics)
         self._arm_timer()
 
     # ------------------------------------------------------------------ cleanup (§5.3)

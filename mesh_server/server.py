@@ -352,7 +352,9 @@ class MeshServer:
         Each argument left at ``None`` keeps the constructor's value (same meanings).
 
         Raises:
-            RuntimeError: The server was already started.
+            RuntimeError: The server was already started, or ``transport`` is given while the
+                server already has a transport (a :class:`Transport` instance, or the ASGI
+                transport of :meth:`asgi_app`).
             ValueError: An invalid backlog, health or metrics path, two equal paths, or an
                 unknown transport name.
         """

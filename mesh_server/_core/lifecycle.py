@@ -137,7 +137,7 @@ class Lifecycle:
         """Override options before start (see ``MeshServer.configure``; ``None`` keeps one).
 
         Raises:
-            RuntimeError: Already started.
+            RuntimeError: Already started, or ``transport`` given while the core has one.
             ValueError: An invalid backlog, path or transport name.
         """
         core, gate = self._core, self._gate
@@ -145,8 +145,14 @@ class Lifecycle:
         if core.started:
             raise RuntimeError("configure() must be called before start()")
         if transport is not None:
+            if core.transport is not None:
+                # A given transport, or the ASGI one that asgi_app() created: switching would
+                # silently drop it (an ASGI app already handed out would never be served).
+                raise RuntimeError(
+                    f"configure(transport={transport!r}): the server already has its "
+                    f"transport ({type(core.transport).__name__}: given, or asgi_app()'s)"
+                )
             options.set_transport_name(transport)
-            core.transport = None
         if host is not None:
             options.host = host
         if port is not None:

@@ -24,8 +24,10 @@ decision; each accepted connection is a
 * **Liveness** is application-level (protocol.md §6): picows' auto-ping is off; its auto-pong
   answers protocol-level pings.
 * **Memory**: picows' read buffer starts at ``read_buffer_size`` bytes (default 1 KiB instead of
-  picows' 16 KiB) and doubles when a frame needs it; a ``LoggerAdapter`` keeps picows from
-  creating one ``Logger`` per connection.
+  picows' 16 KiB; picows 2.3 raises anything below 2 KiB to 2 KiB) and doubles when a frame needs
+  it; a ``LoggerAdapter`` keeps picows from creating one ``Logger`` per connection. What stays
+  per idle connection on picows' side (~4 KB: the 2 KiB read buffer, a 1 KiB write buffer, the
+  upgrade request and response kept as read-only attributes) is not ours to shrink.
 * **Writing**: a fan-out frames its payload once (:class:`~.framing.FrameCache`)
   and writes the same bytes to each connection's asyncio transport.
 * No permessage-deflate (picows does not implement it; protocol.md §2 makes it optional).

@@ -205,6 +205,21 @@ def test_transport_options_are_validated() -> None:
     assert server.options.transport_name == "picows"
 
 
+def test_configure_transport_keeps_an_existing_transport() -> None:
+    # The ASGI app handed out by asgi_app() must not be dropped silently by a later choice.
+    server = MeshServer()
+    app = server.asgi_app()
+    with pytest.raises(RuntimeError, match=r"already has its transport \(AsgiTransport"):
+        server.configure(transport="picows")
+    assert server.transport is app.transport
+    assert server.options.transport_name == "websockets"
+    given = PicowsTransport(max_message_size=1 << 16)
+    server = MeshServer(transport=given)
+    with pytest.raises(RuntimeError, match=r"already has its transport \(PicowsTransport"):
+        server.configure(transport="websockets")
+    assert server.transport is given
+
+
 def test_compression_is_refused_with_picows() -> None:
     with pytest.raises(ValueError, match="permessage-deflate"):
         MeshServer(transport="picows", compression=True)

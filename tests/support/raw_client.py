@@ -55,9 +55,16 @@ class RawClient:
         await self.ws.send(data)
 
     async def next_frame(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """Return the next frame from the socket (ignoring :attr:`inbox`)."""
+        """Return the next frame from the socket (ignoring :attr:`inbox`).
+
+        Each read is bounded by ``timeout`` seconds. ``asyncio.timeout`` rather than
+        ``asyncio.wait_for``: on Python 3.11, ``wait_for`` swallows a cancellation that comes in
+        the loop iteration where the frame arrives (python/cpython#86296, fixed in 3.12), and a
+        cancelled reader that answers pings (``auto_pong``) would then read forever.
+        """
         while True:
-            data = await asyncio.wait_for(self.ws.recv(), timeout)
+            async with asyncio.timeout(timeout):
+                data = await self.ws.recv()
             frame = json.loads(data)
             if self.auto_pong and frame.get("command") == "ping" and "id" not in frame:
                 self._pong_id += 1
