@@ -87,7 +87,7 @@ async def measure(transport: str, connections: int, top: int, trace: bool) -> No
         await asyncio.wait_for(all_open.wait(), 60)
         await asyncio.sleep(0.5)
         gc.collect()
-        opened = len(server.connections)
+        opened = len(server.connections.local())
         after_rss = rss_bytes(pid)
         print(f"transport {transport}: {opened} idle connections")
         label = "with tracemalloc overhead" if trace else "no tracemalloc"

@@ -33,7 +33,7 @@ mesh.track_presence("lobby")
 
 @mesh.command("whoami")
 async def whoami(ctx: Any) -> Any:
-    return await mesh.connection_manager.get_metadata(ctx.connection)
+    return await mesh.connections.get_metadata(ctx.connection)
 
 
 asgi = mesh.asgi_app()

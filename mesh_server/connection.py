@@ -27,7 +27,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mesh_sdk.protocol.codec import Request
 from mesh_server.session import (
@@ -44,11 +44,65 @@ from mesh_server.session import (
 from mesh_server.transport.base import TransportConnection, UpgradeRequest
 
 if TYPE_CHECKING:
-    from mesh_server.server import MeshServer
+    from mesh_server.bad_input import BadInputLog
+    from mesh_server.limits import Limits
+    from mesh_server.metrics import Metrics
+    from mesh_server.timer_wheel import TimerWheel
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "ConnectionHost", "Dispatcher"]
 
 _log = logging.getLogger("mesh_server.connection")
+
+
+class Dispatcher(Protocol):
+    """What a connection needs of the command pipeline (:class:`mesh_server.pipeline.Pipeline`)."""
+
+    @property
+    def bad_input(self) -> BadInputLog:
+        """The server's log of bad client input."""
+
+    def is_builtin(self, command: str | None) -> bool:
+        """Return whether ``command`` is a built-in ``mesh/*`` command."""
+
+    async def run_command(self, connection: Connection, request: Request) -> bytes:
+        """Answer an application command; returns the encoded response."""
+
+    async def run_builtin(self, connection: Connection, request: Request) -> bytes:
+        """Answer a built-in command; returns the encoded response."""
+
+    def internal_error(
+        self, connection: Connection, request: Request, exc: BaseException
+    ) -> bytes | None:
+        """Log an unexpected failure once; the generic ``ESERVER`` response, if one is due."""
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs of the server core that owns it."""
+
+    @property
+    def pipeline(self) -> Dispatcher:
+        """The command pipeline."""
+
+    @property
+    def limits(self) -> Limits:
+        """Configured limits (protocol.md §15)."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The server's metrics facade."""
+
+    @property
+    def timer_wheel(self) -> TimerWheel:
+        """The shared liveness timer wheel (protocol.md §6)."""
+
+    def notify_pong(self, connection: Connection) -> None:
+        """Tell the features that react to pongs (presence refresh, protocol.md §10.3)."""
+
+    async def cleanup_connection(self, connection: Connection) -> None:
+        """Run the protocol.md §5.3 cleanup of a closing connection (once per connection)."""
+
+    def track_cleanup(self, task: asyncio.Task[None]) -> None:
+        """Keep a cleanup task until it finishes (shutdown waits for them)."""
 
 
 class Connection:
@@ -70,6 +124,7 @@ class Connection:
         "_builtin_task",
         "_builtins",
         "_closing",
+        "_host",
         "_loop",
         "_max_bytes",
         "_max_frames",
@@ -84,32 +139,31 @@ class Connection:
         "cleanup_task",
         "close_code",
         "id",
-        "server",
         "session",
     )
 
     def __init__(
         self,
-        server: MeshServer,
+        host: ConnectionHost,
         transport: TransportConnection,
         connection_id: str,
         session: ServerSession,
     ) -> None:
         self.id = connection_id
-        self.server = server
+        self._host = host
         self.session = session
         self._t = transport
         self._loop = asyncio.get_running_loop()
-        self._pipeline = server.pipeline
-        self._bad_input = server.pipeline.bad_input
-        limits = server.limits
+        self._pipeline = host.pipeline
+        self._bad_input = host.pipeline.bad_input
+        limits = host.limits
         self._max_bytes = limits.max_outbound_bytes
         self._max_frames = limits.max_outbound_frames
-        self._metrics = server.metrics
+        self._metrics = host.metrics
         self._started = False
         self._closing = False
         self._before_start: list[bytes] = []
-        self._wheel = server.timer_wheel
+        self._wheel = host.timer_wheel
         self._timer_tick: int | None = None
         self._timer_at: float = 0.0
         # Queues and the task set are created when first needed: an idle connection has none
@@ -240,7 +294,7 @@ class Connection:
                     self._bad_input.record(kind, self.id, event.reason)
                 self.close(event.code, event.reason)
             elif type(event) is Pong:
-                self.server.notify_pong(self)
+                self._host.notify_pong(self)
         except Exception:
             # A bug, never bad input (the session classifies any frame): contain it to this
             # connection rather than let it escape into the transport.
@@ -385,8 +439,8 @@ class Connection:
             self._builtins.clear()
         self._backlog = None
         self._before_start.clear()
-        self.cleanup_task = self._loop.create_task(self.server.cleanup_connection(self))
-        self.server.track_cleanup(self.cleanup_task)
+        self.cleanup_task = self._loop.create_task(self._host.cleanup_connection(self))
+        self._host.track_cleanup(self.cleanup_task)
 
     async def wait_builtins(self, limit_s: float) -> None:
         """Wait (bounded) for the built-in command running now, so cleanup follows it."""

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Generic
 from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
+    from mesh_server.api import ServerAPI
     from mesh_server.connection import Connection
-    from mesh_server.server import MeshServer
 
 __all__ = ["Context", "RequestT"]
 
@@ -31,7 +31,8 @@ class Context(Generic[RequestT]):
             ``mesh/*`` commands always), else the decoded JSON value (``{}`` when absent).
         raw_payload: The decoded JSON payload as received.
         connection: The calling connection.
-        server: The server.
+        server: The :class:`~mesh_server.MeshServer` (typed as the part handlers use,
+            :class:`~mesh_server.api.ServerAPI`).
         request_id: The client's request id (any JSON value).
     """
 
@@ -40,7 +41,7 @@ class Context(Generic[RequestT]):
         command: str,
         payload: RequestT,
         connection: Connection,
-        server: MeshServer,
+        server: ServerAPI,
         request_id: Any = None,
         raw_payload: Any = None,
     ) -> None:

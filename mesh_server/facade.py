@@ -132,11 +132,11 @@ class ChannelFamily(_Family, Generic[ModelT]):
             guard: ``(connection, channel) -> bool`` (or awaitable) deciding each subscription;
                 ``None`` admits everyone.
         """
-        self._server.expose_channel(self.spec.pattern, guard)
+        self._server.channels.expose(self.spec.pattern, guard)
 
     async def _publish(self, channel: str, message: ModelT, history: int) -> None:
         # The server validates against the contract's channel schema (protocol.md §9.5).
-        await self._server.publish_to_channel(channel, message, history)
+        await self._server.channels.publish(channel, message, history)
 
 
 class RecordFamily(_Family, Generic[ModelT]):
@@ -160,17 +160,18 @@ class RecordFamily(_Family, Generic[ModelT]):
             guard: ``(connection, record_id) -> bool`` (or awaitable) deciding each access;
                 ``None`` admits everyone (protocol.md §11.1). A writable family's guard may take
                 the value being written instead, ``(connection, record_id, value)``, as with
-                :meth:`mesh_server.MeshServer.expose_writable_record`.
+                :meth:`mesh_server.records.RecordManager.expose_writable`.
 
         Raises:
             TypeError: A value-taking guard for a family clients cannot write.
         """
         if self.spec.writable:
-            self._server.expose_writable_record(self.spec.pattern, guard)
+            self._server.records.expose_writable(self.spec.pattern, guard)
             return
         if guard is not None and _takes_value(guard):
             raise TypeError(f"{self.spec.template} is not writable: its guard takes no value")
-        self._server.expose_record(self.spec.pattern, guard)
+        # A guard that takes no value is a read guard (checked just above).
+        self._server.records.expose(self.spec.pattern, cast("Guard | None", guard))
 
     async def _get(self, record_id: str) -> tuple[ModelT | None, int]:
         """Return ``(value, version)``, ``(None, 0)`` when absent.
@@ -179,18 +180,18 @@ class RecordFamily(_Family, Generic[ModelT]):
             ValidationError: The stored value violates the record's schema (written without
                 the contract).
         """
-        value, version = await self._server.get_record(record_id)
+        value, version = await self._server.records.get(record_id)
         if value is None:
             return None, version
         return cast("ModelT", self.spec.validate_value(value)), version
 
     async def _publish(self, record_id: str, value: ModelT, expected_version: int | None) -> None:
-        await self._server.publish_record_update(
+        await self._server.records.publish_update(
             record_id, value, expected_version=expected_version
         )
 
     async def _update(self, record_id: str, fn: RecordUpdater[ModelT]) -> tuple[ModelT, int]:
-        """Run :meth:`mesh_server.MeshServer.update_record` with models on both sides of ``fn``.
+        """Run :meth:`mesh_server.records.RecordManager.update` with models on both sides of ``fn``.
 
         Raises:
             ValidationError: The current or the new value violates the record's schema.
@@ -203,11 +204,11 @@ class RecordFamily(_Family, Generic[ModelT]):
                 result = await result
             return result
 
-        value, version = await self._server.update_record(record_id, typed)
-        return cast("ModelT", validate(value)), version
+        written = await self._server.records.update(record_id, typed)
+        return cast("ModelT", validate(written.value)), written.version
 
     async def _delete(self, record_id: str) -> None:
-        await self._server.delete_record(record_id)
+        await self._server.records.delete(record_id)
 
 
 class FacadeServer:
@@ -232,4 +233,4 @@ class FacadeServer:
     @property
     def unimplemented(self) -> list[str]:
         """Wire names of the contract's commands that have no handler yet (sorted)."""
-        return self.server.pipeline.unimplemented()
+        return self.server.unimplemented_commands()

@@ -1,13 +1,14 @@
 """The seam between the server core and its feature managers (channels, rooms, presence, records).
 
-The core (:mod:`mesh_server.server`) owns sockets, sessions, the command pipeline, liveness and the
-backend's lifecycle. Each feature manager plugs into it through :class:`Feature`: it contributes
-built-in ``mesh/*`` commands (:class:`Builtin`: the generated request model and a handler typed
-by it), routes for backend pub/sub messages, and cleanup hooks; a manager that reacts to pongs is
-also a :class:`PongListener`. Managers see the core only through :class:`ServerCore`, so they do
-not depend on the transport. The core knows managers through :class:`Feature` only, except that
-:class:`~mesh_server.server.MeshServer` builds the built-in ones
-(:mod:`mesh_server.builtin_features`) and re-exposes their API (:mod:`mesh_server.server_features`).
+The private core (``mesh_server._core``) owns sockets, sessions, the command pipeline, liveness and
+the backend's lifecycle. Each feature manager plugs into it through :class:`Feature`: it contributes
+built-in ``mesh/*`` commands (:class:`Builtin`: the generated request model and a handler typed by
+it), routes for backend pub/sub messages, and cleanup hooks; a manager that reacts to pongs is also
+a :class:`PongListener`. Managers see the core only through :class:`ServerCore`, so they do not
+depend on the transport. The core knows managers through :class:`Feature` only, except that it
+builds the built-in ones (:mod:`mesh_server.builtin_features`), which
+:class:`~mesh_server.MeshServer` offers as ``server.channels``, ``server.rooms``,
+``server.presence`` and ``server.records``.
 """
 
 from __future__ import annotations

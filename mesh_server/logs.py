@@ -19,16 +19,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, Literal
+from typing import IO, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-
-from mesh_server.backends.memory import MemoryBackend
-from mesh_server.transport.base import effective_backlog
-
-if TYPE_CHECKING:
-    from mesh_server.server import MeshServer
 
 __all__ = [
     "FIELD_CLOSE_CODE",
@@ -46,7 +40,6 @@ __all__ = [
     "format_fields",
     "record_fields",
     "redact_url",
-    "startup_fields",
 ]
 
 FIELD_INSTANCE_ID: Final = "instance_id"
@@ -163,50 +156,3 @@ def _text_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return orjson.dumps(value, default=str).decode()
-
-
-_STARTUP_LIMITS: Final = (
-    "max_connections",
-    "max_message_size",
-    "max_inflight_requests",
-    "max_outbound_bytes",
-    "max_outbound_frames",
-    "rate_limit",
-    "rate_burst",
-    "max_subscriptions",
-    "backend_timeout",
-)
-
-
-def startup_fields(server: MeshServer) -> dict[str, Any]:
-    """What the startup line names: listen address, transport, backend, contract, key limits.
-
-    The limits include the effective listen backlog (the configured one capped by
-    ``net.core.somaxconn`` on Linux).
-
-    The backend is ``memory``, the Redis URL without its password, or the backend's class name;
-    the contract is its name or ``none``.
-    """
-    transport = server.transport
-    transport_name = type(transport).__name__ if transport is not None else "none"
-    transport_name = transport_name.removesuffix("Transport").lower() or transport_name
-    backend = server.backend
-    if isinstance(backend, MemoryBackend):
-        backend_name = "memory"
-    elif server.redis_url is not None and type(backend).__name__ == "RedisBackend":
-        backend_name = redact_url(server.redis_url)
-    else:
-        backend_name = type(backend).__name__
-    contract = server.contract
-    limits = server.limits
-    key_limits: dict[str, Any] = {name: getattr(limits, name) for name in _STARTUP_LIMITS}
-    key_limits["backlog"] = effective_backlog(server.backlog)
-    key_limits["ping_interval"] = server.ping_interval
-    key_limits["shutdown_timeout"] = server.shutdown_timeout
-    return {
-        "listen": server.url,
-        "transport": transport_name,
-        "backend": backend_name,
-        "contract": contract.name if contract is not None else "none",
-        "limits": key_limits,
-    }

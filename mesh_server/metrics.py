@@ -8,9 +8,10 @@ implementations exist:
 * :class:`mesh_server.prometheus.PrometheusMetrics` (extra ``mesh-py[metrics]``) counts into a
   ``prometheus_client`` registry of the server's own.
 
-:func:`create_metrics` picks one; without ``prometheus_client`` installed the server runs with
-the no-op facade and never imports it. :class:`MetricsEndpoint` serves the scrape over plain
-HTTP (``GET /metrics`` on the WebSocket port by default). Counters that only the backend can keep
+:func:`mesh_server.metrics_export.create_metrics` picks one; without ``prometheus_client``
+installed the server runs with the no-op facade and never imports it.
+:class:`mesh_server.metrics_export.MetricsEndpoint` serves the scrape over plain HTTP
+(``GET /metrics`` on the WebSocket port by default). Counters that only the backend can keep
 (Redis errors, outages, reconnects, record conflicts and retries) are plain integers on the
 backend (:meth:`Backend.stats <mesh_server.backends.base.Backend.stats>`), read at scrape time.
 
@@ -21,12 +22,10 @@ application commands) or ``"other"``, result codes are ``"ok"``, a code of the e
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, Final, NamedTuple
 
 from mesh_sdk.protocol.errors import ERROR_CLASSES
-from mesh_server.transport.base import HttpResponse, UpgradeRequest
 
 if TYPE_CHECKING:
     from mesh_server.backends.base import BackendStats
@@ -38,10 +37,7 @@ __all__ = [
     "RESULT_CODES",
     "Exposition",
     "Metrics",
-    "MetricsEndpoint",
     "close_label",
-    "create_metrics",
-    "prometheus_available",
     "result_label",
 ]
 
@@ -114,68 +110,6 @@ class Metrics:
 
 NO_METRICS: Final = Metrics()
 """The shared no-op facade."""
-
-
-class MetricsEndpoint:
-    """Answers ``GET <path>`` with the Prometheus exposition (knows nothing about sockets).
-
-    :meth:`respond` is an ``on_http`` hook of the transport seam, so the same object serves the
-    native WebSocket port and an ASGI ``http`` scope. With metrics off it answers nothing (the
-    request is left to the adapter, like any other path).
-
-    Args:
-        metrics: The facade scraped.
-        path: The endpoint's path.
-
-    Raises:
-        ValueError: ``path`` does not start with ``/``.
-    """
-
-    def __init__(self, metrics: Metrics, path: str = "/metrics") -> None:
-        if not path.startswith("/"):
-            raise ValueError(f"the metrics path must start with '/': {path!r}")
-        self._metrics = metrics
-        self.path = path
-
-    def respond(self, request: UpgradeRequest) -> HttpResponse | None:
-        """Answer a scrape, or return ``None`` for any other request."""
-        if request.method != "GET" or request.path != self.path:
-            return None
-        exposition = self._metrics.exposition()
-        if exposition is None:
-            return None
-        return HttpResponse(200, exposition.body, exposition.content_type, _NO_STORE)
-
-
-_NO_STORE: Final = (("Cache-Control", "no-store"),)
-
-
-def prometheus_available() -> bool:
-    """Return whether ``prometheus_client`` is installed (extra ``mesh-py[metrics]``)."""
-    return importlib.util.find_spec("prometheus_client") is not None
-
-
-def create_metrics(enabled: bool = True, registry: Any = None) -> Metrics:
-    """Return the Prometheus facade when enabled and installed, else the no-op one.
-
-    Args:
-        enabled: ``False`` turns metrics off even with ``prometheus_client`` installed.
-        registry: A ``prometheus_client.CollectorRegistry`` to register into (e.g.
-            ``prometheus_client.REGISTRY``, the process-wide default); ``None`` creates one per
-            server, so several servers in one process never clash.
-
-    Raises:
-        RuntimeError: ``registry`` was given but ``prometheus_client`` is not installed.
-    """
-    if not enabled:
-        return NO_METRICS
-    if not prometheus_available():
-        if registry is not None:
-            raise RuntimeError("metrics_registry needs prometheus_client (mesh-py[metrics])")
-        return NO_METRICS
-    from mesh_server.prometheus import PrometheusMetrics
-
-    return PrometheusMetrics(registry)
 
 
 def close_label(code: int | None) -> str:

@@ -39,27 +39,19 @@ from mesh_server.logs import (
 )
 from mesh_server.metrics import NO_METRICS, OTHER, Metrics
 from mesh_server.middleware import Handler, Middleware, check_middleware, run_middleware
+from mesh_server.session import RESERVED_NAMES, is_reserved
 
 if TYPE_CHECKING:
     from mesh_sdk.protocol.contract import ContractIndex
+    from mesh_server.api import ServerAPI
     from mesh_server.connection import Connection
-    from mesh_server.server import MeshServer
+    from mesh_server.limits import Limits
 
 __all__ = [
     "RESERVED_NAMES",
     "Pipeline",
     "is_reserved",
 ]
-
-RESERVED_NAMES: Final = frozenset(
-    {"ping", "pong", "latency", "latency:request", "latency:response"}
-)
-"""Names no application command or push may use, besides every ``mesh/…`` name (§3.4)."""
-
-
-def is_reserved(name: str) -> bool:
-    """Return whether ``name`` is reserved by the protocol (protocol.md §3.4)."""
-    return name.startswith("mesh/") or name in RESERVED_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +81,7 @@ class Pipeline:
 
     Args:
         server: The owning server (handed to every :class:`~mesh_server.context.Context`).
+        limits: The server's limits (the bad-input log interval).
         contract: The application contract; when set, commands must be defined in it and
             their requests and responses are validated.
         debug: Send unexpected exceptions' text to clients (never do this in production).
@@ -102,8 +95,9 @@ class Pipeline:
 
     def __init__(
         self,
-        server: MeshServer,
+        server: ServerAPI,
         *,
+        limits: Limits,
         contract: ContractIndex | None,
         debug: bool,
         log: logging.Logger,
@@ -117,7 +111,7 @@ class Pipeline:
         self._commands: dict[str, _AppCommand] = {}
         self._builtins: dict[str, _BuiltinCommand] = {}
         self._global: tuple[Middleware, ...] = ()
-        self.bad_input = BadInputLog(log, server.limits.bad_input_log_interval)
+        self.bad_input = BadInputLog(log, limits.bad_input_log_interval)
         self.failures = 0
 
     # ------------------------------------------------------------------ registration

@@ -1,6 +1,6 @@
 """The Prometheus implementation of the metrics facade (extra ``mesh-py[metrics]``).
 
-Imported only by :func:`mesh_server.metrics.create_metrics` when ``prometheus_client`` is
+Imported only by :func:`mesh_server.metrics_export.create_metrics` when ``prometheus_client`` is
 installed. The series are registered as one custom collector in the registry given (by default a
 registry of the server's own).
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from mesh_sdk.protocol.codec import encode_push, loads
+from mesh_sdk.protocol.codec import loads
 from mesh_sdk.protocol.contract import to_jsonable
 from mesh_sdk.protocol.errors import ForbiddenError, TooLargeError
 from mesh_sdk.protocol.generated.models import (
@@ -48,6 +47,7 @@ from mesh_server.exposure import (
 )
 from mesh_server.features import Builtin
 from mesh_server.quotas import RecordWriteBudget
+from mesh_server.record_frames import RecordFrames, RecordSub, deletion_applies
 from mesh_server.subscribers import BackendChannels
 
 if TYPE_CHECKING:
@@ -56,78 +56,11 @@ if TYPE_CHECKING:
 
 __all__ = ["RecordManager"]
 
-RECORD_UPDATE: Final = "mesh/record-update"
-RECORD_DELETED: Final = "mesh/record-deleted"
-
-
-@dataclass(slots=True)
-class _Sub:
-    """One local record subscription."""
-
-    mode: str
-    acked: int = 0
-    acquired: bool = False
-    holds: int = 0
-    held: list[dict[str, Any]] = field(default_factory=list)
-
-
-class _Frames:
-    """Lazily encoded frames of one record event (each built at most once)."""
-
-    __slots__ = ("_deleted", "_event", "_full", "_patch")
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        self._event = event
-        self._full: bytes | None = None
-        self._patch: bytes | None = None
-        self._deleted: bytes | None = None
-
-    def update(self, mode: str) -> bytes:
-        event = self._event
-        if mode == "patch" and "patch" in event:
-            if self._patch is None:
-                self._patch = encode_push(
-                    RECORD_UPDATE,
-                    {
-                        "recordId": event["recordId"],
-                        "patch": event["patch"],
-                        "version": event["version"],
-                    },
-                )
-            return self._patch
-        if self._full is None:
-            self._full = encode_push(
-                RECORD_UPDATE,
-                {
-                    "recordId": event["recordId"],
-                    "full": event["value"],
-                    "version": event["version"],
-                },
-            )
-        return self._full
-
-    def deleted(self) -> bytes:
-        if self._deleted is None:
-            self._deleted = encode_push(
-                RECORD_DELETED,
-                {"recordId": self._event["recordId"], "version": self._event["version"]},
-            )
-        return self._deleted
-
 
 def _check_version(expected_version: int | None) -> None:
     # bool is an int subclass; a version is a plain non-negative int (§11.2).
     if expected_version is not None and (type(expected_version) is not int or expected_version < 0):
         raise ValueError(f"expected_version must be an int >= 0, not {expected_version!r}")
-
-
-def _deletion_applies(sub: _Sub, version: int) -> bool:
-    """Whether a deletion at ``version`` ends what this subscriber holds (§11.6).
-
-    A subscriber that holds nothing (acknowledged version 0) or a newer incarnation of the
-    record (acknowledged above the deleted version) got its state after the deletion.
-    """
-    return sub.acked >= 1 and version >= sub.acked
 
 
 class RecordManager:
@@ -138,7 +71,7 @@ class RecordManager:
         self._pubsub = pubsub
         self._quota = quota
         self._exposure = RecordExposure()
-        self._subs: dict[str, dict[str, _Sub]] = {}
+        self._subs: dict[str, dict[str, RecordSub]] = {}
         self._by_connection: dict[str, set[str]] = {}
         self._prefix = record_channel(core.namespace, "")
         self._tasks: set[asyncio.Task[None]] = set()
@@ -315,7 +248,7 @@ class RecordManager:
         repeat = sub is not None
         if sub is None:
             self._quota.reserve(cid)
-            sub = _Sub(mode)
+            sub = RecordSub(mode)
             self._subs.setdefault(record_id, {})[cid] = sub
             self._by_connection.setdefault(cid, set()).add(record_id)
         else:
@@ -379,7 +312,7 @@ class RecordManager:
 
     # ------------------------------------------------------------------ subscription state
 
-    def _unhold(self, record_id: str, cid: str, sub: _Sub) -> None:
+    def _unhold(self, record_id: str, cid: str, sub: RecordSub) -> None:
         if self._subs.get(record_id, {}).get(cid) is not sub:
             return
         sub.holds -= 1
@@ -388,13 +321,13 @@ class RecordManager:
         held, sub.held = sub.held, []
         connection = self._core.local_connection(cid)
         for event in held:
-            frame = self._filter(record_id, cid, sub, event, _Frames(event))
+            frame = self._filter(record_id, cid, sub, event, RecordFrames(event))
             if frame is not None and connection is not None and not connection.closed:
                 connection.send(frame)
             if self._subs.get(record_id, {}).get(cid) is not sub:
                 break  # ended by a deletion
 
-    def _forget(self, record_id: str, cid: str, sub: _Sub) -> bool:
+    def _forget(self, record_id: str, cid: str, sub: RecordSub) -> bool:
         """Remove ``sub`` from the local maps; returns ``False`` if it was already gone."""
         subs = self._subs.get(record_id)
         if subs is None or subs.get(cid) is not sub:
@@ -410,17 +343,17 @@ class RecordManager:
         self._quota.release(cid)
         return True
 
-    async def _end(self, record_id: str, cid: str, sub: _Sub) -> None:
+    async def _end(self, record_id: str, cid: str, sub: RecordSub) -> None:
         if self._forget(record_id, cid, sub) and sub.acquired:
             await self._pubsub.release(self._prefix + record_id)
 
     def _filter(
-        self, record_id: str, cid: str, sub: _Sub, event: dict[str, Any], frames: _Frames
+        self, record_id: str, cid: str, sub: RecordSub, event: dict[str, Any], frames: RecordFrames
     ) -> bytes | None:
         """Return the frame ``sub`` gets for ``event`` (None: nothing), updating its state."""
         version = event["version"]
         if event.get("t") == "deleted":
-            if not _deletion_applies(sub, version):
+            if not deletion_applies(sub, version):
                 return None
             # §11.6: the subscription ends with the deletion push.
             if self._forget(record_id, cid, sub) and sub.acquired:
@@ -455,7 +388,7 @@ class RecordManager:
         except (ValueError, TypeError, KeyError):
             self._core.log.warning("dropping malformed record event on %r", channel)
             return
-        frames = _Frames(event)
+        frames = RecordFrames(event)
         deleted = event.get("t") == "deleted"
         full: list[str] = []
         patch: list[str] = []
@@ -508,7 +441,7 @@ class RecordManager:
                 continue
             # A synthetic update without a patch: every mode gets it as `full`.
             update = {"t": "update", "recordId": record_id, "version": version, "value": value}
-            update_frames = _Frames(update)
+            update_frames = RecordFrames(update)
             for cid, sub in list(subs.items()):
                 connection = self._core.local_connection(cid)
                 if connection is None or connection.closed:
@@ -517,7 +450,7 @@ class RecordManager:
                 if (version == 0 and sub.acked > 0) or 0 < version < sub.acked:
                     # Deleted (maybe re-created) during the outage: the subscription ends.
                     event = {"t": "deleted", "recordId": record_id, "version": sub.acked}
-                    frames = _Frames(event)
+                    frames = RecordFrames(event)
                 if sub.holds:
                     sub.held.append(event)
                     continue

@@ -48,12 +48,14 @@ __all__ = [
     "CLOSE_STATE_LOST",
     "CLOSE_TOO_BIG",
     "PONG",
+    "RESERVED_NAMES",
     "Close",
     "Discarded",
     "Pong",
     "Reply",
     "ServerSession",
     "SessionEvent",
+    "is_reserved",
 ]
 
 # Close codes (protocol.md §16).
@@ -65,6 +67,17 @@ CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_PING_TIMEOUT: Final = 4000
 CLOSE_SLOW_CONSUMER: Final = 4001
 CLOSE_STATE_LOST: Final = 4002
+
+RESERVED_NAMES: Final = frozenset(
+    {"ping", "pong", "latency", "latency:request", "latency:response"}
+)
+"""Names no application command or push may use, besides every ``mesh/…`` name (§3.4)."""
+
+
+def is_reserved(name: str) -> bool:
+    """Return whether ``name`` is reserved by the protocol (protocol.md §3.4)."""
+    return name.startswith("mesh/") or name in RESERVED_NAMES
+
 
 _PING: Final = encode_push("ping", {})
 _LATENCY_REQUEST: Final = encode_push("latency:request", {})

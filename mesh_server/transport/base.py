@@ -2,7 +2,7 @@
 
 Three adapters meet it: ``websockets`` (the default, :mod:`mesh_server.transport.websockets`),
 picows (:mod:`mesh_server.transport.picows`) and an ASGI application (uvicorn, FastAPI,
-Starlette: :mod:`mesh_server.transport.asgi`). The core (:mod:`mesh_server.server`,
+Starlette: :mod:`mesh_server.transport.asgi`). The core (``mesh_server._core``,
 :mod:`mesh_server.connection`) only uses the names defined here, so an adapter is one module that
 touches neither the session, the pipeline, the feature managers nor the backends.
 

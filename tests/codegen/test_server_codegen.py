@@ -83,7 +83,7 @@ def test_commands_only_contract(generated: Any) -> None:
         return package.models.PokeResponse(ok=True)
 
     assert app.unimplemented == []
-    assert server.pipeline.command_names == ["poke"]
+    assert server._core.pipeline.command_names == ["poke"]
     assert app.channels.__slots__ == ()
     assert app.records.__slots__ == ()
 

@@ -125,7 +125,7 @@ async def test_channel_room_and_presence_responses() -> None:
         _configure(server)
         await server.publish_to_channel("chat:a", "m1", history=5)
         await server.publish_to_channel("chat:a", {"n": 2}, history=5)
-        await server.set_room_metadata("lobby", {"topic": "x"})
+        await server.rooms.set_metadata("lobby", {"topic": "x"})
         async with wire(server) as client:
             cid = client.raw.connection_id
             cases = [

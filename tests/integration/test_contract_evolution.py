@@ -74,7 +74,7 @@ async def test_matching_server_is_checked_on_connect_and_every_reconnect() -> No
         async with ChatClient(mesh) as app:
             assert asked == ["mesh/contract-info"]
             assert app.contract_mismatch is None
-            server.connections[mesh.connection_id].close(4000, "test")  # type: ignore[index]
+            server.connections.local()[mesh.connection_id].close(4000, "test")  # type: ignore[index]
             await recorder.wait("reconnect")
             response = await app.commands.send_message(
                 models.SendMessageRequest(room="a", text="b")

@@ -35,7 +35,7 @@ async def test_assign_id_first_even_when_client_sends_immediately() -> None:
         async def hold(connection: Any) -> None:
             held.append(connection)
             await release.wait()
-            server.deliver([connection.id], b'{"command":"welcome","payload":1}')
+            server._core.deliver([connection.id], b'{"command":"welcome","payload":1}')
 
         server.expose_command("echo", lambda ctx: ctx.payload)
         async with RawClient.open(server.url, wait_id=False) as client:
@@ -61,7 +61,7 @@ async def test_connection_ids_unique_and_registered() -> None:
         assert a.connection_id != b.connection_id
         ids = list(await server.backend.get_all_connection_metadata())
         assert sorted(ids) == sorted([a.connection_id, b.connection_id])
-        assert set(server.connections) == set(ids)
+        assert set(server.connections.local()) == set(ids)
 
 
 # ------------------------------------------------------------------ requests and responses (§3)
@@ -236,7 +236,7 @@ async def test_middleware_order_and_context() -> None:
         async def whoami(ctx: Any) -> Any:
             calls.append("handler")
             assert ctx.server is server
-            assert ctx.connection.id in server.connections
+            assert ctx.connection.id in server.connections.local()
             return {"user": ctx.user, "extra": ctx.extra, "payload": ctx.payload}
 
         async with RawClient.open(server.url) as client:
@@ -402,7 +402,7 @@ async def test_pong_keeps_connection_alive_and_latency_measured() -> None:
                 latencies.append(frame["payload"])
         assert latencies[0] == 0
         assert all(isinstance(v, int) and v >= 0 for v in latencies)
-        connection = next(iter(server.connections.values()))
+        connection = next(iter(server.connections.local().values()))
         assert connection.latency >= 0
         assert not connection.closed
 
@@ -450,11 +450,11 @@ async def test_slow_consumer_closed_4001_others_unaffected() -> None:
                 await asyncio.sleep(0)
             await wait_for(done.wait())
             assert closed_codes == {slow_id: 4001}
-            assert server.local_connection(slow_id) is None
+            assert server.connections.get_local(slow_id) is None
             # The healthy connection keeps getting latency probes.
             for _ in range(2):
                 await healthy.wait_push("latency")
-            assert healthy.connection_id in server.connections
+            assert healthy.connection_id in server.connections.local()
             slow_ws.transport.abort()
 
 
@@ -531,7 +531,7 @@ async def test_origin_allow_list_and_max_connections() -> None:
 
 async def test_metadata_commands_and_manager() -> None:
     async with running_server() as server:
-        manager = server.connection_manager
+        manager = server.connections
         async with RawClient.open(server.url) as a, RawClient.open(server.url) as d:
             assert a.connection_id is not None
             assert d.connection_id is not None
@@ -544,7 +544,7 @@ async def test_metadata_commands_and_manager() -> None:
             assert await d.call("mesh/get-connection-metadata", {"connectionId": "nope"}) == {
                 "metadata": None
             }
-            conn_a = server.local_connection(a.connection_id)
+            conn_a = server.connections.get_local(a.connection_id)
             assert conn_a is not None
             await manager.set_metadata(conn_a, {"name": "Al"}, strategy="merge")
             assert await manager.get_metadata(conn_a) == {"userId": "u1", "name": "Al"}
@@ -554,7 +554,7 @@ async def test_metadata_commands_and_manager() -> None:
             }
             with pytest.raises(ValueError, match="strategy"):
                 await manager.set_metadata(conn_a, 1, strategy="bogus")  # type: ignore[arg-type]
-        await eventually(lambda: not server.connections)
+        await eventually(lambda: not server.connections.local())
         assert await manager.get_all_metadata() == {}
 
 
@@ -616,15 +616,15 @@ async def test_send_and_broadcast_variants() -> None:
         await server.broadcast("all", 1)
         for client in (a, b, c):
             assert await client.wait_push("all") == 1
-        await server.broadcast_exclude("most", 2, exclude=server.local_connection(ids[1]))
+        await server.connections.broadcast("most", 2, exclude=server.connections.get_local(ids[1]))
         assert await a.wait_push("most") == 2
         assert await c.wait_push("most") == 2
-        await server.broadcast_exclude("fewer", 3, exclude=[ids[0], ids[2]])
+        await server.connections.broadcast("fewer", 3, exclude=[ids[0], ids[2]])
         assert await b.wait_push("fewer") == 3
         await server.add_to_room("room:x", ids[0])
         await server.add_to_room("room:x", ids[1])
         await server.broadcast_room("room:x", "in-room", 4)
-        await server.broadcast_room_exclude("room:x", "in-room-but", 5, exclude=ids[0])
+        await server.connections.broadcast("in-room-but", 5, room="room:x", exclude=ids[0])
         await server.broadcast("marker", 0)
         for client in (a, b, c):
             await client.wait_push("marker")

@@ -57,7 +57,11 @@ def test_load_server_variants(app_module: str) -> None:
 def test_configure_overrides_settings() -> None:
     server = MeshServer(port=1)
     server.configure(host="0.0.0.0", port=0, redis_url="redis://127.0.0.1:1/0")
-    assert (server.host, server.port, server.redis_url) == ("0.0.0.0", 0, "redis://127.0.0.1:1/0")
+    assert (server.options.host, server.port, server.options.redis_url) == (
+        "0.0.0.0",
+        0,
+        "redis://127.0.0.1:1/0",
+    )
 
 
 @pytest.mark.parametrize("kind", ["websockets", "picows"])

@@ -23,8 +23,8 @@ async def test_idle_connections_hold_no_task(transport: str) -> None:
         for _ in range(IDLE):
             # No client keepalive: the client side adds no task either.
             await clients.enter_async_context(connect(server.url, ping_interval=None))
-        await eventually(lambda: len(server.connections) == IDLE)
+        await eventually(lambda: len(server.connections.local()) == IDLE)
         # Handshake and on_connect tasks end once a connection is started; none stays per
         # connection (a few shared ones may come and go).
         await eventually(lambda: len(asyncio.all_tasks()) - baseline < IDLE // 10)
-        assert all(c.session.started for c in server.connections.values())
+        assert all(c.session.started for c in server.connections.local().values())

@@ -78,7 +78,7 @@ async def slow_consumer(server: MeshServer) -> tuple[int, int]:
     chunk = "x" * 16_384
     async with connect(server.url, max_queue=1) as ws:
         first = await ws.recv()
-        connection = server.local_connection(json.loads(first)["payload"])
+        connection = server.connections.get_local(json.loads(first)["payload"])
         assert connection is not None
         ws.transport.pause_reading()  # the kernel buffers fill, then asyncio's
         sent = 0

@@ -49,7 +49,7 @@ async def test_send_and_broadcast_across_instances(redis_url: str) -> None:
         await one.broadcast("everyone", 1)
         for client in (a, b, c):
             assert await client.wait_push("everyone") == 1
-        await two.broadcast_exclude("not-b", 2, exclude=b.connection_id)
+        await two.connections.broadcast("not-b", 2, exclude=b.connection_id)
         assert await a.wait_push("not-b") == 2
         assert await c.wait_push("not-b") == 2
         # Membership is added through instance one, for connections of both instances.
@@ -58,7 +58,9 @@ async def test_send_and_broadcast_across_instances(redis_url: str) -> None:
         await one.broadcast_room("room:x", "in-room", 3)
         assert await a.wait_push("in-room") == 3
         assert await b.wait_push("in-room") == 3
-        await two.broadcast_room_exclude("room:x", "in-room-not-a", 4, exclude=[a.connection_id])
+        await two.connections.broadcast(
+            "in-room-not-a", 4, room="room:x", exclude=[a.connection_id]
+        )
         assert await b.wait_push("in-room-not-a") == 4
         await one.broadcast("marker", 0)
         for client in (a, b, c):
@@ -84,7 +86,7 @@ async def test_broadcast_costs_one_publish_whatever_the_connections(own_redis: R
             before = own_redis.info_commandstats().get("publish", 0)
             await one.broadcast("hello", 1)
             await one.broadcast_room("room:big", "room-hello", 2)
-            await one.broadcast_exclude("most", 3, exclude=[opened[0].connection_id or ""])
+            await one.connections.broadcast("most", 3, exclude=[opened[0].connection_id or ""])
             after = own_redis.info_commandstats().get("publish", 0)
             for client in opened:
                 assert await client.wait_push("hello") == 1
@@ -124,7 +126,7 @@ async def test_sigkilled_instance_cleaned_up_within_bound(redis_url: str) -> Non
             assert joined["success"] is True
             watch = await watcher.call("mesh/subscribe-presence", {"roomName": "room:tracked"})
             assert victim_id in watch["present"]
-            assert await survivor.connection_manager.get_metadata(victim_id) == {"user": "v"}
+            assert await survivor.connections.get_metadata(victim_id) == {"user": "v"}
             loop = asyncio.get_running_loop()
             proc.kill()
             killed_at = loop.time()
@@ -135,15 +137,15 @@ async def test_sigkilled_instance_cleaned_up_within_bound(redis_url: str) -> Non
 
             async def gone() -> bool:
                 ids = list(await survivor.backend.get_all_connection_metadata())
-                meta = await survivor.connection_manager.get_metadata(victim_id)
+                meta = await survivor.connections.get_metadata(victim_id)
                 return victim_id not in ids and meta is None
 
             await eventually(gone, timeout=TIMEOUT * 2)
             # Bound with these intervals: ttl 0.6 s + sweep 0.2 s + work; generous for slow CI.
             assert loop.time() - killed_at < 5.0
             assert await survivor.get_room_members("room:tracked") == []
-            assert survivor._instance is not None
-            await eventually(lambda: dead_instance in survivor._instance.swept)  # type: ignore[union-attr]
+            assert survivor._core.instance is not None
+            await eventually(lambda: dead_instance in survivor._core.instance.swept)  # type: ignore[union-attr]
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -74,21 +74,21 @@ async def test_join_leave_clear_and_metadata_across_instances(cluster: ServerClu
         assert sorted(await one.get_room_members("room:1")) == sorted(
             [a.connection_id, b.connection_id]
         )
-        assert await two.is_in_room("room:1", a.connection_id)
-        assert sorted(await one.get_all_rooms()) == ["plain", "room:1"]
+        assert await two.rooms.is_member("room:1", a.connection_id)
+        assert sorted(await one.rooms.all_rooms()) == ["plain", "room:1"]
         assert await b.call(LEAVE, {"roomName": "plain"}) == {"success": True}
         assert await b.call(LEAVE, {"roomName": "plain"}) == {"success": True}
-        await one.set_room_metadata("room:1", {"topic": "x", "n": 1})
-        await two.update_room_metadata("room:1", {"n": 2})
+        await one.rooms.set_metadata("room:1", {"topic": "x", "n": 1})
+        await two.rooms.update_metadata("room:1", {"n": 2})
         assert await b.call("mesh/get-room-metadata", {"roomName": "room:1"}) == {
             "metadata": {"topic": "x", "n": 2}
         }
         assert await a.call("mesh/get-room-metadata", {"roomName": "nothing"}) == {"metadata": None}
         await one.broadcast_room("room:1", "before-clear", 1)
         assert await collect(b, "before-clear", 1) == [1]
-        await two.clear_room("room:1")
+        await two.rooms.clear("room:1")
         assert await one.get_room_members("room:1") == []
-        assert await one.get_room_metadata("room:1") is None
+        assert await one.rooms.get_metadata("room:1") is None
         # Every instance dropped the room from its local index: no delivery after clearing.
         await one.broadcast_room("room:1", "after-clear", 1)
         await one.broadcast("everyone", 2)
@@ -101,7 +101,7 @@ async def test_server_side_add_of_a_remote_connection(cluster: ServerCluster) ->
     one, two = await cluster.start(2)
     async with RawClient.open(two.url) as b:
         await one.add_to_room("vip", b.connection_id)
-        assert await one.is_in_room("vip", b.connection_id)
+        assert await one.rooms.is_member("vip", b.connection_id)
 
         async def indexed() -> bool:
             # The owner instance indexes b once the inbox control arrives (§13.2).
@@ -111,11 +111,11 @@ async def test_server_side_add_of_a_remote_connection(cluster: ServerCluster) ->
 
         await eventually(indexed)
         await one.remove_from_room("vip", b.connection_id)
-        assert not await two.is_in_room("vip", b.connection_id)
+        assert not await two.rooms.is_member("vip", b.connection_id)
         await one.add_to_room("a", b.connection_id)
         await one.add_to_room("b", b.connection_id)
-        await one.remove_from_all_rooms(b.connection_id)
-        assert await one.get_all_rooms() == []
+        await one.rooms.remove_from_all(b.connection_id)
+        assert await one.rooms.all_rooms() == []
 
 
 async def _read_some(client: RawClient) -> bool:
@@ -155,9 +155,7 @@ async def test_remote_add_to_a_tracked_room_is_refreshed_by_the_owners_pongs(
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         assert pushes(watcher, "mesh/presence-update") == []  # no expiry, no false leave
-        assert await one.presence_manager.get_present_connections("live:1") == [
-            member.connection_id
-        ]
+        assert await one.presence.get_present_connections("live:1") == [member.connection_id]
         await one.remove_from_room("live:1", member.connection_id)
         left = await watcher.wait_push("mesh/presence-update")
         assert (left["type"], left["connectionId"]) == ("leave", member.connection_id)

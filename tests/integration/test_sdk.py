@@ -35,7 +35,7 @@ async def test_commands_and_typed_errors(mesh: Restartable, clients: Factory) ->
     client = clients(mesh.url)
     await wait_for(client.connect())
     assert client.connection_id is not None
-    assert client.connection_id in mesh.current.connections
+    assert client.connection_id in mesh.current.connections.local()
     assert await client.command("echo", {"x": [1, "a", None]}) == {"x": [1, "a", None]}
     assert await client.command("echo") == {}
     with pytest.raises(CommandNotFoundError):
@@ -93,7 +93,7 @@ async def test_server_pings_are_answered(clients: Factory) -> None:
         client = clients(server.url, ping_timeout=interval, max_missed_pings=1)
         recorder = Recorder(client)
         await client.connect()
-        connection = server.connections[client.connection_id]  # type: ignore[index]
+        connection = server.connections.local()[client.connection_id]  # type: ignore[index]
         # Four ping periods: a client that did not pong would be closed with 4000 after three.
         await eventually(lambda: client._session.counters.pings >= 4)
         assert not connection.closed
@@ -110,7 +110,7 @@ async def test_watchdog_reconnects(clients: Factory) -> None:
         first = client.connection_id
         _, second = await recorder.wait("reconnect")
         assert second != first
-        await eventually(lambda: first not in server.connections)
+        await eventually(lambda: first not in server.connections.local())
 
 
 async def test_in_flight_fails_and_is_not_resent(mesh: Restartable, clients: Factory) -> None:
@@ -168,7 +168,7 @@ async def test_server_close_codes(
     client = clients(mesh.url)
     recorder = Recorder(client)
     await client.connect()
-    mesh.current.connections[client.connection_id].close(code, "test")  # type: ignore[index]
+    mesh.current.connections.local()[client.connection_id].close(code, "test")  # type: ignore[index]
     if reconnects:
         await recorder.wait("reconnect")
         assert await client.command("echo", 1) == 1
@@ -197,7 +197,7 @@ async def test_authentication_rejected(clients: Factory) -> None:
         assert await client.get_connection_metadata() == {"token": "ok"}
         # the token is revoked; the next reconnect is refused and the client gives up (§14)
         allowed.clear()
-        server.connections[client.connection_id].close(4002, "state lost")  # type: ignore[index]
+        server.connections.local()[client.connection_id].close(4002, "state lost")  # type: ignore[index]
         _, error = await recorder.wait("reconnect_failed")
         assert isinstance(error, MeshAuthenticationError)
         await recorder.wait("close")
@@ -215,7 +215,7 @@ async def test_metadata(clients: Factory) -> None:
         expected = {"name": "alice", "tags": ["x"], "age": 3}
         assert await b.get_connection_metadata(a.connection_id) == expected
         assert await b.get_connection_metadata("conn-unknown") is None
-        await server.set_room_metadata("room:1", {"topic": "t"})
+        await server.rooms.set_metadata("room:1", {"topic": "t"})
         assert await a.get_room_metadata("room:1") == {"topic": "t"}
         assert await a.get_room_metadata("room:none") is None
 

@@ -230,11 +230,11 @@ async def test_server_payload_apis_take_generated_models() -> None:
 
             await server.publish_record_update("free:1", topic)
             assert await server.get_record("free:1") == (wire, 1)
-            await server.set_room_metadata("r", topic)
-            await server.update_room_metadata("r", models.RoomTopic(topic="u", updatedBy="x"))
-            assert await server.get_room_metadata("r") == {"topic": "u", "updatedBy": "x"}
-            await server.connection_manager.set_metadata(mesh.connection_id, topic)
-            assert await server.connection_manager.get_metadata(mesh.connection_id) == wire
+            await server.rooms.set_metadata("r", topic)
+            await server.rooms.update_metadata("r", models.RoomTopic(topic="u", updatedBy="x"))
+            assert await server.rooms.get_metadata("r") == {"topic": "u", "updatedBy": "x"}
+            await server.connections.set_metadata(mesh.connection_id, topic)
+            assert await server.connections.get_metadata(mesh.connection_id) == wire
         finally:
             await mesh.close()
 
@@ -263,7 +263,7 @@ async def test_binding_checks_the_contract_and_the_commands() -> None:
     early = MeshServer()
     early.expose_command("chat/send", lambda ctx: ctx.payload)
     ChatServer(early)  # commands registered before binding are validated from then on
-    assert early.pipeline.unimplemented() == []
+    assert early.unimplemented_commands() == []
     async with running_server() as started:
         with pytest.raises(RuntimeError, match="before start"):
             ChatServer(started)

@@ -173,7 +173,7 @@ async def test_synchronous_authenticate_sees_the_request_and_refuses_with_its_st
         assert info.value.response.status_code == 499
         async with RawClient.open(server.url + "?token=ok") as client:
             assert client.connection_id
-            (connection,) = server.connections.values()
+            (connection,) = server.connections.local().values()
             assert connection.remote_address is not None
         assert seen[0].peer is None  # picows does not tell the factory the peer
 
@@ -202,7 +202,7 @@ def test_transport_options_are_validated() -> None:
         PicowsTransport(max_message_size=1, read_buffer_size=1)
     server = MeshServer()
     server.configure(transport="picows")
-    assert server.transport_name == "picows"
+    assert server.options.transport_name == "picows"
 
 
 def test_configure_transport_keeps_an_existing_transport() -> None:
@@ -212,7 +212,7 @@ def test_configure_transport_keeps_an_existing_transport() -> None:
     with pytest.raises(RuntimeError, match=r"already has its transport \(AsgiTransport"):
         server.configure(transport="picows")
     assert server.transport is app.transport
-    assert server.transport_name == "websockets"
+    assert server.options.transport_name == "websockets"
     given = PicowsTransport(max_message_size=1 << 16)
     server = MeshServer(transport=given)
     with pytest.raises(RuntimeError, match=r"already has its transport \(PicowsTransport"):

@@ -30,7 +30,7 @@ def build(args: argparse.Namespace) -> MeshServer:
 
     @server.command("set-meta")
     async def set_meta(ctx: Any) -> Any:
-        await server.connection_manager.set_metadata(ctx.connection, ctx.payload)
+        await server.connections.set_metadata(ctx.connection, ctx.payload)
         return True
 
     server.track_presence("room:tracked")

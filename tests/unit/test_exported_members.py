@@ -109,6 +109,71 @@ def test_unknown_attribute_raises_attribute_error(package: str) -> None:
         _ = module.nope
 
 
+MESH_SERVER_PUBLIC = [
+    "add_to_room",
+    "asgi_app",
+    "backend",
+    "bind_contract",
+    "broadcast",
+    "broadcast_room",
+    "channels",
+    "close",
+    "command",
+    "configure",
+    "connections",
+    "contract",
+    "delete_record",
+    "expose_channel",
+    "expose_command",
+    "expose_record",
+    "expose_writable_record",
+    "get_record",
+    "get_room_members",
+    "instance_id",
+    "lifespan",
+    "limits",
+    "metrics",
+    "namespace",
+    "on_connection",
+    "on_disconnection",
+    "port",
+    "presence",
+    "publish_record_update",
+    "publish_to_channel",
+    "readiness",
+    "records",
+    "remove_from_room",
+    "rooms",
+    "send",
+    "serve_forever",
+    "shutdown_timeout",
+    "start",
+    "started",
+    "track_presence",
+    "transport",
+    "unimplemented_commands",
+    "update_record",
+    "url",
+    "use_middleware",
+]
+"""The public surface of the façade: the managers, lifecycle, registration and the few
+delegates the README and docs use (the core's internals are not on it)."""
+
+
+def test_mesh_server_public_attributes_are_pinned() -> None:
+    from mesh_server import MeshServer
+
+    assert sorted(n for n in dir(MeshServer) if not n.startswith("_")) == MESH_SERVER_PUBLIC
+    server = MeshServer()
+    # The only public instance attribute: the validated options.
+    instance = {n for n in vars(server) if not n.startswith("_")}
+    assert instance == {"options"}
+    for name in MESH_SERVER_PUBLIC:
+        doc = getattr(MeshServer, name).__doc__
+        assert isinstance(doc, str)
+        assert doc.strip(), name
+
+
 CLIENT_MEMBERS = [
     "bind_contract",
     "clear_presence_state",

@@ -388,6 +388,8 @@ def _plan(
 class RedisRecords(RedisState, RecordStore):
     """The record operations of the Redis backend (writes through :class:`RecordWriter`)."""
 
+    _records: RecordWriter
+
     async def get_record(self, record_id: str) -> tuple[Any, int]:
         """Return ``(value, version)``, ``(None, 0)`` when absent."""
         async with self._guard("get record"):

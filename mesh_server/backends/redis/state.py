@@ -19,7 +19,6 @@ from mesh_server.backends.redis.scripts import Scripts
 
 if TYPE_CHECKING:
     from mesh_server.backends.redis.pubsub import Subscriber
-    from mesh_server.backends.redis.records import RecordWriter
 
 __all__ = ["RedisState", "text"]
 
@@ -37,7 +36,6 @@ class RedisState:
     _client: aioredis.Redis
     _keys: Keys
     _scripts: Scripts
-    _records: RecordWriter
     _subscriber: Subscriber | None
     _instance_id: str
     _registration_lost: bool

@@ -12,6 +12,7 @@ import pytest
 from mesh_sdk.protocol.errors import UnavailableError
 from mesh_sdk.protocol.generated.models import NoopRequest, NoopResponse
 from mesh_server import MeshServer
+from mesh_server._core.connections import Connections
 from mesh_server.connection import Connection
 from mesh_server.features import Builtin
 from mesh_server.session import ServerSession
@@ -103,14 +104,16 @@ async def open_connection(server: MeshServer, **session: Any) -> tuple[Connectio
     options: dict[str, Any] = {
         "limits": server.limits,
         # The sans-I/O session takes ms; the server's options are seconds.
-        "ping_interval": round(server.ping_interval * 1000),
-        "latency_interval": round(server.latency_interval * 1000),
-        "max_missed_pongs": server.max_missed_pongs,
+        "ping_interval": round(server.options.ping_interval * 1000),
+        "latency_interval": round(server.options.latency_interval * 1000),
+        "max_missed_pongs": server.options.max_missed_pongs,
     }
     options.update(session)
-    connection = Connection(server, transport, "conn-test", ServerSession("conn-test", **options))
+    connection = Connection(
+        Connections(server._core), transport, "conn-test", ServerSession("conn-test", **options)
+    )
     await server.backend.register_connection("conn-test")
-    server._hub.add(connection)
+    server._core.hub.add(connection)
     return connection, transport
 
 
@@ -185,7 +188,7 @@ async def test_transport_loss_cleans_up(server: MeshServer) -> None:
     assert connection.close_code == 1006
     assert connection.cleanup_task is not None
     await wait_for(connection.cleanup_task)
-    assert server.local_connection("conn-test") is None
+    assert server.connections.get_local("conn-test") is None
 
 
 async def test_timers_ping_then_4000(server: MeshServer) -> None:
@@ -255,7 +258,7 @@ async def test_after_response_callbacks_follow_the_builtin_response(server: Mesh
         conn.after_response(released.set)
         return NoopResponse.model_construct(True)
 
-    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, subscribe_like)})
+    server._core.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, subscribe_like)})
     connection.start()
     transport.feed({"id": 7, "command": "mesh/noop", "payload": {}})
     await wait_for(released.wait())
@@ -288,7 +291,7 @@ async def test_non_string_commands_are_answered_and_the_connection_lives(
     assert by_id[2]["error"]["error"] == 'Command "["echo"]" not found'
     assert by_id[3]["payload"] == "still here"
     assert transport.closed_with is None
-    assert server.pipeline.bad_input.totals["malformed"] == 1
+    assert server._core.pipeline.bad_input.totals["malformed"] == 1
     assert connection.session.inflight == 0
 
 
@@ -311,7 +314,7 @@ async def test_deep_frames_never_leak_inflight_slots(server: MeshServer) -> None
     assert {a["error"]["code"] for a in answers[:-1]} == {"ETOOLARGE"}
     assert connection.session.inflight == 0
     assert transport.reading
-    totals = server.pipeline.bad_input.totals
+    totals = server._core.pipeline.bad_input.totals
     assert (totals["malformed"], totals["too_deep"]) == (100, 100)
     await server.backend.close()
 
@@ -320,15 +323,17 @@ async def test_pipeline_failures_still_answer_and_free_the_slot(
     server: MeshServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.expose_command("echo", lambda ctx: ctx.payload)
-    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, lambda conn, model: _true())})
+    server._core.pipeline.add_builtins(
+        {"mesh/noop": Builtin(NoopRequest, lambda conn, model: _true())}
+    )
     connection, transport = await open_connection(server)
     connection.start()
 
     async def broken(conn: Any, request: Any) -> bytes:
         raise RuntimeError("pipeline bug")
 
-    monkeypatch.setattr(server.pipeline, "run_command", broken)
-    real_builtin = server.pipeline.run_builtin
+    monkeypatch.setattr(server._core.pipeline, "run_command", broken)
+    real_builtin = server._core.pipeline.run_builtin
     calls = 0
 
     async def first_breaks(conn: Any, request: Any) -> bytes:
@@ -338,7 +343,7 @@ async def test_pipeline_failures_still_answer_and_free_the_slot(
             raise RuntimeError("builtin bug")
         return await real_builtin(conn, request)
 
-    monkeypatch.setattr(server.pipeline, "run_builtin", first_breaks)
+    monkeypatch.setattr(server._core.pipeline, "run_builtin", first_breaks)
     transport.feed({"id": 1, "command": "echo"})
     transport.feed({"id": 2, "command": "mesh/noop"})
     transport.feed({"id": 3, "command": "mesh/noop"})  # the FIFO goes on after a failure
@@ -394,7 +399,7 @@ async def test_cancellations_never_strand_queued_builtins(
             await asyncio.Event().wait()  # until the task is cancelled below
         return NoopResponse.model_construct(True)
 
-    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, handler)})
+    server._core.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, handler)})
     connection, transport = await open_connection(server)
     connection.start()
     for request_id in range(1, 5):

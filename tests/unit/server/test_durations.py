@@ -40,11 +40,11 @@ def test_former_ms_limits_are_unknown_options(option: str) -> None:
 
 def test_defaults_are_seconds() -> None:
     server = MeshServer()
-    assert server.ping_interval == 30.0
-    assert (server.latency_interval, server.presence_sweep_interval) == (5.0, 1.0)
-    assert (server.instance_heartbeat_interval, server.instance_ttl) == (5.0, 15.0)
-    assert (server.instance_sweep_interval, server.backend_grace) == (5.0, 30.0)
-    assert server.backend_probe_interval == 0.5
+    assert server.options.ping_interval == 30.0
+    assert (server.options.latency_interval, server.options.presence_sweep_interval) == (5.0, 1.0)
+    assert (server.options.instance_heartbeat_interval, server.options.instance_ttl) == (5.0, 15.0)
+    assert (server.options.instance_sweep_interval, server.options.backend_grace) == (5.0, 30.0)
+    assert server.options.backend_probe_interval == 0.5
 
 
 def test_instance_ttl_reaches_the_memory_backend_in_seconds() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from mesh_server import MeshServer
+from mesh_server._core.lifecycle import startup_fields
 from mesh_server.jsonlogs import JsonFormatter
 from mesh_server.logs import (
     FIELD_CODE,
@@ -18,7 +19,6 @@ from mesh_server.logs import (
     TextFormatter,
     configure_logging,
     redact_url,
-    startup_fields,
 )
 
 
@@ -133,7 +133,7 @@ def test_redact_url_drops_only_the_password(url: str, shown: str) -> None:
 
 def test_startup_fields_name_transport_backend_contract_and_limits() -> None:
     server = MeshServer(port=0, max_connections=10, rate_limit=5.0, shutdown_timeout=3.0)
-    fields = startup_fields(server)
+    fields = startup_fields(server._core)
     assert fields["transport"] == "none"  # before start
     assert fields["backend"] == "memory"
     assert fields["contract"] == "none"
@@ -142,7 +142,7 @@ def test_startup_fields_name_transport_backend_contract_and_limits() -> None:
     assert (limits["max_connections"], limits["rate_limit"]) == (10, 5.0)
     assert limits["shutdown_timeout"] == 3.0
     redis = MeshServer(redis_url="redis://:pw@example:6379/0")
-    assert startup_fields(redis)["backend"] == "redis://example:6379/0"
+    assert startup_fields(redis._core)["backend"] == "redis://example:6379/0"
 
 
 async def test_startup_line_of_a_started_server(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,9 +19,9 @@ from mesh_server.metrics import (
     NO_METRICS,
     OTHER,
     close_label,
-    create_metrics,
     result_label,
 )
+from mesh_server.metrics_export import create_metrics
 from mesh_server.prometheus import PrometheusMetrics
 from tests.support.metrics import scrape, value
 from tests.support.timing import TIMEOUT
@@ -162,7 +162,8 @@ _WITHOUT_PROMETHEUS = textwrap.dedent(
     sys.modules["prometheus_client"] = None  # importing it raises ImportError
     from websockets.asyncio.client import connect
     from mesh_server import MeshServer
-    from mesh_server.metrics import NO_METRICS, create_metrics
+    from mesh_server.metrics import NO_METRICS
+    from mesh_server.metrics_export import create_metrics
 
     async def main():
         server = MeshServer(port=0)

@@ -41,10 +41,10 @@ def request(command: Any, payload: Any = None, has_command: bool = True) -> Requ
 
 
 async def run(server: MeshServer, req: Request) -> Any:
-    if server.pipeline.is_builtin(req.command):
-        frame = await server.pipeline.run_builtin(FakeConnection(), req)  # type: ignore[arg-type]
+    if server._core.pipeline.is_builtin(req.command):
+        frame = await server._core.pipeline.run_builtin(FakeConnection(), req)  # type: ignore[arg-type]
     else:
-        frame = await server.pipeline.run_command(FakeConnection(), req)  # type: ignore[arg-type]
+        frame = await server._core.pipeline.run_command(FakeConnection(), req)  # type: ignore[arg-type]
     return json.loads(frame)
 
 
@@ -69,14 +69,14 @@ def test_registration_errors() -> None:
         server.expose_command("", lambda ctx: None)
     noop = Builtin(NoopRequest, _noop)
     with pytest.raises(ValueError, match="not a built-in command"):
-        server.pipeline.add_builtins({"noop": noop})
+        server._core.pipeline.add_builtins({"noop": noop})
     with pytest.raises(ValueError, match="not a built-in command"):
-        server.pipeline.add_builtins({"mesh/not-in-contract": noop})
+        server._core.pipeline.add_builtins({"mesh/not-in-contract": noop})
     with pytest.raises(TypeError, match="must take JoinRoomRequest, not NoopRequest"):
-        server.pipeline.add_builtins({"mesh/join-room": noop})
+        server._core.pipeline.add_builtins({"mesh/join-room": noop})
     server.expose_command("a", lambda ctx: None)
     server.expose_command("b", lambda ctx: None)
-    assert server.pipeline.command_names == ["a", "b"]
+    assert server._core.pipeline.command_names == ["a", "b"]
 
 
 async def test_model_results_are_dumped_without_contract() -> None:
@@ -101,7 +101,7 @@ async def test_command_text_in_enotfound_messages() -> None:
     assert frame["error"]["error"] == 'Command "{"odd":1}" not found'
     frame = await run(server, request(None, has_command=False))
     assert frame["error"]["error"] == 'Command "undefined" not found'
-    frame = await server.pipeline.run_builtin(FakeConnection(), request("mesh/nope"))  # type: ignore[arg-type]
+    frame = await server._core.pipeline.run_builtin(FakeConnection(), request("mesh/nope"))  # type: ignore[arg-type]
     assert json.loads(frame)["error"]["code"] == "ENOTFOUND"
 
 
@@ -111,7 +111,7 @@ async def test_builtin_failures() -> None:
     async def broken(connection: Any, model: NoopRequest) -> NoopResponse:
         raise KeyError("oops")
 
-    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, broken)})
+    server._core.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, broken)})
     frame = await run(server, request("mesh/noop"))
     assert frame["error"]["code"] == "ESERVER"
     assert "KeyError" in frame["error"]["error"]
@@ -125,8 +125,8 @@ async def test_builtin_handlers_get_the_validated_model_and_return_models() -> N
         seen.append(model)
         return JoinRoomResponse.model_construct(success=True, present=[])
 
-    server.pipeline.add_builtins({"mesh/join-room": Builtin(JoinRoomRequest, join)})
-    frame = await server.pipeline.run_builtin(
+    server._core.pipeline.add_builtins({"mesh/join-room": Builtin(JoinRoomRequest, join)})
+    frame = await server._core.pipeline.run_builtin(
         FakeConnection(),  # type: ignore[arg-type]
         request("mesh/join-room", {"roomName": "r", "extra": 1}),
     )
@@ -146,12 +146,12 @@ async def test_bad_input_is_counted_not_logged_with_tracebacks(
     async def join(connection: Any, model: JoinRoomRequest) -> JoinRoomResponse:
         return JoinRoomResponse.model_construct(success=True, present=[])
 
-    server.pipeline.add_builtins({"mesh/join-room": Builtin(JoinRoomRequest, join)})
+    server._core.pipeline.add_builtins({"mesh/join-room": Builtin(JoinRoomRequest, join)})
     caplog.set_level(logging.DEBUG, logger="mesh_server")
     assert (await run(server, request("nope")))["error"]["code"] == "ENOTFOUND"
     assert (await run(server, request("mesh/join-room", {})))["error"]["code"] == "EVALIDATION"
     assert (await run(server, request("nope")))["error"]["code"] == "ENOTFOUND"
-    totals = server.pipeline.bad_input.totals
+    totals = server._core.pipeline.bad_input.totals
     assert (totals["unknown_command"], totals["invalid_payload"]) == (2, 1)
     assert not [r for r in caplog.records if r.exc_info]
     assert not [r for r in caplog.records if r.levelno > logging.INFO]
@@ -172,7 +172,7 @@ async def test_unexpected_failures_log_one_traceback_with_ids(
 
     server.expose_command("broken", broken)
     server.expose_command("unencodable", lambda ctx: {"a": {1, 2}})
-    frame = await server.pipeline.run_command(
+    frame = await server._core.pipeline.run_command(
         FakeConnection(),  # type: ignore[arg-type]
         Request(2**70, "broken", {}, raw_command="broken", raw_id=str(2**70)),
     )
@@ -182,7 +182,7 @@ async def test_unexpected_failures_log_one_traceback_with_ids(
         "name": "Error",
     }
     assert (await run(server, request("unencodable")))["error"]["code"] == "ESERVER"
-    assert server.pipeline.failures == 2
+    assert server._core.pipeline.failures == 2
     failures = [r for r in caplog.records if r.exc_info]
     assert [r.getMessage() for r in failures] == [
         f"command 'broken' failed (request id {2**70} on conn-fake)",
@@ -193,12 +193,12 @@ async def test_unexpected_failures_log_one_traceback_with_ids(
 def test_internal_error_answers_even_outside_handlers(caplog: pytest.LogCaptureFixture) -> None:
     server = MeshServer()
     connection: Any = FakeConnection()
-    frame = server.pipeline.internal_error(connection, request("x"), RuntimeError("bug"))
+    frame = server._core.pipeline.internal_error(connection, request("x"), RuntimeError("bug"))
     assert frame is not None
     assert json.loads(frame)["error"]["code"] == "ESERVER"
     # An id that cannot be encoded (never decoded from JSON) still gets a logged outcome.
     odd = Request(object(), "x", {}, raw_command="x")
-    assert server.pipeline.internal_error(connection, odd, RuntimeError("bug")) is None
+    assert server._core.pipeline.internal_error(connection, odd, RuntimeError("bug")) is None
     assert [r.getMessage() for r in caplog.records if r.exc_info][-1] == (
         "cannot answer a request on conn-fake"
     )
@@ -207,15 +207,15 @@ def test_internal_error_answers_even_outside_handlers(caplog: pytest.LogCaptureF
 def test_every_builtin_is_registered_with_its_contract_request_model() -> None:
     server = MeshServer(client_metadata_writes=True)
     commands: dict[str, Builtin[Any]] = {}
-    commands.update(server.connection_manager.builtin_commands())
-    for feature in server._features:
+    commands.update(server.connections.builtin_commands())
+    for feature in server._core.features:
         commands.update(feature.builtin_commands())
-    server.pipeline.add_builtins(commands)  # raises on a model the contract does not name
+    server._core.pipeline.add_builtins(commands)  # raises on a model the contract does not name
     assert set(commands) | {"mesh/contract-info"} == set(BUILTIN_CONTRACT.commands)
 
 
 def test_only_features_that_react_to_pongs_are_called() -> None:
     server = MeshServer()
     # Channels, rooms and records have no pong hook: a pong makes one task, for presence only.
-    assert [f for f in server._features if isinstance(f, PongListener)] == [server.presence_manager]
-    assert server._pong_listeners == [server.presence_manager]
+    assert [f for f in server._core.features if isinstance(f, PongListener)] == [server.presence]
+    assert server._core.pong_listeners == [server.presence]

@@ -40,7 +40,7 @@ def server() -> MeshServer:
     server.expose_command("echo", lambda ctx: ctx.payload)
     server.expose_command("forbidden", forbidden)
     server.expose_command("broken", broken)
-    server.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, _noop)})
+    server._core.pipeline.add_builtins({"mesh/noop": Builtin(NoopRequest, _noop)})
     return server
 
 
@@ -51,7 +51,7 @@ async def _noop(connection: Any, payload: NoopRequest) -> NoopResponse:
 async def run(server: MeshServer, command: Any) -> None:
     name = command if isinstance(command, str) else None
     req = Request(7, name, {}, has_command=True, raw_command=command)
-    pipeline = server.pipeline
+    pipeline = server._core.pipeline
     runner = pipeline.run_builtin if pipeline.is_builtin(name) else pipeline.run_command
     await runner(FakeConnection(), req)  # type: ignore[arg-type]
 
