@@ -33,6 +33,7 @@ from typing import Any, Final
 from codegen.fingerprint import contract_fingerprint
 from codegen.loader import Contract, Entry
 from codegen.refs import resolve_ref
+from mesh_sdk.protocol.patch import json_pointer
 
 __all__ = ["ASYNCAPI_VERSION", "ERROR_OBJECT", "dumps", "export_asyncapi"]
 
@@ -62,7 +63,7 @@ _ID_DESCRIPTION: Final = "Any JSON value chosen by the client, echoed in the res
 
 
 def _ref(*tokens: str) -> dict[str, str]:
-    return {"$ref": "#/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in tokens)}
+    return {"$ref": "#" + json_pointer(tokens)}
 
 
 class _Exporter:

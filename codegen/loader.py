@@ -1,5 +1,8 @@
 """Load a contract directory and meta-check it (contract/README.md).
 
+The loader reads the files (manifest, schemas, error table), builds the index of entries
+(commands, channels, records, pushes) and definitions (the classes codegen generates) and checks
+what spans files (collisions); the rules for a single schema are in :mod:`codegen.metacheck`.
 Every problem is collected, never just the first: :class:`ContractError` carries the whole list of
 :class:`ContractProblem` (file, JSON pointer, message), sorted, so the CLI prints them all.
 """
@@ -11,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
+from codegen.metacheck import FORMAT_TYPES, SchemaRules, ptr
+
 # Codegen runs at build time and may use the protocol package; neither package imports codegen.
-from mesh_sdk.protocol.patch import json_pointer, pointer_escape
+from mesh_sdk.protocol.patch import pointer_escape
 
 __all__ = [
     "FORMAT_TYPES",
@@ -30,42 +34,12 @@ __all__ = [
 
 SCHEMA_URI: Final = "https://json-schema.org/draft/2020-12/schema"
 KINDS: Final = ("commands", "channels", "records", "pushes")
-FORMAT_TYPES: Final = {
-    "date-time": "DateTimeStr",
-    "date": "DateStr",
-    "email": "EmailStr",
-    "uri": "UriStr",
-    "uuid": "UuidStr",
-}
 RESERVED_TITLES: Final = frozenset(
     {"ContractRoot", "ContractModel", "BaseModel", "RootModel", "Field", "ConfigDict"}
     | {f"MeshFormat{n}" for n in FORMAT_TYPES.values()}
 )
 RESERVED_WIRE: Final = frozenset({"ping", "pong", "latency", "latency:request", "latency:response"})
-ALLOWED_KEYWORDS: Final = frozenset(
-    {
-        "$schema", "$id", "$ref", "$defs", "$comment", "title", "description", "type",
-        "properties", "required", "additionalProperties", "items", "enum", "const", "oneOf",
-        "anyOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
-        "maxLength", "pattern", "minItems", "maxItems", "minProperties", "maxProperties",
-        "format", "default", "examples", "deprecated",
-    }
-)  # fmt: skip
-SUBSCHEMA_MAPS: Final = ("properties", "$defs")
-SUBSCHEMA_LISTS: Final = ("oneOf", "anyOf")
-SUBSCHEMA_SINGLE: Final = ("items", "additionalProperties")
 TITLE_RE: Final = re.compile(r"[A-Z][A-Za-z0-9]*")
-# Regex features outside the ECMA/Python/Rust common subset (STYLE.md "Contract schemas").
-NON_PORTABLE: Final = (
-    (re.compile(r"\(\?[=!<]"), "lookaround is not portable"),
-    (re.compile(r"\(\?P"), "Python named groups are not portable"),
-    (re.compile(r"\(\?[aiLmsux-]+[):]"), "inline flags are not portable"),
-    (re.compile(r"\\[1-9]"), "backreferences are not portable"),
-    (re.compile(r"\\[AZzGQEpP]"), "this escape is not portable"),
-    (re.compile(r"[*+?}]\+"), "possessive quantifiers are not portable"),
-    (re.compile(r"\(\?>"), "atomic groups are not portable"),
-)
-SAMPLES: Final = ("a", "1", "abc", "a1", "room1", "A", "x-y", "x_y", "x.y", "42")
 
 
 @dataclass(frozen=True, order=True)
@@ -131,16 +105,12 @@ class Contract:
         return sorted((e for e in self.entries if e.kind == kind), key=lambda e: e.wire)
 
 
-def _ptr(*tokens: str | int) -> str:
-    return json_pointer(tokens)
-
-
 def pascal(stem: str) -> str:
     """``get-user-metadata`` → ``GetUserMetadata``."""
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", stem) if p)
 
 
-class _Checker:
+class _Checker(SchemaRules):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.problems: list[ContractProblem] = []
@@ -162,7 +132,7 @@ class _Checker:
             self.add(rel, "", "a contract file must be a JSON object")
             return None
         for error in Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(doc):
-            self.add(rel, _ptr(*error.absolute_path), f"invalid JSON Schema: {error.message}")
+            self.add(rel, ptr(*error.absolute_path), f"invalid JSON Schema: {error.message}")
         if doc.get("$schema", SCHEMA_URI) != SCHEMA_URI:
             self.add(rel, "/$schema", f"must be {SCHEMA_URI!r}")
         self.contract.documents[rel] = doc
@@ -219,12 +189,12 @@ class _Checker:
             sub = defs[key]
             if isinstance(sub, dict):
                 if sub.get("title") != key:
-                    self.add(rel, _ptr("$defs", key, "title"), f"must equal the $defs key {key!r}")
-                self.define(rel, _ptr("$defs", key), sub)
+                    self.add(rel, ptr("$defs", key, "title"), f"must equal the $defs key {key!r}")
+                self.define(rel, ptr("$defs", key), sub)
         if kind == "shared":
             extra = sorted(set(doc) - {"$schema", "$id", "$comment", "$defs", "description"})
             for key in extra:
-                self.add(rel, _ptr(key), "shared files hold only $defs")
+                self.add(rel, ptr(key), "shared files hold only $defs")
             for key in sorted(defs):
                 self.check_schema(rel, ["$defs", key], defs[key])
             return
@@ -252,7 +222,7 @@ class _Checker:
             if v is None:
                 self.add(rel, "", f"missing required key {k!r}")
             elif not isinstance(v, str) or not v:
-                self.add(rel, _ptr(k), "must be a non-empty string")
+                self.add(rel, ptr(k), "must be a non-empty string")
         writable = doc.get("x-mesh-writable", False)
         if kind == "records" and not isinstance(writable, bool):
             self.add(rel, "/x-mesh-writable", "must be a boolean")
@@ -291,7 +261,7 @@ class _Checker:
             - {"$schema", "$id", "$comment", "$defs", "title", "description", "x-mesh-command"}
         )
         for key in extra:
-            self.add(rel, _ptr(key), "command files hold only title, description, $defs")
+            self.add(rel, ptr(key), "command files hold only title, description, $defs")
         self.contract.entries.append(
             Entry("commands", rel, stem, wire, title, description, names[0], names[1])
         )
@@ -299,11 +269,11 @@ class _Checker:
     def wire_name(self, rel: str, doc: dict[str, Any], key: str, stem: str) -> str:
         wire = doc.get(key, stem)
         if not isinstance(wire, str) or not wire:
-            self.add(rel, _ptr(key), "must be a non-empty string")
+            self.add(rel, ptr(key), "must be a non-empty string")
             return stem
         reserved = wire in RESERVED_WIRE or wire.startswith("mesh/")
         if reserved and not self.contract.builtin:
-            self.add(rel, _ptr(key) if key in doc else "", f"{wire!r} is a reserved name")
+            self.add(rel, ptr(key) if key in doc else "", f"{wire!r} is a reserved name")
         return wire
 
     def define(self, rel: str, pointer: str, schema: dict[str, Any]) -> None:
@@ -315,169 +285,7 @@ class _Checker:
             self.add(rel, _join(pointer, "title"), f"{title!r} is not a usable class name")
         self.contract.definitions[(rel, pointer)] = Definition(title, rel, pointer, schema)
 
-    # -- schemas ------------------------------------------------------------------------------
-
-    def check_schema(self, rel: str, path: list[str | int], schema: Any) -> None:
-        if not isinstance(schema, dict):
-            if schema is not True:
-                self.add(rel, _ptr(*path), "boolean schemas other than true are not supported")
-            return
-        here = _ptr(*path)
-        for key in sorted(schema):
-            if key not in ALLOWED_KEYWORDS and not key.startswith("x-mesh-"):
-                self.add(rel, _ptr(*path, key), f"keyword {key!r} is not supported by codegen")
-        if path and "$defs" in schema and path[0] == "$defs":
-            self.add(rel, _ptr(*path, "$defs"), "nested $defs are not supported")
-        if path and any(k.startswith("x-mesh-") for k in schema):
-            for key in sorted(k for k in schema if k.startswith("x-mesh-")):
-                self.add(rel, _ptr(*path, key), "x-mesh-* keys belong at the file root")
-        types = schema.get("type")
-        type_list = types if isinstance(types, list) else [types] if types else []
-        if "null" in type_list and len(type_list) == 1:
-            self.add(rel, _ptr(*path, "type"), "null only via type [T, 'null']")
-        raw_enum = schema.get("enum")
-        enum: list[Any] = raw_enum if isinstance(raw_enum, list) else []
-        if schema.get("const", 0) is None or (None in enum and "null" not in type_list):
-            self.add(rel, here, "null only via type [T, 'null'], not const/enum")
-        if "$ref" in schema:
-            self.check_ref(rel, path, schema["$ref"])
-            if set(schema) - {"$ref", "description", "$comment"}:
-                self.add(rel, here, "$ref cannot be combined with other keywords")
-        is_object = "object" in type_list or "properties" in schema
-        if is_object and not self.contract.builtin:
-            extra = schema.get("additionalProperties")
-            if extra is not False and not (isinstance(extra, dict) and "properties" not in schema):
-                self.add(
-                    rel,
-                    here,
-                    "objects need additionalProperties: false (or a schema, for maps)",
-                )
-        if is_object and schema.get("properties") and path and not _is_def(path):
-            if not isinstance(schema.get("title"), str):
-                self.add(rel, here, "inline object schemas need a 'title' (= class name)")
-            else:
-                self.define(rel, here, schema)
-        if "pattern" in schema and isinstance(schema["pattern"], str):
-            self.check_regex(rel, _ptr(*path, "pattern"), schema["pattern"])
-        fmt = schema.get("format")
-        if fmt is not None:
-            if fmt not in FORMAT_TYPES:
-                self.add(rel, _ptr(*path, "format"), f"format {fmt!r} is not supported")
-            elif set(type_list) - {"null"} != {"string"}:
-                self.add(rel, _ptr(*path, "format"), "format needs type 'string'")
-            elif set(schema) - {"type", "format", "title", "description", "examples"}:
-                self.add(rel, _ptr(*path, "format"), "format cannot be combined with constraints")
-        for key in SUBSCHEMA_MAPS:
-            sub = schema.get(key)
-            if isinstance(sub, dict) and not (key == "$defs" and not path):
-                for name in sorted(sub):
-                    if key != "$defs":
-                        self.check_schema(rel, [*path, key, name], sub[name])
-        for key in SUBSCHEMA_LISTS:
-            sub = schema.get(key)
-            if isinstance(sub, list):
-                for index, item in enumerate(sub):
-                    if isinstance(item, dict) and item.get("type") == "null":
-                        self.add(rel, _ptr(*path, key, index), "null only via type [T, 'null']")
-                    self.check_schema(rel, [*path, key, index], item)
-        for key in SUBSCHEMA_SINGLE:
-            sub = schema.get(key)
-            if isinstance(sub, dict):
-                self.check_schema(rel, [*path, key], sub)
-
-    def check_ref(self, rel: str, path: list[str | int], ref: Any) -> None:
-        where = _ptr(*path, "$ref")
-        if not isinstance(ref, str):
-            return
-        target = self.resolve(rel, ref)
-        if target is None:
-            self.add(rel, where, f"unresolvable $ref {ref!r}")
-            return
-        file, pointer = target
-        doc = self.contract.documents.get(file)
-        node: Any = doc
-        for token in pointer.split("/")[1:]:
-            token = token.replace("~1", "/").replace("~0", "~")
-            node = node.get(token) if isinstance(node, dict) else None
-        if node is None:
-            self.add(rel, where, f"unresolvable $ref {ref!r}")
-        elif not (pointer == "" or re.fullmatch(r"/\$defs/[^/]+", pointer)):
-            self.add(rel, where, "$ref must point at a file root or a $defs entry")
-        elif file.startswith("commands/") and pointer == "":
-            self.add(rel, where, "$ref cannot point at a command file root")
-
-    def resolve(self, rel: str, ref: str) -> tuple[str, str] | None:
-        """Resolve ``ref`` from file ``rel`` to (contract-relative file, pointer)."""
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", ref):
-            return None
-        file_part, _, fragment = ref.partition("#")
-        if file_part:
-            parts = [*Path(rel).parent.parts, *file_part.split("/")]
-            stack: list[str] = []
-            for part in parts:
-                if part == "..":
-                    if not stack:
-                        return None
-                    stack.pop()
-                elif part not in ("", "."):
-                    stack.append(part)
-            file = "/".join(stack)
-        else:
-            file = rel
-        if file not in self.contract.documents:
-            return None
-        return file, unquote(fragment)
-
-    def check_regex(self, rel: str, pointer: str, pattern: str) -> re.Pattern[str] | None:
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            self.add(rel, pointer, f"regex does not compile: {exc}")
-            return None
-        if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
-            self.add(rel, pointer, "regex must be anchored with ^…$")
-        for rule, message in NON_PORTABLE:
-            if rule.search(pattern):
-                self.add(rel, pointer, message)
-        return compiled
-
-    def check_template(
-        self, rel: str, key: str, template: str, pattern: re.Pattern[str] | None
-    ) -> None:
-        names = re.findall(r"\{([^{}]*)\}", template)
-        stripped = re.sub(r"\{[^{}]*\}", "", template)
-        if "{" in stripped or "}" in stripped:
-            self.add(rel, _ptr(key), "unbalanced braces in template")
-            return
-        for name in names:
-            if not name.isidentifier() or name.startswith("_") or name in _RESERVED_PARAMS:
-                self.add(rel, _ptr(key), f"placeholder {name!r} is not a valid parameter name")
-                return
-        if len(set(names)) != len(names):
-            self.add(rel, _ptr(key), "duplicate placeholder")
-            return
-        if pattern is None:
-            return
-        example = self.contract.documents[rel].get("x-mesh-example")
-        if example is not None:
-            shape = "".join(
-                "(.+)" if i % 2 else re.escape(part)
-                for i, part in enumerate(re.split(r"\{[^{}]*\}", template))
-            )
-            if not isinstance(example, str) or not pattern.fullmatch(example):
-                self.add(rel, "/x-mesh-example", "example must fully match x-mesh-pattern")
-            elif not re.fullmatch(shape, example):
-                self.add(rel, "/x-mesh-example", f"example does not fit template {template!r}")
-            return
-        if not any(
-            pattern.fullmatch(template.format_map(dict.fromkeys(names, sample)))
-            for sample in SAMPLES
-        ):
-            self.add(
-                rel,
-                _ptr(key),
-                f"template {template!r} filled with sample parameters never matches x-mesh-pattern",
-            )
+    # -- error table and collisions -----------------------------------------------------------
 
     def check_error_table(self, path: Path) -> None:
         doc = self.read(path)
@@ -497,7 +305,7 @@ class _Checker:
             if not ok:
                 self.add(
                     "errors.json",
-                    _ptr("oneOf", index),
+                    ptr("oneOf", index),
                     "rows need const (code), x-mesh-error-name and description",
                 )
         del self.contract.documents["errors.json"]
@@ -529,13 +337,6 @@ class _Checker:
             if ident in idents:
                 self.add(entry.file, "", f"method name clashes with {idents[ident]}")
             idents.setdefault(ident, entry.file)
-
-
-_RESERVED_PARAMS: Final = frozenset({"on_message", "on_change", "history_limit", "mode", "self"})
-
-
-def _is_def(path: list[str | int]) -> bool:
-    return len(path) == 2 and path[0] == "$defs"
 
 
 def _join(pointer: str, key: str) -> str:

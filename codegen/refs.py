@@ -1,7 +1,7 @@
 """Follow relative ``$ref`` inside a loaded contract (shared by export, diff and fingerprint).
 
-The meta-check (:mod:`codegen.loader`) guarantees every ``$ref`` is relative, resolvable and points
-at a file root or a ``$defs`` entry, so resolution here never fails on a loaded contract.
+The meta-check (:mod:`codegen.metacheck`) guarantees every ``$ref`` is relative, resolvable and
+points at a file root or a ``$defs`` entry, so resolution here never fails on a loaded contract.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from codegen import server_templates, templates
 from codegen.fingerprint import contract_fingerprint
-from codegen.loader import FORMAT_TYPES, Contract, Entry, pascal, snake
+from codegen.loader import Contract, Entry, pascal, snake
+from codegen.metacheck import FORMAT_TYPES
 
 __all__ = ["DCG_OPTIONS", "MissingGeneratorError", "render"]
 

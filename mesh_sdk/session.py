@@ -12,7 +12,8 @@ milliseconds are on the wire (the ``latency`` push, §6), converted where the fr
 
 Each request carries an opaque *handle* chosen by the adapter (a future, typically); the session
 hands it back exactly once, in a :class:`Resolved` or :class:`Failed` event, or drops it when the
-adapter cancels the request.
+adapter cancels the request. The pending entries and the events are in
+:mod:`mesh_sdk.session_events`.
 """
 
 from __future__ import annotations
@@ -31,22 +32,21 @@ from mesh_sdk.protocol.codec import (
     decode_server_frame,
     encode_request,
 )
-from mesh_sdk.protocol.errors import MeshConnectionError, MeshError, MeshTimeoutError
+from mesh_sdk.protocol.errors import MeshConnectionError, MeshTimeoutError
 from mesh_sdk.reconnect import Backoff
+from mesh_sdk.session_events import (
+    Assigned,
+    Event,
+    Failed,
+    Ignored,
+    LatencyChanged,
+    Pending,
+    PushReceived,
+    Resolved,
+    WatchdogExpired,
+)
 
-__all__ = [
-    "Assigned",
-    "ClientSession",
-    "Event",
-    "Failed",
-    "Ignored",
-    "LatencyChanged",
-    "Pending",
-    "PushReceived",
-    "Resolved",
-    "SessionState",
-    "WatchdogExpired",
-]
+__all__ = ["ClientSession", "SessionState"]
 
 H = TypeVar("H")
 
@@ -69,105 +69,6 @@ class SessionState(enum.Enum):
     """Between sockets while reconnecting: commands wait in the offline queue."""
     CLOSED = "closed"
     """Closed for good (application close or a do-not-reconnect condition)."""
-
-
-@dataclass(slots=True)
-class Pending(Generic[H]):
-    """A request the session tracks until it is answered, expires or fails.
-
-    Attributes:
-        id: The request id (unique for the client's lifetime).
-        command: The command name.
-        payload: The JSON payload as sent.
-        handle: The adapter's object for this request.
-        deadline: Expiry time (session clock, seconds) or ``None`` for no expiry.
-        timeout: The timeout it was issued with (seconds), for messages.
-        queued: Waiting in the offline queue rather than sent.
-        frame: The encoded request.
-    """
-
-    id: int
-    command: str
-    payload: Any
-    handle: H
-    deadline: float | None
-    timeout: float | None
-    queued: bool
-    frame: bytes
-
-
-# --------------------------------------------------------------------------------------------
-# Events
-
-
-@dataclass(frozen=True, slots=True)
-class Assigned:
-    """``mesh/assign-id`` arrived (§5.2): the connection is usable; backoff was reset."""
-
-    connection_id: str
-    reconnected: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved(Generic[H]):
-    """A success response (§3.5) to ``pending``."""
-
-    pending: Pending[H]
-    payload: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Failed(Generic[H]):
-    """``pending`` failed: an error response (§4), a timeout or a lost connection."""
-
-    pending: Pending[H]
-    error: MeshError
-
-
-@dataclass(frozen=True, slots=True)
-class PushReceived:
-    """A push for the adapter to route (``mesh/*`` events and application pushes)."""
-
-    command: str
-    payload: Any
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyChanged:
-    """The server reported the last round trip (§6 ``latency`` push).
-
-    Attributes:
-        latency: The round trip in seconds (the wire's integer milliseconds / 1000).
-    """
-
-    latency: float
-
-
-@dataclass(frozen=True, slots=True)
-class WatchdogExpired:
-    """Drop the socket: pings stopped, or ``mesh/assign-id`` did not arrive in time.
-
-    §14: no ``ping`` for ``(max_missed_pings + 1) × ping_timeout``; or no assignment within
-    ``assign_timeout`` of opening.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """A frame with no effect: malformed, a response nobody waits for, a duplicate assign-id."""
-
-    reason: str
-
-
-Event = (
-    Assigned
-    | Resolved[Any]
-    | Failed[Any]
-    | PushReceived
-    | LatencyChanged
-    | WatchdogExpired
-    | Ignored
-)
 
 
 @dataclass(slots=True)

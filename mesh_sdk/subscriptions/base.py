@@ -21,7 +21,7 @@ __all__ = [
     "AsyncContextSubscription",
     "Fanout",
     "SubscriptionIterator",
-    "SubscriptionOwner",
+    "ViolationReporter",
 ]
 
 logger = logging.getLogger("mesh_sdk")
@@ -169,35 +169,8 @@ class Fanout(Generic[E]):
         self._iterators = weakref.WeakSet()
 
 
-class SubscriptionOwner(Protocol):
-    """What subscriptions ask of their client (:class:`mesh_sdk.client.MeshClient`)."""
-
-    async def unsubscribe_channel(self, channel: str) -> bool:
-        """Send ``mesh/unsubscribe-channel`` and drop the local subscription."""
-        ...
-
-    async def unsubscribe_record(self, record_id: str) -> bool:
-        """Send ``mesh/unsubscribe-record`` and drop the local subscription."""
-        ...
-
-    async def publish_record_update(
-        self,
-        record_id: str,
-        value: Any,
-        strategy: str | None = None,
-        *,
-        expected_version: int | None = None,
-    ) -> bool:
-        """Send ``mesh/publish-record-update``."""
-        ...
-
-    async def unsubscribe_presence(self, room: str) -> bool:
-        """Send ``mesh/unsubscribe-presence`` and drop the local subscription."""
-        ...
-
-    async def leave_room(self, room: str) -> bool:
-        """Send ``mesh/leave-room`` and end the room's presence subscription."""
-        ...
+class ViolationReporter(Protocol):
+    """What subscriptions that decode payloads ask of their client: reporting what broke."""
 
     def _report_violation(self, violation: ContractViolationError) -> None:
         """Log a message or value that broke the contract and emit it to ``"error"`` listeners."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from mesh_sdk.events import CallbackDispatcher
 from mesh_sdk.protocol.codec import dumps
@@ -14,10 +14,10 @@ from mesh_sdk.subscriptions.base import (
     AsyncContextSubscription,
     Fanout,
     SubscriptionIterator,
-    SubscriptionOwner,
+    ViolationReporter,
 )
 
-__all__ = ["ChannelSubscription", "MessageDecoder"]
+__all__ = ["ChannelOwner", "ChannelSubscription", "MessageDecoder"]
 
 logger = logging.getLogger("mesh_sdk")
 
@@ -25,6 +25,14 @@ T = TypeVar("T")
 
 MessageDecoder = Callable[[str], T]
 """Turns a channel message (always a string on the wire, §8) into the subscription's type."""
+
+
+class ChannelOwner(ViolationReporter, Protocol):
+    """What a :class:`ChannelSubscription` asks of its client (the channel half of the client)."""
+
+    async def unsubscribe_channel(self, channel: str) -> bool:
+        """Send ``mesh/unsubscribe-channel`` and drop the local subscription."""
+        ...
 
 
 class ChannelSubscription(AsyncContextSubscription, Generic[T]):
@@ -51,7 +59,7 @@ class ChannelSubscription(AsyncContextSubscription, Generic[T]):
 
     def __init__(
         self,
-        owner: SubscriptionOwner,
+        owner: ChannelOwner,
         channel: str,
         decode: MessageDecoder[T],
         dispatcher: CallbackDispatcher,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mesh_sdk.events import CallbackDispatcher
 from mesh_sdk.protocol.patch import json_equal
@@ -19,10 +19,15 @@ from mesh_sdk.subscriptions.base import (
     AsyncContextSubscription,
     Fanout,
     SubscriptionIterator,
-    SubscriptionOwner,
 )
 
-__all__ = ["PresenceSnapshot", "PresenceState", "PresenceSubscription", "PresenceUpdate"]
+__all__ = [
+    "PresenceOwner",
+    "PresenceSnapshot",
+    "PresenceState",
+    "PresenceSubscription",
+    "PresenceUpdate",
+]
 
 UpdateType = Literal["join", "leave", "state"]
 
@@ -139,6 +144,14 @@ class PresenceState:
         return None
 
 
+class PresenceOwner(Protocol):
+    """What a :class:`PresenceSubscription` asks of its client (the presence half of the client)."""
+
+    async def unsubscribe_presence(self, room: str) -> bool:
+        """Send ``mesh/unsubscribe-presence`` and drop the local subscription."""
+        ...
+
+
 class PresenceSubscription(AsyncContextSubscription):
     """A live presence subscription to one room.
 
@@ -153,7 +166,7 @@ class PresenceSubscription(AsyncContextSubscription):
 
     def __init__(
         self,
-        owner: SubscriptionOwner,
+        owner: PresenceOwner,
         room: str,
         dispatcher: CallbackDispatcher,
         *,

@@ -12,7 +12,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from mesh_sdk.events import Callback, CallbackDispatcher
 from mesh_sdk.protocol.errors import ContractViolationError, ValidationError
@@ -22,13 +22,14 @@ from mesh_sdk.subscriptions.base import (
     AsyncContextSubscription,
     Fanout,
     SubscriptionIterator,
-    SubscriptionOwner,
+    ViolationReporter,
 )
 
 __all__ = [
     "Outcome",
     "RecordChange",
     "RecordMode",
+    "RecordOwner",
     "RecordState",
     "RecordSubscription",
     "ValueDecoder",
@@ -141,6 +142,25 @@ class RecordChange(Generic[T]):
         return self.patch is None
 
 
+class RecordOwner(ViolationReporter, Protocol):
+    """What a :class:`RecordSubscription` asks of its client (the record half of the client)."""
+
+    async def unsubscribe_record(self, record_id: str) -> bool:
+        """Send ``mesh/unsubscribe-record`` and drop the local subscription."""
+        ...
+
+    async def publish_record_update(
+        self,
+        record_id: str,
+        value: Any,
+        strategy: str | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> bool:
+        """Send ``mesh/publish-record-update``."""
+        ...
+
+
 class RecordSubscription(AsyncContextSubscription, Generic[T]):
     """A live subscription to one record (§11.5).
 
@@ -191,7 +211,7 @@ class RecordSubscription(AsyncContextSubscription, Generic[T]):
 
     def __init__(
         self,
-        owner: SubscriptionOwner,
+        owner: RecordOwner,
         record_id: str,
         mode: RecordMode,
         decode: ValueDecoder[T],

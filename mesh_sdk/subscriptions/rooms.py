@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from mesh_sdk.subscriptions.base import AsyncContextSubscription, SubscriptionOwner
+from typing import Protocol
+
+from mesh_sdk.subscriptions.base import AsyncContextSubscription
 from mesh_sdk.subscriptions.presence import PresenceSubscription
 
-__all__ = ["RoomHandle"]
+__all__ = ["RoomHandle", "RoomOwner"]
+
+
+class RoomOwner(Protocol):
+    """What a :class:`RoomHandle` asks of its client (the room half of the client)."""
+
+    async def leave_room(self, room: str) -> bool:
+        """Send ``mesh/leave-room`` and end the room's presence subscription."""
+        ...
 
 
 class RoomHandle(AsyncContextSubscription):
@@ -21,7 +31,7 @@ class RoomHandle(AsyncContextSubscription):
         joined: ``False`` once left.
     """
 
-    def __init__(self, owner: SubscriptionOwner, room: str, present: list[str]) -> None:
+    def __init__(self, owner: RoomOwner, room: str, present: list[str]) -> None:
         self.room = room
         self.present = present
         self.presence: PresenceSubscription | None = None

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesh_sdk.protocol.patch import diff
-from mesh_sdk.session import ClientSession, Failed, Resolved
+from mesh_sdk.session import ClientSession
+from mesh_sdk.session_events import Failed, Resolved
 from mesh_sdk.subscriptions.presence import PresenceState
 from mesh_sdk.subscriptions.records import Outcome, RecordState
 

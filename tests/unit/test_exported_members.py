@@ -1,4 +1,4 @@
-"""The public names of ``mesh_server`` and ``mesh_sdk`` are pinned, resolve and are documented.
+"""The public names of ``mesh_server``, ``mesh_sdk`` and ``MeshClient`` are pinned and documented.
 
 Both packages export lazily (PEP 562), so a typo in the lazy table would only show on first use:
 this test touches every name. Changing the public API means changing the lists below on purpose.
@@ -107,3 +107,48 @@ def test_unknown_attribute_raises_attribute_error(package: str) -> None:
     module = importlib.import_module(package)
     with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nope'"):
         _ = module.nope
+
+
+CLIENT_MEMBERS = [
+    "bind_contract",
+    "clear_presence_state",
+    "close",
+    "closed",
+    "command",
+    "connect",
+    "connected",
+    "connection_id",
+    "get_channel_history",
+    "get_connection_metadata",
+    "get_presence_state",
+    "get_room_metadata",
+    "join_room",
+    "latency",
+    "leave_room",
+    "off",
+    "on",
+    "on_push",
+    "publish_presence_state",
+    "publish_record_update",
+    "set_connection_metadata",
+    "state",
+    "subscribe_channel",
+    "subscribe_presence",
+    "subscribe_record",
+    "unsubscribe_channel",
+    "unsubscribe_presence",
+    "unsubscribe_record",
+]
+"""``MeshClient``'s public methods and properties, which its layers and feature mixins add up to."""
+
+
+def test_client_members_are_pinned_and_documented() -> None:
+    from mesh_sdk import MeshClient
+
+    public = sorted(name for name in dir(MeshClient) if not name.startswith("_"))
+    assert public == CLIENT_MEMBERS
+    for name in public:
+        member = inspect.getattr_static(MeshClient, name)
+        doc = (member.fget if isinstance(member, property) else member).__doc__
+        assert isinstance(doc, str), name
+        assert doc.strip(), name

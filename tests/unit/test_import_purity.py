@@ -70,6 +70,21 @@ session.receive(b"not json", 2)
 session.on_timer(60_000)
 """
 
+_USE_CLIENT_SESSION = """
+import mesh_sdk.session
+from mesh_sdk.session import ClientSession
+
+session = ClientSession(ping_timeout=30.0)
+session.connection_opened(0.0)
+session.receive(b'{"command": "mesh/assign-id", "payload": "c1"}', 0.0)
+assert session.request("echo", {}, None, 0.0, 5.0).queued
+assert session.mark_ready(0.0)
+session.receive(b'{"id": 0, "payload": {"ok": true}}', 0.1)
+session.receive(b"not json", 0.2)
+session.tick(60.0)
+session.connection_lost(61.0)
+"""
+
 _USE_SERVER = """
 import importlib, pkgutil
 import mesh_server
@@ -96,7 +111,9 @@ def _loaded_after(code: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "code", [_USE_PROTOCOL, _USE_SESSION], ids=["mesh_sdk.protocol", "mesh_server.session"]
+    "code",
+    [_USE_PROTOCOL, _USE_SESSION, _USE_CLIENT_SESSION],
+    ids=["mesh_sdk.protocol", "mesh_server.session", "mesh_sdk.session"],
 )
 def test_sans_io_layers_load_no_io_and_no_subscriptions(code: str) -> None:
     assert _loaded_after(code)["forbidden"] == []
@@ -106,6 +123,18 @@ def test_session_loads_only_the_protocol_package_from_the_sdk() -> None:
     loaded = _loaded_after(_USE_SESSION)["mesh_sdk"]
     assert "mesh_sdk.protocol.codec" in loaded
     assert [name for name in loaded if not name.startswith("mesh_sdk.protocol")] == ["mesh_sdk"]
+
+
+def test_client_session_loads_no_client_adapter() -> None:
+    # The sans-I/O client session (and its events) stand alone: no client, subscriptions, facade.
+    loaded = _loaded_after(_USE_CLIENT_SESSION)["mesh_sdk"]
+    assert "mesh_sdk.session_events" in loaded
+    assert [name for name in loaded if not name.startswith("mesh_sdk.protocol")] == [
+        "mesh_sdk",
+        "mesh_sdk.reconnect",
+        "mesh_sdk.session",
+        "mesh_sdk.session_events",
+    ]
 
 
 def test_whole_server_loads_only_the_protocol_package_from_the_sdk() -> None:

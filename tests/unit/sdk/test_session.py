@@ -13,15 +13,14 @@ from mesh_sdk.protocol.errors import (
     ValidationError,
 )
 from mesh_sdk.reconnect import Backoff
-from mesh_sdk.session import (
+from mesh_sdk.session import ClientSession, SessionState
+from mesh_sdk.session_events import (
     Assigned,
-    ClientSession,
     Failed,
     Ignored,
     LatencyChanged,
     PushReceived,
     Resolved,
-    SessionState,
     WatchdogExpired,
 )
 
