@@ -101,7 +101,7 @@ def test_harness_points_and_table() -> None:
 
 def test_external_kind_from_name_and_command() -> None:
     single = external("original = node  '/srv/my server.mjs' 0")
-    double = external("original=node launch.mjs", instances=2)
+    double = external("original=node server.mjs", instances=2)
 
     assert (single.name, single.argv) == ("original", ("node", "/srv/my server.mjs", "0"))
     assert single.redis
@@ -118,7 +118,7 @@ def test_malformed_external_kind_is_refused(spec: str) -> None:
 
 
 def test_external_kinds_join_every_workload_with_mesh_rows() -> None:
-    groups = workloads(None, ["original=node launch.mjs"])
+    groups = workloads(None, ["original=node server.mjs"])
 
     for group in groups:
         names = [v.name for v in group.variants]
