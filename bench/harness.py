@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ class Variant:
         redis: Whether the servers get ``--redis-url`` of a private Redis.
         instances: How many servers (clients spread over them round-robin).
         floor: Whether this is the Node floor that ratios are taken against.
+        external: Whether this is an external server kind (see :func:`external`).
     """
 
     name: str
@@ -46,6 +48,7 @@ class Variant:
     redis: bool = False
     instances: int = 1
     floor: bool = False
+    external: bool = False
 
 
 def mesh(backend: str, transport: str, instances: int = 1) -> Variant:
@@ -62,6 +65,28 @@ def mesh(backend: str, transport: str, instances: int = 1) -> Variant:
 def bare(library: str) -> Variant:
     """A bare Python floor (``websockets`` or ``picows``)."""
     return Variant(name=f"bare {library}", argv=(sys.executable, "-m", "bench.servers", library))
+
+
+def external(spec: str, instances: int = 1) -> Variant:
+    """An external server kind from ``NAME=CMD`` (``--external`` / ``MESH_BENCH_EXTERNAL``).
+
+    ``CMD`` is split like a shell would (:func:`shlex.split`) but run directly, without a shell,
+    so the process whose CPU and RSS are measured is the server itself. It must print
+    ``READY <port>`` once it listens on 127.0.0.1 and expose the workloads of the ``mesh`` kind
+    of :mod:`bench.servers`. Every point gives it a fresh private Redis: ``--redis-url URL`` is
+    appended to ``CMD`` (a server that needs no Redis ignores it).
+
+    Raises:
+        ValueError: ``spec`` has no ``NAME=`` or no command.
+    """
+    name, sep, command = spec.partition("=")
+    argv = tuple(shlex.split(command))
+    if not sep or not name.strip() or not argv:
+        raise ValueError(f"external server {spec!r} is not NAME=CMD")
+    suffix = f" ×{instances}" if instances > 1 else ""
+    return Variant(
+        name=f"{name.strip()}{suffix}", argv=argv, redis=True, instances=instances, external=True
+    )
 
 
 def node_floor() -> Variant | None:

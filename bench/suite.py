@@ -11,6 +11,12 @@ operation, server CPU per operation (µs, every server process of the point, fro
 counts the commands scripts run too; the script calls among them in parentheses), and
 throughput ÷ the bare Node ``ws`` floor of the same workload. The ``client`` column is the load
 generator's CPU use (cores): near 1.0 it, not the server, may be the limit.
+
+External server kinds (``--external NAME=CMD``, repeatable, or ``MESH_BENCH_EXTERNAL`` holding
+``NAME=CMD`` entries separated by ``;``) join the rotation of every workload that has ``mesh``
+rows, with as many instances as those rows (see :func:`bench.harness.external` for what the
+command must do). When one is named ``original`` the table gets a ``÷ original`` column: each
+row's throughput ÷ that kind's in the same workload.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import Variant, bare, measure_point, mesh, node_floor
+from bench.harness import Variant, bare, external, measure_point, mesh, node_floor
 from bench.servers import MESH_TRANSPORTS
 
 
@@ -63,13 +69,24 @@ class Workload:
     timed: bool = True
 
 
-def workloads(node: Variant | None) -> list[Workload]:
-    """Every workload of the suite (the Node floor where it applies and exists)."""
+#: The external kind that the ``÷ original`` column divides by.
+ORIGINAL = "original"
+EXTERNAL_ENV = "MESH_BENCH_EXTERNAL"
+
+
+def workloads(node: Variant | None, externals: Sequence[str] = ()) -> list[Workload]:
+    """Every workload of the suite (the Node floor where it applies and exists).
+
+    Args:
+        node: The Node floor, if any.
+        externals: ``NAME=CMD`` specs of external kinds (rows beside the ``mesh`` rows).
+    """
     floors = tuple(v for v in (node, bare("websockets"), bare("picows")) if v is not None)
     memory = tuple(mesh("memory", t) for t in MESH_TRANSPORTS)
     on_redis = tuple(mesh("redis", t) for t in MESH_TRANSPORTS)
     two = tuple(mesh("redis", t, instances=2) for t in MESH_TRANSPORTS)
-    both = memory + on_redis
+    two += tuple(external(spec, instances=2) for spec in externals)
+    both = memory + on_redis + tuple(external(spec) for spec in externals)
     publish = ("publishes", "publish")
     groups = [
         Workload("echo RPC, 10 connections", ("echo", "--connections", "10"), "req",
@@ -128,8 +145,18 @@ def _si(value: float) -> str:
     return f"{value / 1000:.1f}k" if value >= 10_000 else f"{value:.0f}"
 
 
-def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
-    """Table cells of one workload (medians)."""
+def original_of(workload: Workload) -> str | None:
+    """The name of the workload's external kind named :data:`ORIGINAL`, if it has one."""
+    return next(
+        (v.name for v in workload.variants if v.external and v.name.split(" ×")[0] == ORIGINAL),
+        None,
+    )
+
+
+def rows(
+    workload: Workload, runs: dict[str, list[dict[str, Any]]], with_original: bool = False
+) -> list[list[str]]:
+    """Table cells of one workload (medians); ``with_original`` adds the ``÷ original`` cell."""
     key, unit = workload.per or ("ops", workload.op)
 
     def rate(run: dict[str, Any]) -> float:
@@ -137,6 +164,8 @@ def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list
 
     floor = next((v.name for v in workload.variants if v.floor), None)
     floor_rate = median(runs[floor], rate) if floor is not None else None
+    original = original_of(workload)
+    original_rate = median(runs[original], rate) if original is not None else None
     cells = []
     for variant in workload.variants:
         done = runs[variant.name]
@@ -148,6 +177,9 @@ def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list
             scripts = median(done, lambda r: r["redis_scripts"] / max(r[key], 1))
             redis = f"{calls:.2f}/{unit} ({scripts:.2f} scripts)"
         ratio = f"{throughput / floor_rate:.2f}" if floor_rate else "–"
+        ratios = [ratio]
+        if with_original:
+            ratios.append(f"{throughput / original_rate:.2f}" if original_rate else "–")
         notes = []
         if key == "publishes":
             per_s = median(done, lambda r: r["publishes"] / r["seconds"])
@@ -171,7 +203,7 @@ def rows(workload: Workload, runs: dict[str, list[dict[str, Any]]]) -> list[list
                 f"{median(done, lambda r: r['p99_ms']):.2f}",
                 f"{cpu:.1f}",
                 redis,
-                ratio,
+                *ratios,
                 f"{median(done, lambda r: r['client_cpu']):.2f}",
                 "; ".join(notes),
             ]
@@ -185,15 +217,19 @@ HEADER = ["workload / server", "throughput", "p50 ms", "p99 ms", "CPU µs/op", "
 
 def render(results: Sequence[tuple[Workload, dict[str, list[dict[str, Any]]]]]) -> str:
     """The table of every workload's rows, as aligned text."""
+    with_original = any(original_of(workload) for workload, _ in results)
+    header = list(HEADER)
+    if with_original:
+        header.insert(header.index("÷ node") + 1, "÷ original")
     table: list[list[str] | str] = []
     for workload, runs in results:
         table.append(workload.title)
-        table += rows(workload, runs)
-    widths = [len(h) for h in HEADER]
+        table += rows(workload, runs, with_original)
+    widths = [len(h) for h in header]
     for line in table:
         if isinstance(line, list):
             widths = [max(w, len(c)) for w, c in zip(widths, line, strict=True)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)).rstrip()]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     out.append("-" * len(out[0]))
     for line in table:
         if isinstance(line, str):
@@ -205,11 +241,21 @@ def render(results: Sequence[tuple[Workload, dict[str, list[dict[str, Any]]]]]) 
     return "\n".join(out)
 
 
-def run_suite(mode: Mode, selected: Sequence[str] = (), log: Callable[[str], None] = print) -> str:
-    """Run the suite (workloads whose title contains any of ``selected``; all if empty)."""
+def run_suite(
+    mode: Mode,
+    selected: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+    externals: Sequence[str] = (),
+) -> str:
+    """Run the suite (workloads whose title contains any of ``selected``; all if empty).
+
+    ``externals`` are ``NAME=CMD`` specs of external server kinds (see :func:`workloads`).
+    """
     node = node_floor()
     chosen = [
-        w for w in workloads(node) if not selected or any(word in w.title for word in selected)
+        w
+        for w in workloads(node, externals)
+        if not selected or any(word in w.title for word in selected)
     ]
     started = time.monotonic()
     results = [(w, run_workload(w, mode, log)) for w in chosen]
@@ -236,6 +282,20 @@ def main(argv: list[str] | None = None) -> None:
         "--only", action="append", default=[], help="run workloads whose title has this word"
     )
     parser.add_argument("--full", action="store_true", help="release-notes mode (BENCH=full)")
+    parser.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        metavar="NAME=CMD",
+        help=f"an external server kind printing READY <port> (also {EXTERNAL_ENV}, ';'-separated)",
+    )
     args = parser.parse_args(argv)
     mode = FULL if args.full or os.environ.get("BENCH") == "full" else QUICK
-    print(run_suite(mode, args.only))
+    from_env = [s for s in os.environ.get(EXTERNAL_ENV, "").split(";") if s.strip()]
+    externals = [*from_env, *args.external]
+    for spec in externals:
+        try:
+            external(spec)  # a malformed spec fails now, not after an hour of measuring
+        except ValueError as error:
+            parser.error(str(error))
+    print(run_suite(mode, args.only, externals=externals))

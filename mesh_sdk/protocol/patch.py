@@ -13,6 +13,7 @@ import jsonpatch
 
 __all__ = [
     "apply_patch",
+    "changes",
     "combine",
     "deep_merge",
     "diff",
@@ -94,22 +95,55 @@ def diff(old: Any, new: Any) -> list[dict[str, Any]]:
     return [{"op": "replace", "path": "", "value": new}]
 
 
+def changes(old: Any, new: Any) -> list[dict[str, Any]] | None:
+    """Return :func:`diff` ``(old, new)``, or ``None`` when the values are :func:`json_equal`.
+
+    One walk of both values instead of an equality check followed by a diff (record writes).
+    """
+    same_kind = (isinstance(old, dict) and isinstance(new, dict)) or (
+        isinstance(old, list) and isinstance(new, list)
+    )
+    if same_kind:
+        ops: list[dict[str, Any]] = []
+        _diff_into(old, new, "", ops)
+        return ops or None
+    return None if json_equal(old, new) else [{"op": "replace", "path": "", "value": new}]
+
+
+# Leaves of one of these types (both the same type) are json_equal exactly when ``==``: for two
+# bools ``==`` is ``is``, and a bool never meets an int here since the types must match.
+_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def _diff_into(old: Any, new: Any, path: str, ops: list[dict[str, Any]]) -> None:
     if isinstance(old, dict) and isinstance(new, dict):
         for key in old:
             if key not in new:
                 ops.append({"op": "remove", "path": f"{path}/{pointer_escape(key)}"})
         for key, value in new.items():
-            sub = f"{path}/{pointer_escape(key)}"
             if key not in old:
-                ops.append({"op": "add", "path": sub, "value": value})
-            else:
-                _diff_into(old[key], value, sub, ops)
+                ops.append({"op": "add", "path": f"{path}/{pointer_escape(key)}", "value": value})
+                continue
+            before = old[key]
+            kind = type(value)
+            if kind is type(before) and kind in _SCALARS:
+                # The common case of a large record: an unchanged leaf costs no path.
+                if before != value:
+                    sub = f"{path}/{pointer_escape(key)}"
+                    ops.append({"op": "replace", "path": sub, "value": value})
+                continue
+            _diff_into(before, value, f"{path}/{pointer_escape(key)}", ops)
         return
     if isinstance(old, list) and isinstance(new, list):
         common = min(len(old), len(new))
         for index in range(common):
-            _diff_into(old[index], new[index], f"{path}/{index}", ops)
+            before, value = old[index], new[index]
+            kind = type(value)
+            if kind is type(before) and kind in _SCALARS:
+                if before != value:
+                    ops.append({"op": "replace", "path": f"{path}/{index}", "value": value})
+                continue
+            _diff_into(before, value, f"{path}/{index}", ops)
         for index in range(common, len(new)):
             ops.append({"op": "add", "path": f"{path}/{index}", "value": new[index]})
         for index in range(len(old) - 1, common - 1, -1):

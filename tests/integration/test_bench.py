@@ -7,15 +7,16 @@ the harness's subprocesses exactly as ``make bench`` does, down to the printed t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 
-from bench import client
-from bench.harness import bare, mesh
+from bench import client, suite
+from bench.harness import bare, external, mesh
 from bench.servers import build_mesh
-from bench.suite import Mode, Workload, render, run_workload
+from bench.suite import Mode, Workload, render, run_workload, workloads
 from mesh_server import MeshServer
 from tests.support.timing import wait_for
 
@@ -96,3 +97,49 @@ def test_harness_points_and_table() -> None:
     assert "write/s" in table
     assert "/write (" in table
     assert "KB/conn" in table
+
+
+def test_external_kind_from_name_and_command() -> None:
+    single = external("original = node  '/srv/my server.mjs' 0")
+    double = external("original=node server.mjs", instances=2)
+
+    assert (single.name, single.argv) == ("original", ("node", "/srv/my server.mjs", "0"))
+    assert single.redis
+    assert single.external
+    assert (double.name, double.instances) == ("original ×2", 2)
+
+
+@pytest.mark.parametrize("spec", ["no-equals-sign", "=cmd", "name=", "name=   "])
+def test_malformed_external_kind_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="NAME=CMD"):
+        external(spec)
+    with pytest.raises(SystemExit):
+        suite.main(["--external", spec])
+
+
+def test_external_kinds_join_every_workload_with_mesh_rows() -> None:
+    groups = workloads(None, ["original=node server.mjs"])
+
+    for group in groups:
+        names = [v.name for v in group.variants]
+        if any(name.startswith("mesh ") for name in names):
+            two = any(v.instances == 2 for v in group.variants)
+            assert ("original ×2" if two else "original") in names, group.title
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_external_kind_point_and_original_column() -> None:
+    mode = Mode("test", duration=0.05, warmup=0.0, repetitions=1)
+    # Any command that prints READY <port> and takes --redis-url will do: the bare picows floor.
+    stand_in = external(f"original={sys.executable} -m bench.servers picows")
+    echo = Workload("echo", ("echo", "--connections", "2"), "req", (bare("picows"), stand_in))
+
+    runs = run_workload(echo, mode, log=lambda line: None)
+    table = render([(echo, runs)])
+
+    (run,) = runs["original"]
+    assert run["ops"] > 0
+    assert "÷ original" in table.splitlines()[0]
+    original_row = next(line for line in table.splitlines() if line.startswith("  original"))
+    assert " 1.00 " in original_row

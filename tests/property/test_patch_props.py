@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesh_sdk.protocol.patch import apply_patch, combine, diff, json_equal
+from mesh_sdk.protocol.patch import apply_patch, changes, combine, diff, json_equal
 
 # Keys exercise RFC 6901 escaping ("/" and "~") and unicode.
 keys = st.one_of(
@@ -100,3 +100,25 @@ def test_combined_writes_patch_exactly(old: Any, new: Any, strategy: Any) -> Non
     if json_equal(old, combined):
         return  # an unchanged write stores and publishes nothing (§11.3)
     assert _strict_equal(apply_patch(old, diff(old, combined)), combined)
+
+
+@given(json_values, json_values)
+def test_changes_is_none_iff_equal_else_the_diff(old: Any, new: Any) -> None:
+    ops = changes(old, new)
+    if json_equal(old, new):
+        assert ops is None
+    else:
+        assert ops == diff(old, new)
+        assert json_equal(apply_patch(copy.deepcopy(old), ops), new)
+
+
+@given(st.dictionaries(st.text(max_size=3), json_values, max_size=8), json_values)
+def test_changes_of_one_member_of_a_large_object(old: dict[str, Any], value: Any) -> None:
+    new = {**old, "k": value}
+    ops = changes(old, new)
+    if "k" in old and json_equal(old["k"], value):
+        assert ops is None
+    else:
+        assert ops is not None
+        assert all(op["path"].startswith("/k") for op in ops)
+        assert json_equal(apply_patch(copy.deepcopy(old), ops), new)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mesh_sdk.protocol.codec import dumps, loads
 from mesh_sdk.protocol.errors import ConflictError, TooLargeError, UnavailableError
-from mesh_sdk.protocol.patch import combine, diff, json_equal
+from mesh_sdk.protocol.patch import changes, combine
 from mesh_server.backends.interfaces.records import (
     MergeStrategy,
     RecordStore,
@@ -140,9 +140,9 @@ class MemoryRecords(MemoryState, RecordStore):
         new = loads(encoded)
         if validate is not None:
             validate(loads(encoded))
-        if json_equal(old, new):
+        patch = changes(old, new)
+        if patch is None:
             return RecordWrite(changed=False, version=version, value=old, size=len(encoded))
-        patch = diff(old, new)
         version += 1
         self._s.records[record_id] = (encoded, version)
         self._emit(

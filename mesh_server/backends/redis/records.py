@@ -46,7 +46,7 @@ import redis.asyncio as aioredis
 
 from mesh_sdk.protocol.codec import dumps, loads
 from mesh_sdk.protocol.errors import ConflictError, TooLargeError, UnavailableError
-from mesh_sdk.protocol.patch import combine, diff, json_equal
+from mesh_sdk.protocol.patch import changes, combine
 from mesh_server.backends.interfaces.records import (
     MergeStrategy,
     RecordStore,
@@ -382,7 +382,7 @@ def _plan(
     new = loads(encoded)
     if validate is not None:
         validate(loads(encoded))
-    return _Plan(old, new, encoded, None if json_equal(old, new) else diff(old, new))
+    return _Plan(old, new, encoded, changes(old, new))
 
 
 class RedisRecords(RedisState, RecordStore):
