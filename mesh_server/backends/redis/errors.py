@@ -72,7 +72,11 @@ def unavailable(detail: str) -> UnavailableError:
 
 @asynccontextmanager
 async def unavailable_on_failure(
-    timeout_s: float, operation: str, health: Health | None = None
+    timeout_s: float,
+    operation: str,
+    health: Health | None = None,
+    *,
+    deadline_is_failure: bool = True,
 ) -> AsyncIterator[None]:
     """Bound the block by ``timeout_s`` and translate store failures to ``UnavailableError``.
 
@@ -81,6 +85,11 @@ async def unavailable_on_failure(
         operation: What the block does, for the log (never sent to clients).
         health: Told about a translated failure (successes are reported by callers that know
             Redis answered: heartbeats and pub/sub (re)subscriptions).
+        deadline_is_failure: Whether ``timeout_s`` passing tells ``health``. ``False`` for
+            blocks that also wait on something other than Redis (a record write queued behind
+            the writes of its record, retries after conflicts, an update function): their
+            deadline passing is contention, not an outage. A Redis command that hangs still
+            counts there, through the client's ``socket_timeout``.
 
     Raises:
         UnavailableError: Redis failed transiently, is unreachable, or the deadline passed; its
@@ -90,7 +99,10 @@ async def unavailable_on_failure(
         async with asyncio.timeout(timeout_s):
             yield
     except TimeoutError as exc:
-        raise _failure(f"Redis backend: {operation} timed out", health) from exc
+        detail = f"Redis backend: {operation} timed out"
+        if not deadline_is_failure:
+            raise unavailable(detail) from exc
+        raise _failure(detail, health) from exc
     except (redis_errors.RedisError, OSError) as exc:
         if not is_transient(exc):
             raise

@@ -411,7 +411,7 @@ class RedisRecords(RedisState, RecordStore):
         expected_version: int | None = None,
     ) -> RecordWrite:
         """Commit with one script call when uncontended (see :mod:`.records`)."""
-        async with self._guard("write record"):
+        async with self._guard("write record", deadline_is_failure=False):
             return await self._records.write(
                 record_id,
                 value,
@@ -432,7 +432,7 @@ class RedisRecords(RedisState, RecordStore):
     ) -> RecordWrite:
         """Run ``fn`` on the cached or read state and commit with one script call if current."""
         try:
-            async with self._guard("update record"):
+            async with self._guard("update record", deadline_is_failure=False):
                 return await self._records.update(
                     record_id, fn, max_size=max_size, validate=validate, deadline=self._deadline()
                 )

@@ -49,8 +49,10 @@ class RedisState:
         """The id given to ``start`` (empty before)."""
         return self._instance_id
 
-    def _guard(self, operation: str) -> Any:
-        return unavailable_on_failure(self._timeout_s, operation, self.health)
+    def _guard(self, operation: str, *, deadline_is_failure: bool = True) -> Any:
+        return unavailable_on_failure(
+            self._timeout_s, operation, self.health, deadline_is_failure=deadline_is_failure
+        )
 
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self._timeout_s

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import pytest
 
 from mesh_sdk.protocol.errors import ConflictError, UnavailableError
+from mesh_server.backends.redis.errors import unavailable_on_failure
+from mesh_server.backends.redis.health import Health
 from tests.support.timing import TIMEOUT
 from tests.unit.backends.redis.conftest import StartBackend
 from tests.unit.backends.redis.test_backend import commandstats, delta
@@ -147,3 +151,37 @@ async def test_a_function_past_the_deadline_ends_the_update_and_frees_the_record
         await backend.update_record("r", stuck)
 
     assert (await backend.write_record("r", "free")).version == 1
+
+
+async def test_a_record_write_past_its_deadline_is_contention_not_an_outage(
+    start_backend: StartBackend,
+) -> None:
+    backend, _ = await start_backend(operation_timeout=SHORT)
+    never = asyncio.Event()
+
+    async def stuck(current: Any) -> Any:
+        await never.wait()
+        return "never"
+
+    with pytest.raises(UnavailableError, match="update record timed out"):
+        await backend.update_record("r", stuck)
+
+    # Redis answered every command it got: no outage is counted, logged or reported.
+    stats = backend.stats()
+    assert (stats.outages, stats.errors) == (0, 0)
+    assert not backend.health_issues()
+
+
+@pytest.mark.parametrize("deadline_is_failure", [True, False])
+async def test_only_a_redis_deadline_tells_health(deadline_is_failure: bool) -> None:
+    health = Health(time.monotonic, logging.getLogger("test"))
+    waiting = asyncio.Event()  # never set: the block outlives its deadline
+
+    with pytest.raises(UnavailableError):
+        async with unavailable_on_failure(
+            SHORT, "write record", health, deadline_is_failure=deadline_is_failure
+        ):
+            await waiting.wait()
+
+    assert health.outages == (1 if deadline_is_failure else 0)
+    assert (health.down_since is not None) is deadline_is_failure
