@@ -178,3 +178,22 @@ async def test_closed_instance_receives_nothing(cluster: Cluster) -> None:
     assert await b.recorder.next("chan") == b"after-close"
     await b.recorder.drain(b.backend, cluster.broadcast_channel)
     assert [ch for ch, _ in a.recorder.log if ch in ("chan", cluster.broadcast_channel)] == []
+
+
+async def test_concurrent_registrations_each_take_effect_when_they_return(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.start(2)
+
+    def metadata(n: int) -> dict[str, int] | None:
+        return {"n": n} if n % 2 else None
+
+    async def register(n: int) -> None:
+        await a.backend.register_connection(f"conn-{n}", metadata(n))
+        # Routed from every instance as soon as this very call returned.
+        assert await b.backend.connection_instance(f"conn-{n}") == a.instance_id
+
+    await asyncio.gather(*(register(n) for n in range(40)))
+    assert await b.backend.get_all_connection_metadata() == {
+        f"conn-{n}": metadata(n) for n in range(40)
+    }

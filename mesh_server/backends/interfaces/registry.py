@@ -28,6 +28,9 @@ class InstanceRegistry(ABC):
     ----------
     * **Routing.** A connection has at most one routing entry (connection → instance), visible
       to every instance as soon as :meth:`register_connection` returns.
+    * **Coalescing.** A backend may carry concurrent :meth:`register_connection` calls in one
+      store step (Redis does, up to its ``register_batch``). Each call still returns only once
+      its own entry is stored, and raises only for a failure of the step that carried it.
     * **Atomicity.** Registering and unregistering a connection are one step each. Unregistering
       ends presence (exactly one ``leave`` per present room), memberships, metadata and the
       routing entry together, so nothing of a connection outlives it (protocol.md §5.3).

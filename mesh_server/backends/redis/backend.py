@@ -23,7 +23,11 @@ Everything the interfaces guarantee, implemented as follows:
   recomputed after a jittered pause, until the operation deadline (→ ``UnavailableError``). An
   uncontended write costs one command; an unchanged one publishes nothing. Merge strategies
   of metadata use the same scheme (``metadata_cas``); ``replace`` is a single ``HSET``.
-* **Costs.** ``send_to_connection`` is one script call (route lookup + publish);
+* **Costs.** Concurrent ``register_connection`` calls are coalesced (group commit, see
+  :mod:`mesh_server.backends.redis.batching`): while one ``register_connections`` script call is
+  in flight, later ones queue and go out as one call of at most ``register_batch`` connections;
+  each caller gets its own outcome. ``unregister_connection`` is one script call per connection.
+  ``send_to_connection`` is one script call (route lookup + publish);
   ``broadcast`` is one ``PUBLISH`` that every instance resolves locally (protocol.md §13.2).
 * **Pub/sub.** One pub/sub connection per instance, one reader task, delivery in arrival order;
   :meth:`RedisBackend.subscribe` returns after Redis confirmed the subscription. Application
@@ -71,6 +75,7 @@ from redis.backoff import NoBackoff
 from mesh_sdk.protocol.errors import UnavailableError
 from mesh_server.backends.base import Backend, BackendStats, MessageHandler, RecoveredCallback
 from mesh_server.backends.messages import BROADCAST, inbox_channel
+from mesh_server.backends.redis.batching import GroupCommit
 from mesh_server.backends.redis.broker import RedisBroker
 from mesh_server.backends.redis.health import Health
 from mesh_server.backends.redis.keys import Keys
@@ -123,6 +128,8 @@ class RedisBackend(
             seconds.
         claim_ttl: How long a dead-instance claim protects its cleanup, in seconds.
         sweep_batch: Most deadline entries one ``sweep_presence`` script call handles.
+        register_batch: Most connections one ``register_connections`` script call carries when
+            concurrent registrations are coalesced (1: one call per connection).
         reconnect_min: First pub/sub reconnect delay in seconds (doubles per failure).
         reconnect_max: Longest pub/sub reconnect delay in seconds: after any outage, Redis is
             seen to be back within this many seconds (an attempt against a down server costs
@@ -141,8 +148,8 @@ class RedisBackend(
 
     Raises:
         TypeError: An option of the former millisecond API (``operation_timeout_ms``…).
-        ValueError: A timeout, TTL or reconnect delay is not positive, or the record retry
-            pauses are negative or out of order.
+        ValueError: A timeout, TTL or reconnect delay is not positive, ``register_batch`` is
+            below 1, or the record retry pauses are negative or out of order.
     """
 
     def __init__(
@@ -154,6 +161,7 @@ class RedisBackend(
         instance_ttl: float = 15.0,
         claim_ttl: float = 60.0,
         sweep_batch: int = 1000,
+        register_batch: int = 256,
         reconnect_min: float = 0.05,
         reconnect_max: float = 0.5,
         max_connections: int = 64,
@@ -182,6 +190,8 @@ class RedisBackend(
         ):
             if not seconds > 0:
                 raise ValueError(f"{name} must be > 0 seconds")
+        if register_batch < 1:
+            raise ValueError("register_batch must be >= 1")
         if record_retry_base < 0 or record_retry_max < record_retry_base:
             raise ValueError("record_retry_base must be >= 0 and at most record_retry_max")
         self._timeout_s = operation_timeout
@@ -189,6 +199,7 @@ class RedisBackend(
         self._instance_ttl_ms = max(1, round(instance_ttl * 1000))
         self._claim_ttl_ms = max(1, round(claim_ttl * 1000))
         self._sweep_batch = sweep_batch
+        self._registrations = GroupCommit(self._register_batch, register_batch)
         self._reconnect_min_s = reconnect_min
         self._reconnect_max_s = reconnect_max
         # Never retry inside redis-py: a retried script could publish twice (at-most-once).
