@@ -125,9 +125,6 @@ class ServerCore(Protocol):
     def deliver(self, connection_ids: Iterable[str], frame: bytes) -> None:
         """Write one encoded frame to each open local connection among ``connection_ids``."""
 
-    def now_ms(self) -> int:
-        """Current wall-clock time in integer ms (for event timestamps)."""
-
     @property
     def ping_interval(self) -> float:
         """The liveness ping interval in seconds (presence TTLs must exceed it, §10.3)."""

@@ -10,7 +10,6 @@ feature frames to local connections (protocol.md §13.2). The sibling modules ac
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -152,10 +151,6 @@ class Core:
     def deliver(self, connection_ids: Iterable[str], frame: bytes) -> None:
         """Write one encoded frame to each open local connection among ``connection_ids``."""
         self.hub.deliver(connection_ids, frame)
-
-    def now_ms(self) -> int:
-        """Wall-clock time in integer ms (event timestamps)."""
-        return int(time.time() * 1000)
 
     def index_join(self, room: str, connection_id: str) -> None:
         """Record a local connection's room membership (local room index, §13.2)."""

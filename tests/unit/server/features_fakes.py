@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -149,9 +148,6 @@ class FakeCore:
             connection = self.connections.get(cid)
             if connection is not None:
                 connection.send(frame)
-
-    def now_ms(self) -> int:
-        return int(time.time() * 1000)
 
     def index_join(self, room: str, connection_id: str) -> None:
         self.room_index.setdefault(room, set()).add(connection_id)
